@@ -1,0 +1,101 @@
+"""Source object assets for file jobs: `source/<connection>/<object>`, one partition per file.
+
+Materializing a partition downloads that S3 file (streamed to a temp file, never held in memory)
+and lands it as it came in the raw table, once per file version (key + ETag).
+"""
+
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from gs_assets.config.jobs import Job
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.pipeline import jobs_reading, land
+from gs_assets.assets.warehouse_setup import ensure_tables
+from resources.s3 import clean_etag
+from resources.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    connection: str
+    name: str
+    bucket: str
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["source", self.connection, self.name])
+
+    @property
+    def partitions_name(self) -> str:
+        return f"files__{self.connection}__{self.name}"
+
+    @property
+    def partitions_def(self) -> dg.DynamicPartitionsDefinition:
+        return dg.DynamicPartitionsDefinition(name=self.partitions_name)
+
+
+def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
+    seen: dict[tuple[str, str], SourceObject] = {}
+    for job in cfg.jobs.values():
+        k = (job.connection, job.source.object)
+        if k not in seen:
+            seen[k] = SourceObject(job.connection, job.source.object, cfg.connections[job.connection].bucket)
+    return sorted(seen.values(), key=lambda s: (s.connection, s.name))
+
+
+def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsDefinition:
+    jobs: list[Job] = jobs_reading(cfg, so.connection, so.name)
+    src = jobs[0].source
+    desc = (f"Files `{src.prefix}{src.file_pattern}` in bucket `{so.bucket}`, landed as they came in "
+            f"`raw_{so.connection}.{so.name}`. Read by job(s): {', '.join(j.name for j in jobs)}. "
+            f"One partition per file.")
+
+    @dg.asset(
+        key=so.key,
+        partitions_def=so.partitions_def,
+        group_name=so.connection,
+        kinds={"s3", "csv"},
+        pool="warehouse",
+        description=desc,
+        metadata={"bucket": so.bucket, "prefix": src.prefix, "file_pattern": src.file_pattern,
+                  "jobs": ", ".join(j.name for j in jobs)},
+    )
+    def _source(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource) -> dg.MaterializeResult:
+        key = context.partition_key
+        client = s3.get_client()
+        ensure_tables(warehouse, cfg.model)
+        try:
+            head = client.head_object(Bucket=so.bucket, Key=key)
+        except client.exceptions.ClientError as e:
+            raise dg.Failure(description=f"s3://{so.bucket}/{key} cannot be read ({e.response['Error'].get('Code')}); "
+                                         f"it may have been deleted. Re-upload it or drop the partition.") from None
+        etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
+        requested = context.run.tags.get("gsdp/etag")
+        with tempfile.TemporaryDirectory(prefix="gsdp-") as tmp:
+            local = os.path.join(tmp, os.path.basename(key) or "file")
+            client.download_file(so.bucket, key, local)
+            res = land(warehouse, cfg, connection=so.connection, source_object=so.name, local_path=local,
+                       source_file=f"s3://{so.bucket}/{key}", etag=etag, size_bytes=size, run_id=context.run_id)
+        meta = {
+            "file": dg.MetadataValue.text(f"s3://{so.bucket}/{key}"),
+            "etag": etag or "",
+            "size_bytes": size or 0,
+            "load_id": res.load_id or "",
+            "landing": res.status,
+            "dagster/row_count": res.rows_read,
+            "malformed_rows": res.malformed_rows,
+        }
+        if requested and requested != etag:
+            meta["note"] = f"the sensor saw version {requested}; the file changed since, version {etag} was loaded"
+        if res.status == "failed":
+            raise dg.Failure(description=res.error, metadata=meta)
+        if res.status == "already_landed":
+            context.log.info(f"{key} version {etag} was already loaded (load {res.load_id}); nothing new landed")
+        return dg.MaterializeResult(metadata=meta)
+
+    return _source

@@ -1,0 +1,164 @@
+"""Job config: which source feeds which destination object, and how (mapping, lookups, operation).
+
+Everything is checked against the data model when definitions load, so a typo in a field name
+fails at load time naming the file and key, never half way through a run.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Operation(str, Enum):
+    INSERT = "insert"
+    UPDATE = "update"
+    UPSERT = "upsert"
+
+
+class OnMultiple(str, Enum):
+    ANY = "any"  # use any one match (deterministic: the smallest GSID)
+    ERROR = "error"  # mark record as error
+
+
+class OnNone(str, Enum):
+    ERROR = "error"
+    EMPTY = "empty"
+    DEFAULT = "default"
+
+
+class S3Connection(BaseModel):
+    """Files in a bucket. Endpoint, region and credentials come from the S3 resource (env vars)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["s3"]
+    bucket: str = Field(min_length=3)
+    description: str = ""
+
+
+Connection = S3Connection
+
+
+class FileSource(BaseModel):
+    """Which files a job picks up and how to read them."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(description="source object name: the asset is source/<connection>/<object>")
+    prefix: str = ""
+    file_pattern: str = Field(default="*.csv", description="glob on the file name after the prefix, e.g. 'companies_*.csv'")
+    delimiter: str = ","
+    quote: str = '"'
+    escape: Optional[str] = None
+    encoding: str = "utf-8"
+    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"])
+    datetime_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M"])
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delim(cls, v: str) -> str:
+        names = {"comma": ",", "tab": "\t", "pipe": "|", "semicolon": ";", "space": " "}
+        v = names.get(v, v)
+        if v not in (",", "\t", "|", ";", " "):
+            raise ValueError("delimiter must be one of comma, tab, pipe, semicolon, space (or the character)")
+        return v
+
+    @field_validator("object")
+    @classmethod
+    def _obj(cls, v: str) -> str:
+        if not JOB_NAME.match(v):
+            raise ValueError("source object name must be snake_case")
+        return v
+
+
+class FieldMapping(BaseModel):
+    """One target field: from a source column, or a constant; with an optional default."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str
+    source: Optional[str] = None
+    constant: Optional[Union[str, int, float, bool]] = None
+    default: Optional[Union[str, int, float, bool]] = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "FieldMapping":
+        if (self.source is None) == (self.constant is None) and self.default is None:
+            raise ValueError("a mapping needs exactly one of 'source' or 'constant' (or only a 'default')")
+        if self.source is not None and self.constant is not None:
+            raise ValueError("a mapping takes 'source' or 'constant', not both")
+        return self
+
+
+class MatchField(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="column of the source file")
+    field: str = Field(description="field of the looked-up object")
+
+
+class Lookup(BaseModel):
+    """Compound mapping: find a record by up to 6 fields and write its GSID into `target`."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str
+    object: str
+    match: list[MatchField] = Field(min_length=1, max_length=6)
+    on_multiple: OnMultiple = OnMultiple.ERROR
+    on_none: OnNone = OnNone.ERROR
+    default: Optional[str] = None
+    case_insensitive: bool = False
+
+    @model_validator(mode="after")
+    def _default(self) -> "Lookup":
+        if self.on_none == OnNone.DEFAULT and not self.default:
+            raise ValueError("on_none: default needs a 'default' GSID")
+        return self
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    connection: str
+    source: FileSource
+    destination: str
+    operation: Operation = Operation.UPSERT
+    identifiers: list[str] = Field(default_factory=list)
+    mappings: list[FieldMapping] = Field(min_length=1)
+    lookups: list[Lookup] = Field(default_factory=list)
+    null_overwrites: bool = Field(default=False, description="a null source value overwrites the stored value")
+    reject_threshold_percent: Optional[float] = Field(default=None, ge=0, le=100,
+        description="above this share of rejected rows the run is Failed and writes no records")
+    schedule: Optional[str] = Field(default=None, description="cron expression to re-scan the source on a schedule")
+    timezone: str = "UTC"
+    description: str = ""
+
+    @property
+    def source_asset_path(self) -> list[str]:
+        return ["source", self.connection, self.source.object]
+
+    @property
+    def mapped_source_columns(self) -> list[str]:
+        cols: list[str] = []
+        for m in self.mappings:
+            if m.source is not None and m.source not in cols:
+                cols.append(m.source)
+        for lk in self.lookups:
+            for mf in lk.match:
+                if mf.source not in cols:
+                    cols.append(mf.source)
+        return cols
+
+
+class PlatformFile(BaseModel):
+    """Shape of a connections/jobs YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+    connections: dict[str, Connection] = Field(default_factory=dict)
+    jobs: dict[str, Job] = Field(default_factory=dict)
+
+
+def job_json_schema() -> dict[str, Any]:
+    return PlatformFile.model_json_schema()

@@ -1,0 +1,133 @@
+"""Load the user's config folder once, check it against the data model, fail with file and key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from pydantic import ValidationError
+
+from gs_assets.config.errors import ConfigError, format_pydantic_errors
+from gs_assets.config.jobs import JOB_NAME, Connection, Job, Operation, OnNone, PlatformFile
+from gs_assets.model.field_types import FieldType
+from gs_assets.model.objects import DataModel, load_data_model
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("GSDP_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+
+
+@dataclass
+class PlatformConfig:
+    model: DataModel
+    connections: dict[str, Connection] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    job_files: dict[str, str] = field(default_factory=dict)
+
+    def jobs_into(self, object_name: str) -> list[Job]:
+        return [j for j in self.jobs.values() if j.destination == object_name]
+
+
+def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], file: str) -> None:
+    key = f"jobs.{job.name}"
+    if not JOB_NAME.match(job.name):
+        raise ConfigError(file, key, "a job name is snake_case (a-z, 0-9, _)")
+    if job.connection not in connections:
+        raise ConfigError(file, f"{key}.connection",
+                          f"unknown connection {job.connection!r}; known connections: {', '.join(sorted(connections)) or '(none)'}")
+    dest = model.get(job.destination, file=file, key=f"{key}.destination")
+
+    def field_of(obj, name: str, k: str):
+        if name not in obj.fields or (obj.fields[name].system and name != "gsid"):
+            raise ConfigError(file, k, f"unknown field {name!r} on object {obj.name!r}; known fields: "
+                              f"{', '.join(f for f in obj.fields if not obj.fields[f].system)}")
+        return obj.fields[name]
+
+    targets: set[str] = set()
+    for i, m in enumerate(job.mappings):
+        k = f"{key}.mappings[{i}].target"
+        fd = field_of(dest, m.target, k)
+        if m.target in targets:
+            raise ConfigError(file, k, f"field {m.target!r} is mapped twice")
+        if m.target == "gsid" and m.source is None:
+            raise ConfigError(file, k, "gsid can only be mapped from a source column (to update by GSID)")
+        if fd.type in (FieldType.DROPDOWN,) and m.constant is not None and str(m.constant) not in fd.values:
+            raise ConfigError(file, f"{key}.mappings[{i}].constant",
+                              f"{m.constant!r} is not a value of dropdown {m.target!r}; allowed: {', '.join(fd.values)}")
+        targets.add(m.target)
+    for i, lk in enumerate(job.lookups):
+        k = f"{key}.lookups[{i}]"
+        fd = field_of(dest, lk.target, f"{k}.target")
+        if fd.type != FieldType.GSID:
+            raise ConfigError(file, f"{k}.target", f"field {lk.target!r} is {fd.type.value}, a lookup writes a GSID into a gsid field")
+        target_obj = model.get(lk.object, file=file, key=f"{k}.object")
+        if fd.lookup != lk.object:
+            raise ConfigError(file, f"{k}.object", f"field {lk.target!r} points at {fd.lookup!r}, not {lk.object!r}")
+        for j, mf in enumerate(lk.match):
+            field_of(target_obj, mf.field, f"{k}.match[{j}].field")
+            if lk.object == job.destination and mf.field not in targets:
+                raise ConfigError(file, f"{k}.match[{j}].field",
+                                  f"a self lookup matches on fields this job maps; map {mf.field!r} too")
+        if lk.target in targets:
+            raise ConfigError(file, f"{k}.target", f"field {lk.target!r} is both mapped and looked up")
+        targets.add(lk.target)
+    if job.operation in (Operation.UPDATE, Operation.UPSERT) and not job.identifiers:
+        raise ConfigError(file, f"{key}.identifiers", f"{job.operation.value} needs at least one identifier field")
+    for i, ident in enumerate(job.identifiers):
+        field_of(dest, ident, f"{key}.identifiers[{i}]")
+        if ident not in targets:
+            raise ConfigError(file, f"{key}.identifiers[{i}]", f"identifier {ident!r} is not mapped or looked up by this job")
+    if job.operation in (Operation.INSERT, Operation.UPSERT):
+        for fname, fd in dest.fields.items():
+            if fd.required and not fd.system and fname not in targets:
+                raise ConfigError(file, f"{key}.mappings",
+                                  f"required field {fname!r} of {dest.name!r} is not mapped; every inserted record needs it")
+
+
+def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
+    """Read config/objects.yaml and every YAML file under config/ that holds connections or jobs."""
+    directory = Path(directory) if directory else config_dir()
+    if not directory.is_dir():
+        raise ConfigError(str(directory), "(folder)", "config folder not found; set GSDP_CONFIG_DIR or create it")
+    model = load_data_model(directory / "objects.yaml")
+    cfg = PlatformConfig(model=model)
+    files = sorted(p for p in directory.rglob("*.y*ml") if p.name != "objects.yaml" and p.suffix in (".yaml", ".yml"))
+    parsed: list[tuple[str, PlatformFile]] = []
+    for p in files:
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(str(p), "(file)", f"not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(str(p), "(file)", "the top level must be a mapping with 'connections' and/or 'jobs'")
+        try:
+            pf = PlatformFile.model_validate(raw)
+        except ValidationError as e:
+            raise format_pydantic_errors(str(p), "", e) from e
+        for name, conn in pf.connections.items():
+            if name in cfg.connections:
+                raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
+            cfg.connections[name] = conn
+        parsed.append((str(p), pf))
+    for file, pf in parsed:
+        for name, job in pf.jobs.items():
+            if name in cfg.jobs:
+                raise ConfigError(file, f"jobs.{name}", f"a job of this name is already defined in {cfg.job_files[name]}")
+            job.name = name
+            _check_job(job, model, cfg.connections, file)
+            cfg.jobs[name] = job
+            cfg.job_files[name] = file
+    # Two jobs that share a source object must read it the same way (one raw table, one asset).
+    seen: dict[tuple, Job] = {}
+    for job in cfg.jobs.values():
+        k = tuple(job.source_asset_path)
+        if k in seen and seen[k].source.model_dump(exclude={"date_formats", "datetime_formats"}) != job.source.model_dump(exclude={"date_formats", "datetime_formats"}):
+            raise ConfigError(cfg.job_files[job.name], f"jobs.{job.name}.source",
+                              f"source object {job.source.object!r} is also read by job {seen[k].name!r} with other settings; give it another name")
+        seen.setdefault(k, job)
+    return cfg

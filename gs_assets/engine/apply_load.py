@@ -1,0 +1,381 @@
+"""The load engine: one landed load -> map -> lookup -> identify -> validate -> write.
+
+Every channel (S3 files today; bulk upload and APIs later) lands rows in a raw table and then
+comes through `apply_load`. The caller runs it inside one warehouse transaction, so a job run's
+object writes, rejects and run-log row commit together or not at all (invariant 2).
+
+All row work is SQL in DuckDB over temp tables; Python only builds the statements and runs the
+pandera schema over the mapped batch.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+import duckdb
+
+from gs_assets.config.jobs import Job, OnMultiple, OnNone, Operation
+from gs_assets.engine.schema_checks import validation_failures
+from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
+from gs_assets.model.field_types import FieldType
+from gs_assets.model.objects import DataModel, ObjectDef
+
+SUCCESS, PARTIAL, FAILED = "Success", "Partial Success", "Failed"
+
+
+@dataclass
+class LoadRef:
+    """A landed load waiting for the jobs that read its source object."""
+
+    load_id: str
+    raw_table: str
+    source_file: str
+    etag: Optional[str]
+    header: list[str]
+
+
+@dataclass
+class JobRunResult:
+    job_run_id: str
+    job: str
+    destination: str
+    load_id: str
+    source_file: str
+    status: str
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    superseded: int = 0
+    error: Optional[str] = None
+    started_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None
+    reasons_by_rule: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def conserved(self) -> bool:
+        return self.rows_read == (self.inserted + self.updated + self.unchanged + self.rejected
+                                  + self.filtered + self.superseded)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("started_at", "ended_at"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class _Batch:
+    """Temp tables of one job run, named uniquely so parallel jobs in one process never clash."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.tag = uuid.uuid4().hex[:10]
+        self.tables: list[str] = []
+
+    def t(self, name: str) -> str:
+        full = f"{name}_{self.tag}"
+        if full not in self.tables:
+            self.tables.append(full)
+        return full
+
+    def sql(self, stmt: str, params=None):
+        return self.con.execute(stmt, params or [])
+
+    def drop(self) -> None:
+        for t in self.tables:
+            self.con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def apply_load(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model: DataModel,
+    job: Job,
+    load: LoadRef,
+    dagster_run_id: str = "",
+    actor: str = "gsdp",
+) -> JobRunResult:
+    """Apply one landed load through one job. Call inside a transaction; writes run log + rejects."""
+    obj = model.objects[job.destination]
+    started = _now()
+    res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=obj.name,
+                       load_id=load.load_id, source_file=load.source_file, status=SUCCESS,
+                       started_at=started)
+    b = _Batch(con)
+    try:
+        _stage(b, obj, job, load)
+        _lookups(b, model, obj, job, self_lookups=False)
+        _identify(b, obj, job)
+        _lookups(b, model, obj, job, self_lookups=True)
+        _validate(b, obj, job)
+        _reject_dangling_self_lookups(b, job)
+        _dedupe(b, job)
+        _count_and_write(b, obj, job, res, load, dagster_run_id, actor)
+    finally:
+        b.drop()
+    return res
+
+
+# --- stage: map and convert -------------------------------------------------------------------
+
+def _targets(job: Job) -> list[str]:
+    return [m.target for m in job.mappings] + [lk.target for lk in job.lookups]
+
+
+def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
+    st, reasons = b.t("st"), b.t("reasons")
+    cols = ["_line", "_parse_error", "_raw_text"]
+    orig = ", ".join(f"{q(h)}, {ident(h)}" for h in load.header)
+    cols.append(f"CASE WHEN _parse_error IS NULL THEN json_object({orig}) "
+                f"ELSE json_object('raw_text', _raw_text) END AS _orig")
+    for m in job.mappings:
+        f = obj.fields[m.target]
+        value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default)
+        cols.append(f"{value} AS {ident(m.target)}")
+        if m.source is not None:
+            cols.append(f"{clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
+    for i, lk in enumerate(job.lookups):
+        cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
+        for j, mf in enumerate(lk.match):
+            v = clean_expr(mf.source)
+            cols.append(f"{'lower(' + v + ')' if lk.case_insensitive else v} AS _lk{i}_{j}")
+    b.sql(f"CREATE TEMP TABLE {st} AS SELECT row_number() OVER (ORDER BY _line) AS _rid, {', '.join(cols)}, "
+          f"CAST(NULL AS VARCHAR) AS _gsid, false AS _exists "
+          f"FROM {load.raw_table} WHERE _load_id = ?", [load.load_id])
+    b.sql(f"CREATE TEMP TABLE {reasons} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
+    b.sql(f"INSERT INTO {reasons} SELECT _rid, NULL, 'malformed_row', left(_raw_text, 1000), "
+          f"'row could not be parsed: ' || _parse_error FROM {st} WHERE _parse_error IS NOT NULL")
+    for m in job.mappings:
+        if m.source is None or m.default is not None:
+            continue
+        f = obj.fields[m.target]
+        msg = f"{m.source!r}: {type_error_message(f, job.source)}"
+        b.sql(f"INSERT INTO {reasons} SELECT _rid, {q(m.target)}, 'type', {ident('_sv_' + m.target)}, {q(msg)} "
+              f"FROM {st} WHERE _parse_error IS NULL AND {ident('_sv_' + m.target)} IS NOT NULL "
+              f"AND {ident(m.target)} IS NULL")
+
+
+# --- lookups ------------------------------------------------------------------------------------
+
+def _lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, *, self_lookups: bool) -> None:
+    st, reasons = b.t("st"), b.t("reasons")
+    for i, lk in enumerate(job.lookups):
+        is_self = lk.object == obj.name
+        if is_self != self_lookups:
+            continue
+        target = model.objects[lk.object]
+        n = len(lk.match)
+
+        def key(expr: str, fname: str) -> str:
+            ftype = target.fields[fname].type
+            e = f"CAST({expr} AS VARCHAR)"
+            if ftype == FieldType.EMAIL or lk.case_insensitive:
+                e = f"lower({e})"
+            return e
+
+        stored = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
+        if is_self:
+            batch = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
+            cand_src = (f"SELECT {stored}, gsid FROM {target.table} WHERE gsid NOT IN "
+                        f"(SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL) "
+                        f"UNION ALL SELECT {batch}, _gsid AS gsid FROM {st} "
+                        f"WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons})")
+        else:
+            cand_src = f"SELECT {stored}, gsid FROM {target.table}"
+        cand, res = b.t(f"lkc{i}"), b.t(f"lkr{i}")
+        not_null = " AND ".join(f"m{j} IS NOT NULL" for j in range(n))
+        b.sql(f"CREATE TEMP TABLE {cand} AS SELECT {', '.join(f'm{j}' for j in range(n))}, "
+              f"min(gsid) AS gsid, count(DISTINCT gsid) AS n FROM ({cand_src}) WHERE {not_null} GROUP BY ALL")
+        on = " AND ".join(f"s._lk{i}_{j} = c.m{j}" for j in range(n))
+        all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
+        b.sql(f"CREATE TEMP TABLE {res} AS SELECT s._rid, c.gsid, c.n, ({all_null}) AS all_null "
+              f"FROM {st} s LEFT JOIN {cand} c ON {on} WHERE s._parse_error IS NULL")
+        shown = " || ', ' || ".join(
+            f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
+        desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
+        if lk.on_none == OnNone.ERROR:
+            b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
+                  f"'no ' || {q(desc)} || ' record matches ' || {shown} FROM {res} r JOIN {st} s USING (_rid) "
+                  f"WHERE r.n IS NULL AND NOT r.all_null")
+        if lk.on_multiple == OnMultiple.ERROR:
+            b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
+                  f"r.n || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
+                  f"FROM {res} r JOIN {st} s USING (_rid) WHERE r.n > 1")
+        default = "NULL"
+        if lk.on_none == OnNone.DEFAULT:
+            exists = b.sql(f"SELECT count(*) FROM {target.table} WHERE gsid = ?", [lk.default]).fetchone()[0]
+            if exists:
+                default = q(lk.default)
+            else:
+                b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_default_missing', {q(lk.default)}, "
+                      f"'no match, and the default GSID ' || {q(lk.default)} || ' does not exist in {lk.object}' "
+                      f"FROM {res} r WHERE r.n IS NULL")
+        multi_ok = "true" if lk.on_multiple == OnMultiple.ANY else "r.n = 1"
+        value = (f"CASE WHEN r.n IS NULL THEN {default if lk.on_none == OnNone.DEFAULT else 'NULL'} "
+                 f"WHEN {multi_ok} THEN r.gsid END")
+        b.sql(f"UPDATE {st} SET {ident(lk.target)} = {value} FROM {res} r WHERE {st}._rid = r._rid")
+
+
+# --- identify existing records, assign GSIDs ---------------------------------------------------
+
+def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    st, reasons = b.t("st"), b.t("reasons")
+    ok = f"_parse_error IS NULL"
+    if job.operation == Operation.INSERT or not job.identifiers:
+        b.sql(f"UPDATE {st} SET _gsid = uuid()::VARCHAR WHERE {ok}")
+        return
+    ids = job.identifiers
+    for i in ids:
+        # (a lookup that found nothing already said why the identifier is empty)
+        b.sql(f"INSERT INTO {reasons} SELECT _rid, {q(i)}, 'identifier_missing', NULL, "
+              f"{q(f'identifier field {i!r} is empty; a row needs every identifier to be matched')} "
+              f"FROM {st} WHERE {ok} AND {ident(i)} IS NULL "
+              f"AND _rid NOT IN (SELECT rid FROM {reasons} WHERE field = {q(i)})")
+    ids_sql = ", ".join(ident(i) for i in ids)
+    have = " AND ".join(f"{ident(i)} IS NOT NULL" for i in ids)
+    ex, nk = b.t("existing"), b.t("newkeys")
+    b.sql(f"CREATE TEMP TABLE {ex} AS SELECT {ids_sql}, min(gsid) AS gsid, count(*) AS n "
+          f"FROM {obj.table} WHERE {have} GROUP BY ALL")
+    on = " AND ".join(f"s.{ident(i)} = e.{ident(i)}" for i in ids)
+    b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid, _exists = true FROM {ex} e WHERE {on} AND s._parse_error IS NULL")
+    shown = " || ', ' || ".join(f"{q(i + '=')} || CAST(s.{ident(i)} AS VARCHAR)" for i in ids)
+    b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'identifier_ambiguous', {shown}, "
+          f"e.n || ' existing {obj.name} records share ' || {shown} || '; fix the duplicates or choose other identifiers' "
+          f"FROM {st} s JOIN {ex} e ON {on} WHERE e.n > 1")
+    if job.operation == Operation.UPDATE:
+        b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'no_match_for_update', {shown}, "
+              f"'no existing {obj.name} record has ' || {shown} || '; update only changes existing records' "
+              f"FROM {st} s WHERE s._parse_error IS NULL AND NOT s._exists AND {have}")
+    else:
+        b.sql(f"CREATE TEMP TABLE {nk} AS SELECT *, uuid()::VARCHAR AS gsid FROM "
+              f"(SELECT DISTINCT {ids_sql} FROM {st} WHERE _parse_error IS NULL AND NOT _exists AND {have})")
+        b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid FROM {nk} e WHERE {on} AND NOT s._exists")
+    # Fields the file leaves empty keep their stored value unless the job says nulls overwrite.
+    if not job.null_overwrites:
+        mapped = [t for t in _targets(job) if t not in ids and t != "gsid"]
+        if mapped:
+            sets = ", ".join(f"{ident(t)} = coalesce(s.{ident(t)}, o.{ident(t)})" for t in mapped)
+            b.sql(f"UPDATE {st} AS s SET {sets} FROM {obj.table} o WHERE o.gsid = s._gsid AND s._exists")
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+def _validate(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    st, reasons = b.t("st"), b.t("reasons")
+    targets = [t for t in _targets(job) if t != "gsid"]
+    frame = b.sql(f"SELECT _rid, {', '.join(ident(t) for t in targets)} FROM {st} "
+                  f"WHERE _parse_error IS NULL").df().set_index("_rid")
+    fails = validation_failures(obj, frame, targets)
+    if len(fails):
+        b.con.register(f"pf_{b.tag}", fails)
+        # A value that failed conversion or lookup is also empty; say so once, not twice.
+        b.sql(f"INSERT INTO {reasons} SELECT p.row_id, p.field, p.rule, p.value, p.message FROM pf_{b.tag} p "
+              f"WHERE NOT (p.rule = 'required' AND EXISTS (SELECT 1 FROM {reasons} r WHERE r.rid = p.row_id "
+              f"AND r.field = p.field))")
+        b.con.unregister(f"pf_{b.tag}")
+
+
+def _reject_dangling_self_lookups(b: _Batch, job: Job) -> None:
+    """A self lookup may only point at a stored record or a batch row that is itself loaded."""
+    st, reasons = b.t("st"), b.t("reasons")
+    selfs = [lk for lk in job.lookups if lk.object == job.destination]
+    for _ in range(100):
+        added = 0
+        for lk in selfs:
+            t = ident(lk.target)
+            n = b.sql(
+                f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_target_rejected', s.{t}, "
+                f"'the matching record in this file (line ' || p._line || ') was rejected' "
+                f"FROM {st} s JOIN {st} p ON p._gsid = s.{t} "
+                f"WHERE s._rid NOT IN (SELECT rid FROM {reasons}) AND NOT p._exists "
+                f"AND p._gsid NOT IN (SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons}))"
+            ).fetchone()
+            added += n[0] if n else 0
+        if not added:
+            return
+
+
+# --- dedupe, count, write -------------------------------------------------------------------------
+
+def _dedupe(b: _Batch, job: Job) -> None:
+    st, reasons, win = b.t("st"), b.t("reasons"), b.t("winners")
+    b.sql(f"CREATE TEMP TABLE {win} AS SELECT * FROM {st} WHERE _rid NOT IN (SELECT rid FROM {reasons}) "
+          f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _line DESC) = 1")
+
+
+def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
+                     run_id: str, actor: str) -> None:
+    st, reasons, win = b.t("st"), b.t("reasons"), b.t("winners")
+    data = [t for t in _targets(job) if t != "gsid"]
+    changed = " OR ".join(f"w.{ident(t)} IS DISTINCT FROM o.{ident(t)}" for t in data) or "false"
+    res.rows_read = b.sql(f"SELECT count(*) FROM {st}").fetchone()[0]
+    res.rejected = b.sql(f"SELECT count(DISTINCT rid) FROM {reasons}").fetchone()[0]
+    sup = b.t("superseded")
+    b.sql(f"CREATE TEMP TABLE {sup} AS SELECT s._line, w._line AS by_line FROM {st} s JOIN {win} w USING (_gsid) "
+          f"WHERE s._rid <> w._rid AND s._rid NOT IN (SELECT rid FROM {reasons})")
+    res.superseded = b.sql(f"SELECT count(*) FROM {sup}").fetchone()[0]
+    chg = b.t("changed")
+    b.sql(f"CREATE TEMP TABLE {chg} AS SELECT w._gsid FROM {win} w JOIN {obj.table} o ON o.gsid = w._gsid "
+          f"WHERE w._exists AND ({changed})")
+    res.updated = b.sql(f"SELECT count(*) FROM {chg}").fetchone()[0]
+    n_exist = b.sql(f"SELECT count(*) FROM {win} WHERE _exists").fetchone()[0]
+    res.unchanged = n_exist - res.updated
+    res.inserted = b.sql(f"SELECT count(*) FROM {win} WHERE NOT _exists").fetchone()[0]
+    for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
+        res.reasons_by_rule[rule] = n
+
+    over = (job.reject_threshold_percent is not None and res.rows_read > 0
+            and 100.0 * res.rejected / res.rows_read > job.reject_threshold_percent)
+    now = _now()
+    if over:
+        res.status = FAILED
+        res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
+                     f"{job.reject_threshold_percent:g}%; no records were written")
+        res.inserted = res.updated = res.unchanged = res.superseded = 0
+        res.rejected = res.rows_read  # every row is accounted as not loaded
+    else:
+        if res.updated:
+            sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
+            b.sql(f"UPDATE {obj.table} AS o SET {sets}, modified_at = ?, modified_by = ? FROM {win} w "
+                  f"WHERE o.gsid = w._gsid AND w._gsid IN (SELECT _gsid FROM {chg})", [now, actor])
+        if res.inserted:
+            cols = ", ".join(ident(t) for t in data)
+            b.sql(f"INSERT INTO {obj.table} (gsid, created_at, created_by, modified_at, modified_by, {cols}) "
+                  f"SELECT _gsid, ?, ?, ?, ?, {cols} FROM {win} WHERE NOT _exists", [now, actor, now, actor])
+        b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, _line, by_line FROM {sup}", [res.job_run_id, job.name])
+        res.status = PARTIAL if res.rejected else SUCCESS
+
+    reason_rows = f"SELECT rid, to_json(list({{'field': field, 'rule': rule, 'value': value, 'message': message}})) AS reasons FROM {reasons} GROUP BY rid"
+    if over:
+        reason_rows = (f"SELECT s._rid AS rid, coalesce(r.reasons, to_json([{{'field': NULL, 'rule': 'job_failed', "
+                       f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s LEFT JOIN ({reason_rows}) r ON r.rid = s._rid")
+    b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._line, s._orig, r.reasons, ? "
+          f"FROM ({reason_rows}) r JOIN {st} s ON s._rid = r.rid",
+          [res.job_run_id, job.name, run_id, load.source_file, now])
+    res.ended_at = _now()
+    write_run_log(b.con, res, job, load, run_id, final=True)
+
+
+def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
+                  run_id: str, *, final: bool) -> None:
+    con.execute(
+        "INSERT INTO gs_ops.job_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [res.job_run_id, job.name, job.connection, job.destination, res.load_id, res.source_file,
+         load.etag if load else None, run_id, job.operation.value, res.started_at, res.ended_at or _now(),
+         res.status, res.rows_read, res.inserted, res.updated, res.unchanged, res.rejected, res.filtered,
+         res.superseded, res.error, final],
+    )
+
+
+def reasons_json(rows) -> str:
+    return json.dumps(rows)

@@ -1,0 +1,133 @@
+"""Control flow around the engine: land a file once (ledger), then apply pending loads per job.
+
+Dagster assets call these two functions; so do tests and the CLI. Each unit of work runs in its
+own warehouse transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Optional
+
+from gs_assets.config.jobs import Job
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
+from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_table_name
+from resources.warehouse import Warehouse
+
+
+@dataclass
+class LandResult:
+    load_id: Optional[str]
+    source_file: str
+    etag: Optional[str]
+    status: str  # landed | already_landed | failed
+    rows_read: int = 0
+    malformed_rows: int = 0
+    header: Optional[list[str]] = None
+    error: Optional[str] = None
+
+
+def jobs_reading(cfg: PlatformConfig, connection: str, source_object: str) -> list[Job]:
+    return sorted((j for j in cfg.jobs.values()
+                   if j.connection == connection and j.source.object == source_object), key=lambda j: j.name)
+
+
+def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
+         local_path: str, source_file: str, etag: Optional[str], size_bytes: Optional[int] = None,
+         run_id: str = "", force: bool = False) -> LandResult:
+    """Land a file in its raw table unless this exact version (key + ETag) already landed."""
+    jobs = jobs_reading(cfg, connection, source_object)
+    if not jobs:
+        raise ValueError(f"no job reads source object {connection}/{source_object}")
+    src = jobs[0].source
+    required: list[str] = []
+    for j in jobs:
+        required += [c for c in j.mapped_source_columns if c not in required]
+    with warehouse.transaction() as con:
+        prior = con.execute(
+            "SELECT load_id, rows_read FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
+            "AND source_file = ? AND etag IS NOT DISTINCT FROM ? AND status = 'landed' ORDER BY seq DESC LIMIT 1",
+            [connection, source_object, source_file, etag]).fetchone()
+        if prior and not force:
+            return LandResult(load_id=prior[0], source_file=source_file, etag=etag, status="already_landed",
+                              rows_read=prior[1])
+        label = f"s3 file {source_file}" if not source_file.startswith("/") else source_file
+        try:
+            landed = land_file(con, path=local_path, file_label=label, connection=connection,
+                               source_object=source_object, src=src, required_columns=required,
+                               jobs=[j.name for j in jobs])
+        except FileFormatError as e:
+            error = str(e)
+        else:
+            con.execute(
+                "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'landed', ?, ?, ?, NULL, ?, ?, nextval('gs_ops.load_seq'))",
+                [landed.load_id, connection, source_object, landed.raw_table, source_file, etag, size_bytes,
+                 landed.rows_read, landed.malformed_rows, json.dumps(landed.header), run_id, _now()])
+            return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
+                              rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
+                              header=landed.header)
+    # A file that cannot be read fails every job that reads it; nothing reaches the objects.
+    import uuid
+    load_id = str(uuid.uuid4())
+    with warehouse.transaction() as con:
+        con.execute(
+            "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'failed', 0, 0, NULL, ?, ?, ?, nextval('gs_ops.load_seq'))",
+            [load_id, connection, source_object, raw_table_name(connection, source_object), source_file, etag,
+             size_bytes, error, run_id, _now()])
+        for j in jobs:
+            res = JobRunResult(job_run_id=str(uuid.uuid4()), job=j.name, destination=j.destination, load_id=load_id,
+                               source_file=source_file, status=FAILED, error=error, started_at=_now())
+            write_run_log(con, res, j, LoadRef(load_id, "", source_file, etag, []), run_id, final=True)
+    return LandResult(load_id=load_id, source_file=source_file, etag=etag, status="failed", error=error)
+
+
+def pending_loads(warehouse: Warehouse, job: Job) -> list[LoadRef]:
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header FROM gs_ops.loads l "
+            "WHERE l.connection = ? AND l.source_object = ? AND l.status = 'landed' AND NOT EXISTS ("
+            " SELECT 1 FROM gs_ops.job_runs r WHERE r.job = ? AND r.load_id = l.load_id AND r.final) "
+            "ORDER BY l.seq", [job.connection, job.source.object, job.name]).fetchall()
+    return [LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]))
+            for r in rows]
+
+
+class LoadError(RuntimeError):
+    """A job run failed for a systemic reason; its writes were rolled back and it stays pending."""
+
+
+def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *, run_id: str = "",
+                  log=None) -> list[JobRunResult]:
+    """Apply every pending load of every job into `destination`, in arrival order, one transaction each."""
+    results: list[JobRunResult] = []
+    errors: list[str] = []
+    for job in sorted(cfg.jobs_into(destination), key=lambda j: j.name):
+        for load in pending_loads(warehouse, job):
+            try:
+                with warehouse.transaction() as con:
+                    res = apply_load(con, model=cfg.model, job=job, load=load, dagster_run_id=run_id)
+            except Exception as e:  # noqa: BLE001 - recorded, then re-raised below
+                msg = f"job {job.name!r} on {load.source_file}: {type(e).__name__}: {e}"
+                if log:
+                    log.error(msg + "\n" + traceback.format_exc())
+                import uuid
+                res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=destination,
+                                   load_id=load.load_id, source_file=load.source_file, status=FAILED,
+                                   error=f"{type(e).__name__}: {e}; nothing was written, the load stays pending "
+                                         f"and is applied by the next materialization", started_at=_now())
+                with warehouse.transaction() as con:
+                    write_run_log(con, res, job, load, run_id, final=False)
+                results.append(res)
+                errors.append(msg)
+                break  # later loads of this job wait, so loads apply in arrival order
+            results.append(res)
+            if log:
+                log.info(f"{job.name} <- {load.source_file}: {res.status}: read {res.rows_read}, inserted "
+                         f"{res.inserted}, updated {res.updated}, unchanged {res.unchanged}, rejected "
+                         f"{res.rejected}, superseded {res.superseded}")
+    if errors:
+        raise LoadError("; ".join(errors))
+    return results

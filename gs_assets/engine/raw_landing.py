@@ -1,0 +1,161 @@
+"""Land a delimited file as it came into its raw table (`raw_<connection>.<object>`).
+
+DuckDB reads the file (all columns as text) straight from disk. Rows that do not parse (wrong
+number of fields, bad quoting, invalid bytes) are not dropped: they land too, with the parse error
+and the raw text, so the engine rejects them with their line numbers (invariant 5).
+
+`_line` is the file line a record starts on, counting the header as line 1 and a quoted
+multi-line field as one line (DuckDB's record numbering).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+from typing import Optional
+
+import duckdb
+
+from gs_assets.config.jobs import FileSource
+
+META_COLUMNS = ("_load_id", "_line", "_parse_error", "_raw_text")
+
+
+class FileFormatError(ValueError):
+    """The file cannot be loaded at all (header problems, unreadable). Nothing is written."""
+
+
+@dataclass
+class LandedFile:
+    load_id: str
+    raw_table: str
+    header: list[str]
+    rows_read: int
+    malformed_rows: int
+
+
+def raw_table_name(connection: str, source_object: str) -> str:
+    return f'raw_{connection}."{source_object}"'
+
+
+def _sql_str(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def _csv_options(src: FileSource) -> str:
+    opts = [f"delim={_sql_str(src.delimiter)}", f"quote={_sql_str(src.quote)}", "all_varchar=true"]
+    opts.append(f"escape={_sql_str(src.escape if src.escape is not None else src.quote)}")
+    enc = src.encoding.lower().replace("_", "-")
+    if enc not in ("utf-8", "utf8"):
+        opts.append(f"encoding={_sql_str(enc)}")
+    return ", ".join(opts)
+
+
+def read_header(path: str, src: FileSource, file_label: str) -> list[str]:
+    """The header row exactly as written (Python's csv on the first 1 MiB; a BOM is dropped).
+
+    Blank or duplicate names are an error: a column nobody can name cannot be mapped.
+    """
+    enc = src.encoding.lower().replace("_", "-")
+    enc = "utf-8-sig" if enc in ("utf-8", "utf8") else enc
+    try:
+        with open(path, "r", encoding=enc, newline="") as fh:
+            head = fh.read(1 << 20)
+    except (UnicodeDecodeError, LookupError) as e:
+        raise FileFormatError(f"{file_label}: cannot decode the header as {src.encoding} ({e}). "
+                              f"Set the job's encoding to the file's encoding.") from e
+    if head.strip() == "":
+        raise FileFormatError(f"{file_label}: the file is empty; a header row is required.")
+    reader = csv.reader(io.StringIO(head), delimiter=src.delimiter, quotechar=src.quote,
+                        escapechar=src.escape if src.escape not in (None, src.quote) else None,
+                        doublequote=src.escape in (None, src.quote))
+    header = next(reader)
+    while len(header) > 1 and header[-1] == "":
+        header.pop()  # trailing delimiter on the header line
+    blanks = [i + 1 for i, h in enumerate(header) if h.strip() == ""]
+    if blanks:
+        raise FileFormatError(f"{file_label}: header has blank column name(s) at position(s) {blanks}; "
+                              f"every column needs a name.")
+    seen: dict[str, str] = {}
+    for h in header:
+        k = h.lower()
+        if k in seen:
+            raise FileFormatError(f"{file_label}: header has duplicate column {h!r}"
+                                  + (f" (same as {seen[k]!r} ignoring case)" if seen[k] != h else "")
+                                  + "; column names must be unique.")
+        seen[k] = h
+    return header
+
+
+def check_mapped_columns(header: list[str], required: list[str], file_label: str, jobs: list[str]) -> None:
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise FileFormatError(
+            f"{file_label}: header lacks mapped column(s) {missing} used by job(s) {jobs}. "
+            f"Header is {header}. Fix the file's header or the job's mappings (names are case-sensitive)."
+        )
+
+
+def land_file(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    path: str,
+    file_label: str,
+    connection: str,
+    source_object: str,
+    src: FileSource,
+    required_columns: list[str],
+    jobs: list[str],
+    load_id: Optional[str] = None,
+) -> LandedFile:
+    """Read the file into the raw table under a new load id. Call inside a transaction."""
+    load_id = load_id or str(uuid.uuid4())
+    header = read_header(path, src, file_label)
+    check_mapped_columns(header, required_columns, file_label, jobs)
+
+    table = raw_table_name(connection, source_object)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS raw_{connection}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} (_load_id VARCHAR, _line BIGINT, _parse_error VARCHAR, _raw_text VARCHAR)"
+    )
+    existing = {r[0].lower() for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for h in header:
+        if h.lower() not in existing:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{h.replace(chr(34), chr(34) * 2)}" VARCHAR')
+
+    tag = uuid.uuid4().hex[:12]
+    errs, scans = f"rej_err_{tag}", f"rej_scan_{tag}"
+    cols = [f"column{i:0{len(str(len(header) - 1))}d}" for i in range(len(header))]
+    col_types = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+    quoted = ", ".join('"' + h.replace('"', '""') + '"' for h in header)
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE good_{tag} AS SELECT row_number() OVER () AS _rn, * FROM read_csv("
+            f"{_sql_str(path)}, header=true, auto_detect=false, columns={col_types}, {_csv_options(src)}, "
+            f"store_rejects=true, rejects_table={_sql_str(errs)}, rejects_scan={_sql_str(scans)})"
+        )
+    except duckdb.Error as e:
+        raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
+    # Malformed records with their lines; good record k sits after every bad record j with p_j - j < k.
+    con.execute(
+        f"CREATE TEMP TABLE bad_{tag} AS SELECT line, row_number() OVER (ORDER BY line) AS j, "
+        f"arg_min(error_message, coalesce(column_idx, 0)) AS err, first(csv_line) AS txt "
+        f"FROM {errs} GROUP BY line"
+    )
+    good_cols = ", ".join(f'"{c}"' for c in cols)
+    con.execute(
+        f"INSERT INTO {table} (_load_id, _line, {quoted}) "
+        f"SELECT {_sql_str(load_id)}, g._rn + 1 + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < g._rn), "
+        f"{good_cols} FROM good_{tag} g"
+    )
+    con.execute(
+        f"INSERT INTO {table} (_load_id, _line, _parse_error, _raw_text) "
+        f"SELECT {_sql_str(load_id)}, line, err, txt FROM bad_{tag}"
+    )
+    good = con.execute(f"SELECT count(*) FROM good_{tag}").fetchone()[0]
+    bad = con.execute(f"SELECT count(*) FROM bad_{tag}").fetchone()[0]
+    for t in (f"good_{tag}", f"bad_{tag}", errs, scans):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return LandedFile(load_id=load_id, raw_table=table, header=header, rows_read=good + bad, malformed_rows=bad)

@@ -1,0 +1,36 @@
+"""The S3 connection resource: endpoint, region and credentials come only from env vars.
+
+`GSDP_S3_ENDPOINT_URL` points at an S3-compatible server (the demo starts moto on 127.0.0.1);
+unset, boto3 talks to AWS. Credentials are read by `EnvVar`, so they never show in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+
+def s3_resource_from_env() -> S3Resource:
+    kwargs: dict = {"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    if os.environ.get("GSDP_S3_ENDPOINT_URL"):
+        kwargs["endpoint_url"] = dg.EnvVar("GSDP_S3_ENDPOINT_URL")
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        kwargs["aws_access_key_id"] = dg.EnvVar("AWS_ACCESS_KEY_ID")
+        kwargs["aws_secret_access_key"] = dg.EnvVar("AWS_SECRET_ACCESS_KEY")
+    return S3Resource(**kwargs)
+
+
+def list_files(client, bucket: str, prefix: str) -> Iterator[dict]:
+    """Every object under the prefix (paginated), as boto3 returns them (Key, ETag, Size, LastModified)."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):
+                yield obj
+
+
+def clean_etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else etag

@@ -1,0 +1,100 @@
+"""The one warehouse resource every write goes through (DuckDB file by default).
+
+Tables of objects are created from the data model; a field added in config adds its column and
+keeps the data. DuckDB allows one writing process at a time: connections retry on the file lock
+(dagster-duckdb's backoff) and writing steps share the `warehouse` concurrency pool.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from gs_assets.model.field_types import DUCKDB_TYPES
+from gs_assets.model.objects import DataModel, ObjectDef
+
+OPS_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS gs",
+    "CREATE SCHEMA IF NOT EXISTS gs_ops",
+    """CREATE TABLE IF NOT EXISTS gs_ops.loads (
+        load_id VARCHAR PRIMARY KEY,
+        connection VARCHAR, source_object VARCHAR, raw_table VARCHAR,
+        source_file VARCHAR, etag VARCHAR, size_bytes BIGINT,
+        status VARCHAR,             -- landed | failed
+        rows_read BIGINT, malformed_rows BIGINT, header JSON, error VARCHAR,
+        dagster_run_id VARCHAR, landed_at TIMESTAMP, seq BIGINT)""",
+    "CREATE SEQUENCE IF NOT EXISTS gs_ops.load_seq",
+    """CREATE TABLE IF NOT EXISTS gs_ops.job_runs (
+        job_run_id VARCHAR PRIMARY KEY,
+        job VARCHAR, connection VARCHAR, destination VARCHAR, load_id VARCHAR,
+        source_file VARCHAR, etag VARCHAR, dagster_run_id VARCHAR, operation VARCHAR,
+        started_at TIMESTAMP, ended_at TIMESTAMP, status VARCHAR,
+        rows_read BIGINT, inserted BIGINT, updated BIGINT, unchanged BIGINT,
+        rejected BIGINT, filtered BIGINT, superseded BIGINT, error VARCHAR,
+        final BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS gs_ops.rejects (
+        job_run_id VARCHAR, job VARCHAR, dagster_run_id VARCHAR, source_file VARCHAR,
+        line_number BIGINT, original_values JSON, reasons JSON, rejected_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS gs_ops.superseded (
+        job_run_id VARCHAR, job VARCHAR, line_number BIGINT, superseded_by_line BIGINT)""",
+]
+
+
+def create_object_table_sql(obj: ObjectDef) -> str:
+    cols = ",\n  ".join(
+        f'"{f.name}" {DUCKDB_TYPES[f.type]}' + (" PRIMARY KEY" if f.name == "gsid" else "")
+        for f in obj.fields.values()
+    )
+    return f"CREATE TABLE IF NOT EXISTS {obj.table} (\n  {cols}\n)"
+
+
+def sync_object_tables(con: duckdb.DuckDBPyConnection, model: DataModel) -> list[str]:
+    """Create missing tables and add missing columns. Returns what changed. Never drops data."""
+    changes: list[str] = []
+    for stmt in OPS_DDL:
+        con.execute(stmt)
+    existing = {
+        (r[0], r[1])
+        for r in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'gs'"
+        ).fetchall()
+    }
+    tables = {t for t, _ in existing}
+    for obj in model.objects.values():
+        if obj.name not in tables:
+            con.execute(create_object_table_sql(obj))
+            changes.append(f"created table {obj.table}")
+            continue
+        for f in obj.fields.values():
+            if (obj.name, f.name) not in existing:
+                con.execute(f'ALTER TABLE {obj.table} ADD COLUMN "{f.name}" {DUCKDB_TYPES[f.type]}')
+                changes.append(f"added column {obj.table}.{f.name}")
+    return changes
+
+
+class Warehouse(DuckDBResource):
+    """DuckDB warehouse: `gs` objects, `raw_<connection>` landed data, `gs_ops` run log and rejects."""
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database not in (":memory:", ""):
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with self.get_connection() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All statements commit together or not at all (invariant 2)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
