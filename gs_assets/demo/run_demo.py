@@ -77,7 +77,7 @@ def summary(warehouse_path: str, model) -> str:
             lines.append(f"{'gs.' + name:<22}{n:>9,}")
         lines.append("")
         lines.append("job runs (gs_ops.job_runs):")
-        lines.append(f"  {'job':<20}{'file':<34}{'status':<17}{'read':>8}{'ins':>8}{'upd':>6}{'same':>8}{"rej":>7}{"sup":>6}")
+        lines.append(f"  {'job':<20}{'file':<34}{'status':<17}{'read':>8}{'ins':>8}{'upd':>6}{'same':>8}{'rej':>7}{'sup':>6}")
         for r in con.execute("SELECT job, regexp_replace(source_file, '^.*/', ''), status, rows_read, inserted, updated, "
                              "unchanged, rejected, superseded FROM gs_ops.job_runs ORDER BY started_at").fetchall():
             lines.append(f"  {r[0]:<20}{r[1]:<34}{r[2]:<17}{r[3]:>8,}{r[4]:>8,}{r[5]:>6,}{r[6]:>8,}{r[7]:>7,}{r[8]:>6,}")

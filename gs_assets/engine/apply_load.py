@@ -147,8 +147,7 @@ def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
     for i, lk in enumerate(job.lookups):
         cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
         for j, mf in enumerate(lk.match):
-            v = clean_expr(mf.source)
-            cols.append(f"{'lower(' + v + ')' if lk.case_insensitive else v} AS _lk{i}_{j}")
+            cols.append(f"{clean_expr(mf.source)} AS _lk{i}_{j}")
     b.sql(f"CREATE TEMP TABLE {st} AS SELECT row_number() OVER (ORDER BY _line) AS _rid, {', '.join(cols)}, "
           f"CAST(NULL AS VARCHAR) AS _gsid, false AS _exists "
           f"FROM {load.raw_table} WHERE _load_id = ?", [load.load_id])
@@ -196,7 +195,7 @@ def _lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, *, self_look
         not_null = " AND ".join(f"m{j} IS NOT NULL" for j in range(n))
         b.sql(f"CREATE TEMP TABLE {cand} AS SELECT {', '.join(f'm{j}' for j in range(n))}, "
               f"min(gsid) AS gsid, count(DISTINCT gsid) AS n FROM ({cand_src}) WHERE {not_null} GROUP BY ALL")
-        on = " AND ".join(f"s._lk{i}_{j} = c.m{j}" for j in range(n))
+        on = " AND ".join(f"{key(f's._lk{i}_{j}', mf.field)} = c.m{j}" for j, mf in enumerate(lk.match))
         all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
         b.sql(f"CREATE TEMP TABLE {res} AS SELECT s._rid, c.gsid, c.n, ({all_null}) AS all_null "
               f"FROM {st} s LEFT JOIN {cand} c ON {on} WHERE s._parse_error IS NULL")

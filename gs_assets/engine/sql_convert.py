@@ -67,12 +67,15 @@ def convert_expr(clean: str, f: FieldDef, src: FileSource, strict: bool = False)
     if t == FieldType.DROPDOWN:
         return _canonical_choice(clean, f.values, strict)
     if t == FieldType.MULTI_SELECT:
-        items = f"list_filter(list_transform(string_split({clean}, {q(MULTI_SELECT_SEPARATOR)}), x -> trim(x)), x -> x <> '')"
-        canon = f"list_transform({items}, x -> {_canonical_choice('x', f.values)})"
-        joined = f"array_to_string(list_distinct({canon}), {q(MULTI_SELECT_SEPARATOR)})"
+        # Items are stored once each, in the picklist's order; unknown items follow (for validation).
+        items = f"list_filter(list_transform(string_split({clean}, {q(MULTI_SELECT_SEPARATOR)}), lambda x: trim(x)), lambda x: x <> '')"
+        canon = f"list_transform({items}, lambda x: {_canonical_choice('x', f.values)})"
+        allowed = "[" + ", ".join(q(v) for v in f.values) + "]"
+        known = f"list_filter({allowed}, lambda v: list_contains({canon}, v))"
+        unknown = f"list_sort(list_distinct(list_filter({canon}, lambda x: NOT list_contains({allowed}, x))))"
+        joined = f"array_to_string(list_concat({known}, {unknown}), {q(MULTI_SELECT_SEPARATOR)})"
         if strict:
-            allowed = "[" + ", ".join(q(v) for v in f.values) + "]"
-            return f"(CASE WHEN list_has_all({allowed}, list_distinct({canon})) THEN {joined} END)"
+            return f"(CASE WHEN len({unknown}) = 0 THEN {joined} END)"
         return joined
     raise AssertionError(f"no conversion for {t}")
 
