@@ -37,7 +37,6 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         jobs.append(dg.define_asset_job(
             f"{job.name}_job",
             selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination])),
-            partitions_def=next(so.partitions_def for so in sources if so.key == dg.AssetKey(job.source_asset_path)),
             description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition).",
             tags={"gsdp/job": job.name},
         ))

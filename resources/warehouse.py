@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 
 from gs_assets.model.field_types import DUCKDB_TYPES
@@ -81,11 +82,17 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that is closed even when the body raises (so the file lock is released)."""
         if self.database not in (":memory:", ""):
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with self.get_connection() as con:
+        con = backoff(fn=duckdb.connect, retry_on=(RuntimeError, duckdb.IOException),
+                      kwargs={"database": self.database, "read_only": False, "config": dict(self.connection_config)},
+                      max_retries=20, delay_generator=(min(0.05 * 2 ** i, 2.0) for i in range(100)))
+        try:
             con.execute("SET TimeZone = 'UTC'")
             yield con
+        finally:
+            con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -116,7 +116,6 @@ def build_source_jobs(cfg: PlatformConfig, sources: list[SourceObject]) -> list:
         out.append(dg.define_asset_job(
             source_job_name(so),
             selection=dg.AssetSelection.assets(so.key, *[dg.AssetKey(["gs", d]) for d in dests]),
-            partitions_def=so.partitions_def,
             description=f"Land one file of {so.key.to_user_string()} and load it into {', '.join(dests)}.",
             tags={"gsdp/source": so.key.to_user_string()},
         ))

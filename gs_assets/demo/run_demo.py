@@ -51,14 +51,14 @@ def run_sensor_once(defs, instance, cursor: str | None):
     """Evaluate the S3 sensor like the daemon does and execute the runs it requests, in order."""
     import dagster as dg
 
-    sensor = defs.get_sensor_def("s3_files_sensor")
+    sensor = defs.resolve_sensor_def("s3_files_sensor")
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"s3": defs.resources["s3"]})
     result = sensor(ctx)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
     outcomes = []
     for rr in result.run_requests or []:
-        job = defs.get_job_def(rr.job_name)
+        job = defs.resolve_job_def(rr.job_name)
         res = job.execute_in_process(partition_key=rr.partition_key, instance=instance, tags=rr.tags,
                                      raise_on_error=False)
         outcomes.append((rr.job_name, rr.partition_key, res.success, res.run_id))
