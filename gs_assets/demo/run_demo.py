@@ -60,7 +60,8 @@ def run_sensor_once(defs, instance, cursor: str | None):
     for rr in result.run_requests or []:
         job = defs.resolve_job_def(rr.job_name)
         res = job.execute_in_process(partition_key=rr.partition_key, instance=instance, tags=rr.tags,
-                                     raise_on_error=False)
+                                     raise_on_error=False,
+                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         outcomes.append((rr.job_name, rr.partition_key, res.success, res.run_id))
     return outcomes, result.cursor
 
