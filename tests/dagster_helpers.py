@@ -41,3 +41,8 @@ def run_requests(defs, instance, result, raise_on_error=False):
 
 def cursor_keys(cursor: str) -> dict:
     return json.loads(cursor)
+
+
+def put(s3_server, bucket: str, key: str, body: str) -> None:
+    """Upload through boto3 to the moto S3 server, like an upstream system would."""
+    s3_server.client().put_object(Bucket=bucket, Key=key, Body=body.encode())

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import yaml
 from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
 from gs_assets.config.jobs import JOB_NAME, Connection, Job, Operation, OnNone, PlatformFile
 from gs_assets.model.field_types import FieldType
-from gs_assets.model.objects import DataModel, load_data_model
+from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -99,12 +98,7 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     files = sorted(p for p in directory.rglob("*.y*ml") if p.name != "objects.yaml" and p.suffix in (".yaml", ".yml"))
     parsed: list[tuple[str, PlatformFile]] = []
     for p in files:
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(str(p), "(file)", f"not valid YAML: {e}") from e
-        if not isinstance(raw, dict):
-            raise ConfigError(str(p), "(file)", "the top level must be a mapping with 'connections' and/or 'jobs'")
+        raw = read_yaml_mapping(p)
         try:
             pf = PlatformFile.model_validate(raw)
         except ValidationError as e:

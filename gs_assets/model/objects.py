@@ -117,7 +117,8 @@ class DataModel(BaseModel):
         return self.objects[name]
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML config file whose top level is a mapping; anything else is a ConfigError naming the file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -147,15 +148,16 @@ def _parse_object(name: str, body: Any, file: str, key: str, custom: bool) -> Ob
 def load_data_model(custom_file: Optional[Path] = None) -> DataModel:
     """Standard objects plus the user's custom objects and custom fields, checked as a whole."""
     std_file = str(STANDARD_OBJECTS_FILE)
-    std = _read_yaml(STANDARD_OBJECTS_FILE)
+    std = read_yaml_mapping(STANDARD_OBJECTS_FILE)
     objects: dict[str, ObjectDef] = {}
     for name, body in (std.get("objects") or {}).items():
         objects[name] = _parse_object(name, body, std_file, f"objects.{name}", custom=False)
 
-    sources: dict[str, str] = {name: std_file for name in objects}
+    # Where each object / custom field was defined: (file, key prefix), so errors point there.
+    sources: dict[str, tuple[str, str]] = {name: (std_file, f"objects.{name}.fields") for name in objects}
     if custom_file is not None and Path(custom_file).exists():
         cfile = str(custom_file)
-        data = _read_yaml(Path(custom_file))
+        data = read_yaml_mapping(Path(custom_file))
         unknown = set(data) - {"custom_objects", "custom_fields"}
         if unknown:
             raise ConfigError(cfile, sorted(unknown)[0], "unknown section; allowed: custom_objects, custom_fields")
@@ -166,7 +168,7 @@ def load_data_model(custom_file: Optional[Path] = None) -> DataModel:
             if name in objects:
                 raise ConfigError(cfile, key, "an object of this name already exists")
             objects[name] = _parse_object(name, body, cfile, key, custom=True)
-            sources[name] = cfile
+            sources[name] = (cfile, f"{key}.fields")
         for obj_name, fields in (data.get("custom_fields") or {}).items():
             key = f"custom_fields.{obj_name}"
             if obj_name not in objects:
@@ -186,13 +188,13 @@ def load_data_model(custom_file: Optional[Path] = None) -> DataModel:
                 fdef.name = fname
                 fdef.label = fdef.label or fname.replace("__gc", "").replace("_", " ").title()
                 objects[obj_name].fields[fname] = fdef
-                sources.setdefault(f"{obj_name}.{fname}", cfile)
+                sources[f"{obj_name}.{fname}"] = (cfile, key)
 
     # Lookups must point at objects that exist.
     for oname, obj in objects.items():
         for fname, fdef in obj.fields.items():
             if fdef.type == FieldType.GSID and fdef.lookup not in objects:
-                src = sources.get(f"{oname}.{fname}", sources.get(oname, std_file))
-                raise ConfigError(src, f"{oname}.fields.{fname}.lookup",
+                src, prefix = sources.get(f"{oname}.{fname}", sources[oname])
+                raise ConfigError(src, f"{prefix}.{fname}.lookup",
                                   f"lookup to unknown object {fdef.lookup!r}; known objects: {', '.join(sorted(objects))}")
     return DataModel(objects=objects)

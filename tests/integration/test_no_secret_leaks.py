@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from tests.dagster_helpers import platform, run_requests, tick
-from tests.integration.test_s3_file_jobs import BAD, JOBS, put, rows
+from tests.dagster_helpers import platform, put, run_requests, tick
+from tests.integration.test_s3_file_jobs import BAD, JOBS, rows
 
 SECRET = "sk-TEST-9f8e7d6c5b4a-do-not-leak"
 

@@ -7,7 +7,7 @@ import pytest
 
 from gs_assets.demo.run_demo import upload_sample
 from gs_assets.demo.sample_data import generate
-from tests.dagster_helpers import platform, run_requests, tick
+from tests.dagster_helpers import platform, put, run_requests, tick
 
 JOBS = """
 connections:
@@ -39,8 +39,6 @@ jobs:
 """
 
 
-def put(s3, bucket, key, body):
-    s3.client().put_object(Bucket=bucket, Key=key, Body=body.encode())
 
 
 def rows(tmp_path, sql):

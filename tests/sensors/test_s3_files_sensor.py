@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from tests.dagster_helpers import platform, tick
+from tests.dagster_helpers import platform, put, tick
 
 JOBS = """
 connections:
@@ -42,8 +42,6 @@ jobs:
 """
 
 
-def put(s3_server, bucket, key, body):
-    s3_server.client().put_object(Bucket=bucket, Key=key, Body=body.encode())
 
 
 def test_first_tick_nothing_new_then_new_and_reuploaded_files(tmp_path, s3_server, bucket):

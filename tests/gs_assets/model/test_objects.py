@@ -49,7 +49,8 @@ custom_objects:
     ("custom_fields:\n  company:\n    x__gc: {type: dropdown}\n", "custom_fields.company.x__gc", "needs 'values'"),
     ("custom_fields:\n  company:\n    x__gc: {type: colour}\n", "custom_fields.company.x__gc.type", "Input should be"),
     ("custom_objects:\n  thing:\n    fields: {a: {type: string}}\n", "custom_objects.thing", "ends in '__gc'"),
-    ("custom_objects:\n  t__gc:\n    fields: {a: {type: gsid, lookup: nowhere}}\n", "t__gc.fields.a.lookup", "unknown object 'nowhere'"),
+    ("custom_objects:\n  t__gc:\n    fields: {a: {type: gsid, lookup: nowhere}}\n", "custom_objects.t__gc.fields.a.lookup", "unknown object 'nowhere'"),
+    ("custom_fields:\n  company:\n    x__gc: {type: gsid, lookup: nowhere}\n", "custom_fields.company.x__gc.lookup", "unknown object"),
     ("custom_objects:\n  t__gc:\n    fields: {gsid: {type: string}}\n", "custom_objects.t__gc.fields.gsid", "system field"),
     ("bogus: 1\n", "bogus", "unknown section"),
 ])
