@@ -10,6 +10,7 @@ import pytest
 
 from gs_assets.config.loader import load_platform_config
 from gs_assets.demo.local_s3 import LocalS3
+from gs_assets.engine.file_prep import file_chunks
 from gs_assets.engine.pipeline import apply_pending, land
 from resources.warehouse import Warehouse, sync_object_tables
 
@@ -70,7 +71,8 @@ class Harness:
         path = self.tmp / (name or f"file{self.n}.csv")
         path.write_text(textwrap.dedent(csv_text).lstrip("\n"), encoding="utf-8")
         landed = land(self.warehouse, self.cfg, connection=j.connection, source_object=j.source.object,
-                      local_path=str(path), source_file=str(path), etag=etag or f"etag{self.n}")
+                      chunks=file_chunks(str(path)), name=path.name, source_file=str(path),
+                      etag=etag or f"etag{self.n}")
         results = apply_pending(self.warehouse, self.cfg, j.destination) if landed.status == "landed" else []
         mine = [r for r in results if r.job == job]
         return landed, (mine[0] if mine else None)

@@ -5,8 +5,6 @@ and lands it as it came in the raw table, once per file version (key + ETag).
 """
 
 
-import os
-import tempfile
 from dataclasses import dataclass
 
 import dagster as dg
@@ -76,11 +74,13 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
                                          f"it may have been deleted. Re-upload it or drop the partition.") from None
         etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
         requested = context.run.tags.get("gsdp/etag")
-        with tempfile.TemporaryDirectory(prefix="gsdp-") as tmp:
-            local = os.path.join(tmp, os.path.basename(key) or "file")
-            client.download_file(so.bucket, key, local)
-            res = land(warehouse, cfg, connection=so.connection, source_object=so.name, local_path=local,
-                       source_file=f"s3://{so.bucket}/{key}", etag=etag, size_bytes=size, run_id=context.run_id)
+        body = client.get_object(Bucket=so.bucket, Key=key, IfMatch=head["ETag"])["Body"]
+        try:
+            res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
+                       chunks=body.iter_chunks(8 << 20), name=key, source_file=f"s3://{so.bucket}/{key}",
+                       etag=etag, size_bytes=size, run_id=context.run_id)
+        finally:
+            body.close()
         meta = {
             "file": dg.MetadataValue.text(f"s3://{so.bucket}/{key}"),
             "etag": etag or "",

@@ -55,6 +55,7 @@ class FileSource(BaseModel):
     quote: str = '"'
     escape: Optional[str] = None
     encoding: str = "utf-8"
+    compression: str = Field(default="auto", description="auto (from the file name: .gz, .bz2), none, gzip or bzip2")
     date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"])
     datetime_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M"])
 
@@ -65,6 +66,27 @@ class FileSource(BaseModel):
         v = names.get(v, v)
         if v not in (",", "\t", "|", ";", " "):
             raise ValueError("delimiter must be one of comma, tab, pipe, semicolon, space (or the character)")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _enc(cls, v: str) -> str:
+        from gs_assets.engine.file_prep import normalise_encoding
+        normalise_encoding(v)
+        return v
+
+    @field_validator("compression")
+    @classmethod
+    def _comp(cls, v: str) -> str:
+        if v not in ("auto", "none", "gzip", "bzip2"):
+            raise ValueError("compression must be auto, none, gzip or bzip2")
+        return v
+
+    @field_validator("quote", "escape")
+    @classmethod
+    def _one_char(cls, v):
+        if v is not None and len(v) != 1:
+            raise ValueError("must be a single character, e.g. '\"' or \"'\" or '\\\\'")
         return v
 
     @field_validator("object")

@@ -7,13 +7,16 @@ own warehouse transaction.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import traceback
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
+from gs_assets.engine.file_prep import prepare_file
 from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_table_name
 from resources.warehouse import Warehouse
 
@@ -36,9 +39,13 @@ def jobs_reading(cfg: PlatformConfig, connection: str, source_object: str) -> li
 
 
 def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
-         local_path: str, source_file: str, etag: Optional[str], size_bytes: Optional[int] = None,
-         run_id: str = "", force: bool = False) -> LandResult:
-    """Land a file in its raw table unless this exact version (key + ETag) already landed."""
+         chunks: Iterable[bytes], name: str, source_file: str, etag: Optional[str],
+         size_bytes: Optional[int] = None, run_id: str = "", force: bool = False) -> LandResult:
+    """Land a file in its raw table unless this exact version (key + ETag) already landed.
+
+    `chunks` are the file's bytes as delivered (compressed or not, any supported encoding); they
+    are streamed through file_prep into a UTF-8 temp file, so memory does not grow with file size.
+    """
     jobs = jobs_reading(cfg, connection, source_object)
     if not jobs:
         raise ValueError(f"no job reads source object {connection}/{source_object}")
@@ -46,29 +53,34 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     required: list[str] = []
     for j in jobs:
         required += [c for c in j.mapped_source_columns if c not in required]
-    with warehouse.transaction() as con:
+    with warehouse.connect() as con:
         prior = con.execute(
             "SELECT load_id, rows_read FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
             "AND source_file = ? AND etag IS NOT DISTINCT FROM ? AND status = 'landed' ORDER BY seq DESC LIMIT 1",
             [connection, source_object, source_file, etag]).fetchone()
-        if prior and not force:
-            return LandResult(load_id=prior[0], source_file=source_file, etag=etag, status="already_landed",
-                              rows_read=prior[1])
-        label = f"s3 file {source_file}" if not source_file.startswith("/") else source_file
+    if prior and not force:
+        return LandResult(load_id=prior[0], source_file=source_file, etag=etag, status="already_landed",
+                          rows_read=prior[1])
+    # Download and convert outside any transaction: the warehouse is only locked to write.
+    with tempfile.TemporaryDirectory(prefix="gsdp-land-") as tmp:
+        local_path = os.path.join(tmp, "prepared.csv")
         try:
-            landed = land_file(con, path=local_path, file_label=label, connection=connection,
-                               source_object=source_object, src=src, required_columns=required,
-                               jobs=[j.name for j in jobs])
-        except FileFormatError as e:
-            error = str(e)
-        else:
-            con.execute(
-                "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'landed', ?, ?, ?, NULL, ?, ?, nextval('gs_ops.load_seq'))",
-                [landed.load_id, connection, source_object, landed.raw_table, source_file, etag, size_bytes,
-                 landed.rows_read, landed.malformed_rows, json.dumps(landed.header), run_id, _now()])
+            with open(local_path, "wb") as out:
+                prepare_file(chunks, name=name, label=source_file, encoding=src.encoding,
+                             compression=src.compression, out=out, out_path=local_path)
+            with warehouse.transaction() as con:
+                landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
+                                   source_object=source_object, src=src, required_columns=required,
+                                   jobs=[j.name for j in jobs])
+                con.execute(
+                    "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'landed', ?, ?, ?, NULL, ?, ?, nextval('gs_ops.load_seq'))",
+                    [landed.load_id, connection, source_object, landed.raw_table, source_file, etag, size_bytes,
+                     landed.rows_read, landed.malformed_rows, json.dumps(landed.header), run_id, _now()])
             return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
                               rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
                               header=landed.header)
+        except FileFormatError as e:
+            error = str(e)
     # A file that cannot be read fails every job that reads it; nothing reaches the objects.
     import uuid
     load_id = str(uuid.uuid4())

@@ -21,6 +21,7 @@ import duckdb
 from gs_assets.config.jobs import FileSource
 
 META_COLUMNS = ("_load_id", "_line", "_parse_error", "_raw_text")
+MAX_LINE_BYTES = 64 << 20  # one record (a line, or a quoted multi-line value) may be up to 64 MiB
 
 
 class FileFormatError(ValueError):
@@ -47,24 +48,22 @@ def _sql_str(v: str) -> str:
 def _csv_options(src: FileSource) -> str:
     opts = [f"delim={_sql_str(src.delimiter)}", f"quote={_sql_str(src.quote)}", "all_varchar=true"]
     opts.append(f"escape={_sql_str(src.escape if src.escape is not None else src.quote)}")
-    enc = src.encoding.lower().replace("_", "-")
-    if enc not in ("utf-8", "utf8"):
-        opts.append(f"encoding={_sql_str(enc)}")
+    opts.append(f"max_line_size={MAX_LINE_BYTES}")
     return ", ".join(opts)
 
 
 def read_header(path: str, src: FileSource, file_label: str) -> list[str]:
     """The header row exactly as written (Python's csv on the first 1 MiB; a BOM is dropped).
 
-    Blank or duplicate names are an error: a column nobody can name cannot be mapped.
+    The file is UTF-8 here (file_prep converted it). Blank or duplicate names are an error: a
+    column nobody can name cannot be mapped.
     """
-    enc = src.encoding.lower().replace("_", "-")
-    enc = "utf-8-sig" if enc in ("utf-8", "utf8") else enc
+    enc = "utf-8-sig"
     try:
         with open(path, "r", encoding=enc, newline="") as fh:
             head = fh.read(1 << 20)
     except (UnicodeDecodeError, LookupError) as e:
-        raise FileFormatError(f"{file_label}: cannot decode the header as {src.encoding} ({e}). "
+        raise FileFormatError(f"{file_label}: cannot decode the header as UTF-8 ({e}). "
                               f"Set the job's encoding to the file's encoding.") from e
     if head.strip() == "":
         raise FileFormatError(f"{file_label}: the file is empty; a header row is required.")

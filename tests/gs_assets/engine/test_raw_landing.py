@@ -3,7 +3,7 @@
 import pytest
 
 from gs_assets.config.jobs import FileSource
-from gs_assets.engine.raw_landing import FileFormatError, land_file, read_header
+from gs_assets.engine.raw_landing import FileFormatError, land_file
 
 import duckdb
 
@@ -63,8 +63,3 @@ def test_header_is_case_sensitive_for_mapped_columns(tmp_path):
         land(tmp_path, "A,b\n1,2\n", required=("a",))
 
 
-def test_read_header_reports_undecodable_files(tmp_path):
-    p = tmp_path / "f.csv"
-    p.write_bytes("a,b\n".encode("utf-16"))
-    with pytest.raises(FileFormatError, match="cannot decode the header as utf-8"):
-        read_header(str(p), FileSource(object="o"), "f.csv")
