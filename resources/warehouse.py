@@ -40,6 +40,11 @@ OPS_DDL = [
     """CREATE TABLE IF NOT EXISTS gs_ops.rejects (
         job_run_id VARCHAR, job VARCHAR, dagster_run_id VARCHAR, source_file VARCHAR,
         line_number BIGINT, original_values JSON, reasons JSON, rejected_at TIMESTAMP)""",
+    # Columns added after the first release: existing warehouses gain them in place.
+    "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS file_name VARCHAR",
+    "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS file_date TIMESTAMP",
+    "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS archived_to VARCHAR",
+    "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS error_files JSON",
     """CREATE TABLE IF NOT EXISTS gs_ops.superseded (
         job_run_id VARCHAR, job VARCHAR, line_number BIGINT, superseded_by_line BIGINT)""",
 ]

@@ -30,7 +30,7 @@ def build_file_job_schedules(cfg: PlatformConfig, sources: list[SourceObject]) -
                                   tags={"gsdp/etag": p.etag, "gsdp/job": job.name})
                     for p in planned]
             if not runs:
-                return dg.SkipReason(f"no files match {job.source.prefix}{job.source.file_pattern}")
+                return dg.SkipReason(f"no files match {job.source.rule_text}")
             # Schedules cannot return partition requests; register the file partitions directly.
             context.instance.add_dynamic_partitions(so.partitions_name, sorted({p.key for p in planned}))
             return runs
@@ -38,5 +38,5 @@ def build_file_job_schedules(cfg: PlatformConfig, sources: list[SourceObject]) -
         schedules.append(dg.ScheduleDefinition(
             name=f"{job.name}_schedule", cron_schedule=job.schedule, execution_timezone=job.timezone,
             job_name=f"{job.name}_job", execution_fn=_tick,
-            description=f"Scans for {job.source.prefix}{job.source.file_pattern} and loads new files via job {job.name}"))
+            description=f"Scans for {job.source.rule_text} and loads new files via job {job.name}"))
     return schedules

@@ -6,7 +6,6 @@ Runs name assets by key: the file's source partition plus the objects its jobs l
 """
 
 
-import fnmatch
 import json
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_sources import SourceObject
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.pickup import match_file
 from gs_assets.engine.pipeline import jobs_reading
 from resources.s3 import clean_etag, list_files
 
@@ -29,10 +29,7 @@ class PlannedRun:
 
 def matches(cfg: PlatformConfig, so: SourceObject, key: str) -> bool:
     src = jobs_reading(cfg, so.connection, so.name)[0].source
-    if not key.startswith(src.prefix):
-        return False
-    rest = key[len(src.prefix):]
-    return "/" not in rest and fnmatch.fnmatchcase(rest, src.file_pattern)
+    return match_file(src.prefix, src.match, src.file_name, key) is not None
 
 
 def object_ancestors(cfg: PlatformConfig) -> dict[str, set[str]]:

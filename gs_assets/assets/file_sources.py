@@ -49,7 +49,7 @@ def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
 def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsDefinition:
     jobs: list[Job] = jobs_reading(cfg, so.connection, so.name)
     src = jobs[0].source
-    desc = (f"Files `{src.prefix}{src.file_pattern}` in bucket `{so.bucket}`, landed as they came in "
+    desc = (f"Files `{src.rule_text}` in bucket `{so.bucket}`, landed as they came in "
             f"`raw_{so.connection}.{so.name}`. Read by job(s): {', '.join(j.name for j in jobs)}. "
             f"One partition per file.")
 
@@ -60,7 +60,7 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         kinds={"s3", "csv"},
         pool="warehouse",
         description=desc,
-        metadata={"bucket": so.bucket, "prefix": src.prefix, "file_pattern": src.file_pattern,
+        metadata={"bucket": so.bucket, "prefix": src.prefix, "file_name": src.file_name, "match": src.match,
                   "jobs": ", ".join(j.name for j in jobs)},
     )
     def _source(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource) -> dg.MaterializeResult:

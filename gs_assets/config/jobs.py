@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+VIRTUAL_COLUMNS = ("$file_date", "$file_name")  # mapping sources taken from the file, not its rows
 
 
 class Operation(str, Enum):
@@ -50,7 +51,11 @@ class FileSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     object: str = Field(description="source object name: the asset is source/<connection>/<object>")
     prefix: str = ""
-    file_pattern: str = Field(default="*.csv", description="glob on the file name after the prefix, e.g. 'companies_*.csv'")
+    file_name: str = Field(default="*.csv", description="the name rule's argument: a name, a start, a date pattern or a glob")
+    match: Literal["equals", "starts_with", "date_pattern", "glob"] = Field(
+        default="glob", description="equals | starts_with | date_pattern (e.g. usage_{yyyy}-{MM}-{dd}.csv) | glob")
+    archive_prefix: Optional[str] = Field(default=None, description="where loaded files move (default <prefix>archive/); '' keeps them in place")
+    error_prefix: Optional[str] = Field(default=None, description="where files that fail move (default <prefix>error/)")
     delimiter: str = ","
     quote: str = '"'
     escape: Optional[str] = None
@@ -67,6 +72,31 @@ class FileSource(BaseModel):
         if v not in (",", "\t", "|", ";", " "):
             raise ValueError("delimiter must be one of comma, tab, pipe, semicolon, space (or the character)")
         return v
+
+    @model_validator(mode="after")
+    def _rule(self) -> "FileSource":
+        if self.match == "date_pattern":
+            from gs_assets.engine.pickup import compile_date_pattern
+            try:
+                compile_date_pattern(self.file_name)
+            except ValueError as e:
+                raise ValueError(f"file_name: {e}") from None
+        for p in (self.archive_prefix, self.error_prefix):
+            if p is not None and p != "" and p == self.prefix:
+                raise ValueError("archive_prefix and error_prefix must differ from prefix, or the file would be picked up again")
+        return self
+
+    @property
+    def archive_to(self) -> str:
+        return self.prefix + "archive/" if self.archive_prefix is None else self.archive_prefix
+
+    @property
+    def error_to(self) -> str:
+        return self.prefix + "error/" if self.error_prefix is None else self.error_prefix
+
+    @property
+    def rule_text(self) -> str:
+        return f"{self.prefix}{self.file_name} ({self.match})"
 
     @field_validator("encoding")
     @classmethod
@@ -163,9 +193,10 @@ class Job(BaseModel):
 
     @property
     def mapped_source_columns(self) -> list[str]:
+        """Columns the file must have (virtual `$file_date` / `$file_name` are not in the file)."""
         cols: list[str] = []
         for m in self.mappings:
-            if m.source is not None and m.source not in cols:
+            if m.source is not None and m.source not in cols and m.source not in VIRTUAL_COLUMNS:
                 cols.append(m.source)
         for lk in self.lookups:
             for mf in lk.match:

@@ -10,7 +10,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
-from gs_assets.config.jobs import JOB_NAME, Connection, Job, Operation, OnNone, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Connection, Job, Operation, OnNone, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
@@ -49,6 +49,13 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
 
     targets: set[str] = set()
     for i, m in enumerate(job.mappings):
+        if m.source is not None and m.source.startswith("$"):
+            if m.source not in VIRTUAL_COLUMNS:
+                raise ConfigError(file, f"{key}.mappings[{i}].source",
+                                  f"unknown file value {m.source!r}; allowed: {', '.join(VIRTUAL_COLUMNS)}")
+            if m.source == "$file_date" and job.source.match != "date_pattern":
+                raise ConfigError(file, f"{key}.mappings[{i}].source",
+                                  "$file_date needs source.match: date_pattern (e.g. file_name: usage_{yyyy}-{MM}-{dd}.csv)")
         k = f"{key}.mappings[{i}].target"
         fd = field_of(dest, m.target, k)
         if m.target in targets:

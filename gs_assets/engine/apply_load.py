@@ -18,7 +18,7 @@ from typing import Optional
 
 import duckdb
 
-from gs_assets.config.jobs import Job, OnMultiple, OnNone, Operation
+from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
 from gs_assets.engine.schema_checks import validation_failures
 from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
 from gs_assets.model.field_types import FieldType
@@ -36,6 +36,16 @@ class LoadRef:
     source_file: str
     etag: Optional[str]
     header: list[str]
+    file_name: Optional[str] = None
+    file_date: Optional[datetime] = None
+
+    def virtual(self, name: str) -> str:
+        """SQL literal for a `$file_...` mapping source."""
+        if name == "$file_date":
+            return q(self.file_date.isoformat(sep=" ")) if self.file_date else "NULL"
+        if name == "$file_name":
+            return q(self.file_name) if self.file_name else "NULL"
+        raise KeyError(name)
 
 
 @dataclass
@@ -140,10 +150,11 @@ def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
                 f"ELSE json_object('raw_text', _raw_text) END AS _orig")
     for m in job.mappings:
         f = obj.fields[m.target]
-        value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default)
+        clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
+        value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default, clean=clean)
         cols.append(f"{value} AS {ident(m.target)}")
         if m.source is not None:
-            cols.append(f"{clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
+            cols.append(f"{clean or clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
     for i, lk in enumerate(job.lookups):
         cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
         for j, mf in enumerate(lk.match):

@@ -17,6 +17,7 @@ from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
 from gs_assets.engine.file_prep import prepare_file
+from gs_assets.engine.pickup import FileMatch, match_file
 from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_table_name
 from resources.warehouse import Warehouse
 
@@ -50,6 +51,9 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     if not jobs:
         raise ValueError(f"no job reads source object {connection}/{source_object}")
     src = jobs[0].source
+    fm = (match_file(src.prefix, src.match, src.file_name, name)
+          or match_file("", src.match, src.file_name, os.path.basename(name))
+          or FileMatch(name, os.path.basename(name)))
     required: list[str] = []
     for j in jobs:
         required += [c for c in j.mapped_source_columns if c not in required]
@@ -72,10 +76,11 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
                 landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
                                    source_object=source_object, src=src, required_columns=required,
                                    jobs=[j.name for j in jobs])
-                con.execute(
-                    "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'landed', ?, ?, ?, NULL, ?, ?, nextval('gs_ops.load_seq'))",
-                    [landed.load_id, connection, source_object, landed.raw_table, source_file, etag, size_bytes,
-                     landed.rows_read, landed.malformed_rows, json.dumps(landed.header), run_id, _now()])
+                _record_load(con, load_id=landed.load_id, connection=connection, source_object=source_object,
+                             raw_table=landed.raw_table, source_file=source_file, etag=etag, size_bytes=size_bytes,
+                             status="landed", rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
+                             header=json.dumps(landed.header), error=None, run_id=run_id, file_name=fm.file_name,
+                             file_date=fm.file_date)
             return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
                               rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
                               header=landed.header)
@@ -85,10 +90,10 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     import uuid
     load_id = str(uuid.uuid4())
     with warehouse.transaction() as con:
-        con.execute(
-            "INSERT INTO gs_ops.loads VALUES (?, ?, ?, ?, ?, ?, ?, 'failed', 0, 0, NULL, ?, ?, ?, nextval('gs_ops.load_seq'))",
-            [load_id, connection, source_object, raw_table_name(connection, source_object), source_file, etag,
-             size_bytes, error, run_id, _now()])
+        _record_load(con, load_id=load_id, connection=connection, source_object=source_object,
+                     raw_table=raw_table_name(connection, source_object), source_file=source_file, etag=etag,
+                     size_bytes=size_bytes, status="failed", rows_read=0, malformed_rows=0, header=None, error=error,
+                     run_id=run_id, file_name=fm.file_name, file_date=fm.file_date)
         for j in jobs:
             res = JobRunResult(job_run_id=str(uuid.uuid4()), job=j.name, destination=j.destination, load_id=load_id,
                                source_file=source_file, status=FAILED, error=error, started_at=_now())
@@ -96,15 +101,25 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     return LandResult(load_id=load_id, source_file=source_file, etag=etag, status="failed", error=error)
 
 
+def _record_load(con, **v) -> None:
+    con.execute(
+        "INSERT INTO gs_ops.loads (load_id, connection, source_object, raw_table, source_file, etag, size_bytes, "
+        "status, rows_read, malformed_rows, header, error, dagster_run_id, landed_at, seq, file_name, file_date) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nextval('gs_ops.load_seq'), ?, ?)",
+        [v["load_id"], v["connection"], v["source_object"], v["raw_table"], v["source_file"], v["etag"],
+         v["size_bytes"], v["status"], v["rows_read"], v["malformed_rows"], v["header"], v["error"], v["run_id"],
+         _now(), v["file_name"], v["file_date"]])
+
+
 def pending_loads(warehouse: Warehouse, job: Job) -> list[LoadRef]:
     with warehouse.connect() as con:
         rows = con.execute(
-            "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header FROM gs_ops.loads l "
+            "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header, l.file_name, l.file_date FROM gs_ops.loads l "
             "WHERE l.connection = ? AND l.source_object = ? AND l.status = 'landed' AND NOT EXISTS ("
             " SELECT 1 FROM gs_ops.job_runs r WHERE r.job = ? AND r.load_id = l.load_id AND r.final) "
             "ORDER BY l.seq", [job.connection, job.source.object, job.name]).fetchall()
-    return [LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]))
-            for r in rows]
+    return [LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]),
+                    file_name=r[5], file_date=r[6]) for r in rows]
 
 
 class LoadError(RuntimeError):

@@ -104,14 +104,17 @@ def type_error_message(f: FieldDef, src: FileSource) -> str:
     return f"not a valid {t.value}"
 
 
-def mapped_value(f: FieldDef, src: FileSource, source: Optional[str], constant: Any, default: Any) -> tuple[str, Optional[str]]:
-    """(value expression, conversion-failed test or None) for one field mapping."""
+def mapped_value(f: FieldDef, src: FileSource, source: Optional[str], constant: Any, default: Any,
+                 clean: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """(value expression, conversion-failed test or None) for one field mapping.
+
+    `clean` overrides the cleaned source expression (for values taken from the file, not a column)."""
     if constant is not None:
         return literal_expr(constant, f, src), None
     dflt = literal_expr(default, f, src) if default is not None else None
     if source is None:
         return dflt or "NULL", None
-    clean = clean_expr(source)
+    clean = clean or clean_expr(source)
     conv = convert_expr(clean, f, src, strict=dflt is not None)
     value = f"COALESCE({conv}, {dflt})" if dflt else conv
     failed = None if dflt else f"({clean} IS NOT NULL AND {conv} IS NULL)"

@@ -15,7 +15,7 @@ connections:
 jobs:
   users:
     connection: files
-    source: {object: users, prefix: in/, file_pattern: "users*.csv"}
+    source: {object: users, prefix: in/, file_name: "users*.csv"}
     destination: user
     operation: upsert
     identifiers: [email]
@@ -24,7 +24,7 @@ jobs:
       - {source: Email, target: email}
   companies:
     connection: files
-    source: {object: companies, prefix: in/, file_pattern: "companies*.csv"}
+    source: {object: companies, prefix: in/, file_name: "companies*.csv"}
     destination: company
     operation: upsert
     identifiers: [external_id]

@@ -12,7 +12,7 @@ connections:
 jobs:
   companies:
     connection: files
-    source: {object: companies, prefix: in/, file_pattern: "companies*.csv"}
+    source: {object: companies, prefix: in/, file_name: "companies*.csv"}
     destination: company
     operation: upsert
     identifiers: [external_id]
@@ -21,7 +21,7 @@ jobs:
       - {source: Name, target: name}
   users:
     connection: files
-    source: {object: users, prefix: in/, file_pattern: "users_*.csv"}
+    source: {object: users, prefix: in/, file_name: "users_*.csv"}
     destination: user
     operation: upsert
     identifiers: [email]
@@ -30,7 +30,7 @@ jobs:
       - {source: Email, target: email}
   companies_with_csm:
     connection: files
-    source: {object: accounts, prefix: in/, file_pattern: "accounts.csv"}
+    source: {object: accounts, prefix: in/, file_name: "accounts.csv"}
     destination: company
     operation: upsert
     identifiers: [external_id]

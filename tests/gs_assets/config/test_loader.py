@@ -13,7 +13,7 @@ connections:
 jobs:
   companies:
     connection: files
-    source: {object: companies, prefix: in/, file_pattern: "companies*.csv", delimiter: pipe}
+    source: {object: companies, prefix: in/, file_name: "companies*.csv", delimiter: pipe}
     destination: company
     operation: upsert
     identifiers: [external_id]
