@@ -78,8 +78,11 @@ def order_runs(cfg: PlatformConfig, planned: list["PlannedRun"]) -> list["Planne
     return out
 
 
-def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, state: dict) -> tuple[list[PlannedRun], dict]:
-    """Compare the bucket listing with the cursor state; return runs to request and the new state."""
+def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, state: dict,
+                   unmatched: list[str] | None = None) -> tuple[list[PlannedRun], dict]:
+    """Compare the bucket listing with the cursor state; return runs to request and the new state.
+
+    Files directly under a watched prefix that match no job are appended to `unmatched`."""
     new_state = {k: dict(v) for k, v in state.items()}
     planned: list[PlannedRun] = []
     by_bucket_prefix: dict[tuple[str, str], list[SourceObject]] = {}
@@ -89,15 +92,19 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
     for (bucket, prefix), sos in sorted(by_bucket_prefix.items()):
         for obj in list_files(client, bucket, prefix):
             key, etag = obj["Key"], clean_etag(obj.get("ETag")) or ""
+            hit = False
             for so in sos:
                 if not matches(cfg, so, key):
                     continue
+                hit = True
                 seen = new_state.setdefault(so.key.to_user_string(), {})
                 if seen.get(key) == etag:
                     continue
                 seen[key] = etag
                 dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name)})
                 planned.append(PlannedRun(so, key, etag, dests))
+            if not hit and unmatched is not None and "/" not in key[len(prefix):]:
+                unmatched.append(f"s3://{bucket}/{key}")
     return order_runs(cfg, planned), new_state
 
 
@@ -126,7 +133,10 @@ def build_s3_files_sensor(cfg: PlatformConfig, sources: list[SourceObject], jobs
                description="Picks up new and re-uploaded files for every file job and requests their loads.")
     def _sensor(context: dg.SensorEvaluationContext, s3: S3Resource) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
-        planned, new_state = plan_file_runs(cfg, sources, s3.get_client(), state)
+        unmatched: list[str] = []
+        planned, new_state = plan_file_runs(cfg, sources, s3.get_client(), state, unmatched)
+        if unmatched:
+            context.log.info(f"{len(unmatched)} file(s) match no job and are ignored: {', '.join(unmatched[:20])}")
         adds: dict[str, list[str]] = {}
         runs = []
         for p in planned:

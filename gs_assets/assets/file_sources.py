@@ -13,6 +13,7 @@ from dagster_aws.s3 import S3Resource
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import jobs_reading, land
+from gs_assets.assets.file_lifecycle import finish_files
 from gs_assets.assets.warehouse_setup import ensure_tables
 from resources.s3 import clean_etag
 from resources.warehouse import Warehouse
@@ -67,11 +68,19 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         key = context.partition_key
         client = s3.get_client()
         ensure_tables(warehouse, cfg.model)
+        uri = f"s3://{so.bucket}/{key}"
         try:
             head = client.head_object(Bucket=so.bucket, Key=key)
         except client.exceptions.ClientError as e:
-            raise dg.Failure(description=f"s3://{so.bucket}/{key} cannot be read ({e.response['Error'].get('Code')}); "
-                                         f"it may have been deleted. Re-upload it or drop the partition.") from None
+            with warehouse.connect() as con:
+                prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE source_file = ? "
+                                    "ORDER BY seq DESC LIMIT 1", [uri]).fetchone()
+            if prior and prior[2] == "landed":
+                context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
+                return dg.MaterializeResult(metadata={"file": uri, "etag": prior[1] or "", "load_id": prior[0],
+                                                      "landing": "already_landed", "archived_to": prior[3] or ""})
+            raise dg.Failure(description=f"{uri} cannot be read ({e.response['Error'].get('Code')}) and was never loaded; "
+                                         f"it may have been deleted. Upload it again.") from None
         etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
         requested = context.run.tags.get("gsdp/etag")
         body = client.get_object(Bucket=so.bucket, Key=key, IfMatch=head["ETag"])["Body"]
@@ -93,6 +102,10 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         if requested and requested != etag:
             meta["note"] = f"the sensor saw version {requested}; the file changed since, version {etag} was loaded"
         if res.status == "failed":
+            (fin,) = finish_files(warehouse, cfg, client, [res.load_id], context.log) or [None]
+            if fin:
+                meta["moved_to"] = fin.moved_to
+                meta["error_files"] = ", ".join(fin.error_files)
             raise dg.Failure(description=res.error, metadata=meta)
         if res.status == "already_landed":
             context.log.info(f"{key} version {etag} was already loaded (load {res.load_id}); nothing new landed")

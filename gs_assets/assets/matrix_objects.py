@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from gs_assets.assets.file_sources import SourceObject
+from dagster_aws.s3 import S3Resource
+
+from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import apply_pending
@@ -85,12 +87,17 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         check_specs=checks,
         metadata={"dagster/column_schema": table_schema(obj), "dagster/table_name": obj.table},
     )
-    def _object(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def _object(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource):
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         changes = ensure_tables(warehouse, cfg.model)
         for c in changes:
             context.log.info(c)
-        results = apply_pending(warehouse, cfg, obj.name, run_id=context.run_id, log=context.log)
+        try:
+            results = apply_pending(warehouse, cfg, obj.name, run_id=context.run_id, log=context.log)
+        finally:
+            # Committed loads: write error files and move the files (only now, after the commit).
+            if jobs:
+                finish_files(warehouse, cfg, s3.get_client(), unfinished_loads(warehouse, cfg, obj.name), context.log)
         data_cols = [f.name for f in obj.data_fields]
         with warehouse.connect() as con:
             total = con.execute(f"SELECT count(*) FROM {obj.table}").fetchone()[0]

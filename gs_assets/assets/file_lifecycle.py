@@ -1,0 +1,108 @@
+"""After a file is loaded: error files beside it, then the move to the archive or error prefix.
+
+A file is finished when every job that reads it has a final run for it (committed). Only then
+are its error files written and the file moved: a load that rolls back leaves the file where it
+was, so it can be retried. Moves keep the ETag check, so a file re-uploaded meanwhile stays.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.error_files import header_of, write_error_file, write_failure_file
+from gs_assets.engine.pipeline import jobs_reading
+from resources.warehouse import Warehouse
+
+
+@dataclass
+class Finished:
+    load_id: str
+    source_file: str
+    moved_to: str
+    error_files: list[str] = field(default_factory=list)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def _exists(client, bucket: str, key: str) -> bool:
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+        return True
+    except client.exceptions.ClientError:
+        return False
+
+
+def finish_files(warehouse: Warehouse, cfg: PlatformConfig, client, load_ids: list[str], log=None) -> list[Finished]:
+    import json
+    done: list[Finished] = []
+    for load_id in dict.fromkeys(load_ids):
+        with warehouse.connect() as con:
+            row = con.execute("SELECT connection, source_object, source_file, etag, status, archived_to, error "
+                              "FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
+            if not row or row[5] is not None or not row[2].startswith("s3://"):
+                continue
+            conn, obj, source_file, etag, status, _, load_error = row
+            jobs = jobs_reading(cfg, conn, obj)
+            runs = con.execute("SELECT job, job_run_id, status, rejected, error FROM gs_ops.job_runs "
+                               "WHERE load_id = ? AND final ORDER BY job", [load_id]).fetchall()
+            if {j.name for j in jobs} - {r[0] for r in runs}:
+                continue  # another job still has to apply this file
+            header = header_of(con, load_id)
+            src = jobs[0].source
+            failed = status == "failed" or all(r[2] == "Failed" for r in runs)
+            bucket, key = split_s3(source_file)
+            name = os.path.basename(key)
+            prefix = src.error_to if failed else src.archive_to
+            target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
+            new_key = target_dir + name
+            if prefix != "" and _exists(client, bucket, new_key):
+                new_key = f"{target_dir}{load_id[:8]}_{name}"
+            errors: list[str] = []
+            with tempfile.TemporaryDirectory(prefix="gsdp-err-") as tmp:
+                if status == "failed":
+                    path = os.path.join(tmp, "failure.csv")
+                    write_failure_file(path, load_error or "the file could not be loaded")
+                    errors.append((path, f"{new_key}.errors.csv"))
+                for job, job_run_id, _st, rejected, _err in runs:
+                    if rejected:
+                        path = os.path.join(tmp, f"{job}.csv")
+                        write_error_file(con, job_run_id, header, path)
+                        errors.append((path, f"{new_key}.{job}.errors.csv"))
+                for path, ekey in errors:
+                    client.upload_file(path, bucket, ekey)
+        moved = source_file
+        if prefix != "":
+            try:
+                extra = {"CopySourceIfMatch": f'"{etag}"'} if etag else {}
+                client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **extra)
+                head = client.head_object(Bucket=bucket, Key=key)
+                if (head.get("ETag") or "").strip('"') == etag:
+                    client.delete_object(Bucket=bucket, Key=key)
+                moved = f"s3://{bucket}/{new_key}"
+            except client.exceptions.ClientError as e:
+                if log:
+                    log.warning(f"{source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
+                moved = source_file
+        with warehouse.connect() as con:
+            con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
+                        [moved, json.dumps([f"s3://{bucket}/{k}" for _, k in errors]), load_id])
+        done.append(Finished(load_id, source_file, moved, [f"s3://{bucket}/{k}" for _, k in errors]))
+        if log:
+            log.info(f"{source_file} -> {moved}" + (f"; error files: {', '.join(k for _, k in errors)}" if errors else ""))
+    return done
+
+
+def unfinished_loads(warehouse: Warehouse, cfg: PlatformConfig, destination: str) -> list[str]:
+    """Loads of the files feeding `destination` that have not been archived yet."""
+    pairs = {(j.connection, j.source.object) for j in cfg.jobs_into(destination)}
+    if not pairs:
+        return []
+    with warehouse.connect() as con:
+        rows = con.execute("SELECT load_id, connection, source_object FROM gs_ops.loads "
+                           "WHERE archived_to IS NULL ORDER BY seq").fetchall()
+    return [r[0] for r in rows if (r[1], r[2]) in pairs]
