@@ -52,7 +52,7 @@ OPS_DDL = [
 
 def create_object_table_sql(obj: ObjectDef) -> str:
     cols = ",\n  ".join(
-        f'"{f.name}" {DUCKDB_TYPES[f.type]}' + (" PRIMARY KEY" if f.name == "gsid" else "")
+        f'"{f.name}" {DUCKDB_TYPES[f.type]}' + (" NOT NULL" if f.name == "gsid" else "")
         for f in obj.fields.values()
     )
     return f"CREATE TABLE IF NOT EXISTS {obj.table} (\n  {cols}\n)"

@@ -19,12 +19,14 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
-from gs_assets.engine.schema_checks import validation_failures
+from gs_assets.engine.schema_checks import schema_for, validation_failures
+from gs_assets.engine.schema_sql import compile_schema, failures_select
 from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, ObjectDef
 
 SUCCESS, PARTIAL, FAILED = "Success", "Partial Success", "Failed"
+PANDERA_CHUNK = 200_000  # rows per pandera call for checks that cannot run as SQL
 
 
 @dataclass
@@ -91,12 +93,23 @@ class _Batch:
         self.con = con
         self.tag = uuid.uuid4().hex[:10]
         self.tables: list[str] = []
+        self.current: dict[str, str] = {}
 
     def t(self, name: str) -> str:
-        full = f"{name}_{self.tag}"
+        full = self.current.get(name, f"{name}_{self.tag}")
         if full not in self.tables:
             self.tables.append(full)
         return full
+
+    def rebuild(self, name: str, select_sql: str, params=None) -> str:
+        """Replace table `name` by `select_sql` (which reads the old one as {old}): one vectorised
+        pass instead of row-wise UPDATEs over the whole batch."""
+        old = self.t(name)
+        new = f"{name}{len(self.tables)}_{self.tag}"
+        self.sql(f"CREATE TEMP TABLE {new} AS " + select_sql.format(old=old), params)
+        self.sql(f"DROP TABLE {old}")
+        self.current[name] = new
+        return self.t(name)
 
     def sql(self, stmt: str, params=None):
         return self.con.execute(stmt, params or [])
@@ -145,9 +158,6 @@ def _targets(job: Job) -> list[str]:
 def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
     st, reasons = b.t("st"), b.t("reasons")
     cols = ["_line", "_parse_error", "_raw_text"]
-    orig = ", ".join(f"{q(h)}, {ident(h)}" for h in load.header)
-    cols.append(f"CASE WHEN _parse_error IS NULL THEN json_object({orig}) "
-                f"ELSE json_object('raw_text', _raw_text) END AS _orig")
     for m in job.mappings:
         f = obj.fields[m.target]
         clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
@@ -159,7 +169,7 @@ def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
         cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
         for j, mf in enumerate(lk.match):
             cols.append(f"{clean_expr(mf.source)} AS _lk{i}_{j}")
-    b.sql(f"CREATE TEMP TABLE {st} AS SELECT row_number() OVER (ORDER BY _line) AS _rid, {', '.join(cols)}, "
+    b.sql(f"CREATE TEMP TABLE {st} AS SELECT _line AS _rid, {', '.join(cols)}, "
           f"CAST(NULL AS VARCHAR) AS _gsid, false AS _exists "
           f"FROM {load.raw_table} WHERE _load_id = ?", [load.load_id])
     b.sql(f"CREATE TEMP TABLE {reasons} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
@@ -202,47 +212,49 @@ def _lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, *, self_look
                         f"WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons})")
         else:
             cand_src = f"SELECT {stored}, gsid FROM {target.table}"
-        cand, res = b.t(f"lkc{i}"), b.t(f"lkr{i}")
+        cand = b.t(f"lkc{i}")
         not_null = " AND ".join(f"m{j} IS NOT NULL" for j in range(n))
         b.sql(f"CREATE TEMP TABLE {cand} AS SELECT {', '.join(f'm{j}' for j in range(n))}, "
               f"min(gsid) AS gsid, count(DISTINCT gsid) AS n FROM ({cand_src}) WHERE {not_null} GROUP BY ALL")
         on = " AND ".join(f"{key(f's._lk{i}_{j}', mf.field)} = c.m{j}" for j, mf in enumerate(lk.match))
         all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
-        b.sql(f"CREATE TEMP TABLE {res} AS SELECT s._rid, c.gsid, c.n, ({all_null}) AS all_null "
-              f"FROM {st} s LEFT JOIN {cand} c ON {on} WHERE s._parse_error IS NULL")
-        shown = " || ', ' || ".join(
-            f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
-        desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
-        if lk.on_none == OnNone.ERROR:
-            b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
-                  f"'no ' || {q(desc)} || ' record matches ' || {shown} FROM {res} r JOIN {st} s USING (_rid) "
-                  f"WHERE r.n IS NULL AND NOT r.all_null")
-        if lk.on_multiple == OnMultiple.ERROR:
-            b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
-                  f"r.n || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
-                  f"FROM {res} r JOIN {st} s USING (_rid) WHERE r.n > 1")
         default = "NULL"
         if lk.on_none == OnNone.DEFAULT:
             exists = b.sql(f"SELECT count(*) FROM {target.table} WHERE gsid = ?", [lk.default]).fetchone()[0]
-            if exists:
-                default = q(lk.default)
-            else:
-                b.sql(f"INSERT INTO {reasons} SELECT r._rid, {q(lk.target)}, 'lookup_default_missing', {q(lk.default)}, "
-                      f"'no match, and the default GSID ' || {q(lk.default)} || ' does not exist in {lk.object}' "
-                      f"FROM {res} r WHERE r.n IS NULL")
-        multi_ok = "true" if lk.on_multiple == OnMultiple.ANY else "r.n = 1"
-        value = (f"CASE WHEN r.n IS NULL THEN {default if lk.on_none == OnNone.DEFAULT else 'NULL'} "
-                 f"WHEN {multi_ok} THEN r.gsid END")
-        b.sql(f"UPDATE {st} SET {ident(lk.target)} = {value} FROM {res} r WHERE {st}._rid = r._rid")
+            default = q(lk.default) if exists else "NULL"
+        multi_ok = "true" if lk.on_multiple == OnMultiple.ANY else "c.n = 1"
+        value = f"CASE WHEN c.n IS NULL THEN {default} WHEN {multi_ok} THEN c.gsid END"
+        # One join writes the GSID and keeps the match count for the reasons below.
+        st = b.rebuild("st", f"SELECT s.* REPLACE ({value} AS {ident(lk.target)}), c.n AS _lkn{i} "
+                             f"FROM {{old}} s LEFT JOIN {cand} c ON {on}")
+        shown = " || ', ' || ".join(
+            f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
+        desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
+        rows = f"FROM {st} s WHERE s._parse_error IS NULL"
+        if lk.on_none == OnNone.ERROR:
+            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
+                  f"'no ' || {q(desc)} || ' record matches ' || {shown} {rows} AND s._lkn{i} IS NULL AND NOT ({all_null})")
+        if lk.on_multiple == OnMultiple.ERROR:
+            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
+                  f"s._lkn{i} || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
+                  f"{rows} AND s._lkn{i} > 1")
+        if lk.on_none == OnNone.DEFAULT and default == "NULL":
+            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_default_missing', {q(lk.default)}, "
+                  f"'no match, and the default GSID ' || {q(lk.default)} || ' does not exist in {lk.object}' "
+                  f"{rows} AND s._lkn{i} IS NULL")
 
 
 # --- identify existing records, assign GSIDs ---------------------------------------------------
 
 def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """Match rows to stored records on the identifiers and give every row its record's GSID.
+
+    Rows of one new record share one new GSID. Fields the file leaves empty keep their stored
+    value unless the job says nulls overwrite (so validation sees the record as it will be)."""
     st, reasons = b.t("st"), b.t("reasons")
-    ok = f"_parse_error IS NULL"
+    ok = "_parse_error IS NULL"
     if job.operation == Operation.INSERT or not job.identifiers:
-        b.sql(f"UPDATE {st} SET _gsid = uuid()::VARCHAR WHERE {ok}")
+        b.rebuild("st", f"SELECT * REPLACE (CASE WHEN {ok} THEN uuid()::VARCHAR END AS _gsid) FROM {{old}}")
         return
     ids = job.identifiers
     for i in ids:
@@ -252,47 +264,61 @@ def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
               f"FROM {st} WHERE {ok} AND {ident(i)} IS NULL "
               f"AND _rid NOT IN (SELECT rid FROM {reasons} WHERE field = {q(i)})")
     ids_sql = ", ".join(ident(i) for i in ids)
-    have = " AND ".join(f"{ident(i)} IS NOT NULL" for i in ids)
-    ex, nk = b.t("existing"), b.t("newkeys")
+    have = " AND ".join(f"s.{ident(i)} IS NOT NULL" for i in ids)
+    ex = b.t("existing")
     b.sql(f"CREATE TEMP TABLE {ex} AS SELECT {ids_sql}, min(gsid) AS gsid, count(*) AS n "
-          f"FROM {obj.table} WHERE {have} GROUP BY ALL")
+          f"FROM {obj.table} WHERE {' AND '.join(f'{ident(i)} IS NOT NULL' for i in ids)} GROUP BY ALL")
     on = " AND ".join(f"s.{ident(i)} = e.{ident(i)}" for i in ids)
-    b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid, _exists = true FROM {ex} e WHERE {on} AND s._parse_error IS NULL")
+    keep = [t for t in _targets(job) if t not in ids and t != "gsid"] if not job.null_overwrites else []
+    replaced = [f"coalesce(s.{ident(t)}, o.{ident(t)}) AS {ident(t)}" for t in keep]
+    new_gsid = "uuid()::VARCHAR" if job.operation == Operation.UPSERT else "NULL"
+    replaced += [f"coalesce(e.gsid, CASE WHEN s.{ok} AND {have} THEN {new_gsid} END) AS _gsid",
+                 "e.gsid IS NOT NULL AS _exists"]
+    join_o = f"LEFT JOIN {obj.table} o ON o.gsid = e.gsid" if keep else ""
+    st = b.rebuild("st", f"SELECT s.* REPLACE ({', '.join(replaced)}), e.n AS _n_existing FROM {{old}} s "
+                         f"LEFT JOIN {ex} e ON {on} AND s.{ok} {join_o}")
     shown = " || ', ' || ".join(f"{q(i + '=')} || CAST(s.{ident(i)} AS VARCHAR)" for i in ids)
     b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'identifier_ambiguous', {shown}, "
-          f"e.n || ' existing {obj.name} records share ' || {shown} || '; fix the duplicates or choose other identifiers' "
-          f"FROM {st} s JOIN {ex} e ON {on} WHERE e.n > 1")
+          f"s._n_existing || ' existing {obj.name} records share ' || {shown} || '; fix the duplicates or choose other identifiers' "
+          f"FROM {st} s WHERE s._n_existing > 1")
     if job.operation == Operation.UPDATE:
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'no_match_for_update', {shown}, "
               f"'no existing {obj.name} record has ' || {shown} || '; update only changes existing records' "
-              f"FROM {st} s WHERE s._parse_error IS NULL AND NOT s._exists AND {have}")
-    else:
-        b.sql(f"CREATE TEMP TABLE {nk} AS SELECT *, uuid()::VARCHAR AS gsid FROM "
-              f"(SELECT DISTINCT {ids_sql} FROM {st} WHERE _parse_error IS NULL AND NOT _exists AND {have})")
-        b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid FROM {nk} e WHERE {on} AND NOT s._exists")
-    # Fields the file leaves empty keep their stored value unless the job says nulls overwrite.
-    if not job.null_overwrites:
-        mapped = [t for t in _targets(job) if t not in ids and t != "gsid"]
-        if mapped:
-            sets = ", ".join(f"{ident(t)} = coalesce(s.{ident(t)}, o.{ident(t)})" for t in mapped)
-            b.sql(f"UPDATE {st} AS s SET {sets} FROM {obj.table} o WHERE o.gsid = s._gsid AND s._exists")
+              f"FROM {st} s WHERE s.{ok} AND NOT s._exists AND {have}")
+        return
+    # Several rows for one new record: they share the smallest of their new GSIDs.
+    dups = b.sql(f"SELECT count(*) - count(DISTINCT ({ids_sql})) FROM {st} s WHERE NOT _exists AND _gsid IS NOT NULL").fetchone()[0]
+    if dups:
+        b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid FROM (SELECT {ids_sql}, min(_gsid) AS gsid FROM {st} "
+              f"WHERE NOT _exists AND _gsid IS NOT NULL GROUP BY ALL) e WHERE {on} AND NOT s._exists AND s._gsid IS NOT NULL")
 
 
 # --- validate -----------------------------------------------------------------------------------
 
 def _validate(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """The object's pandera schema over the mapped batch: compiled to one SQL scan, with checks
+    that have no SQL form run by pandera itself on bounded chunks (lazy: every failure is kept)."""
     st, reasons = b.t("st"), b.t("reasons")
     targets = [t for t in _targets(job) if t != "gsid"]
-    frame = b.sql(f"SELECT _rid, {', '.join(ident(t) for t in targets)} FROM {st} "
-                  f"WHERE _parse_error IS NULL").df().set_index("_rid")
-    fails = validation_failures(obj, frame, targets)
-    if len(fails):
-        b.con.register(f"pf_{b.tag}", fails)
-        # A value that failed conversion or lookup is also empty; say so once, not twice.
-        b.sql(f"INSERT INTO {reasons} SELECT p.row_id, p.field, p.rule, p.value, p.message FROM pf_{b.tag} p "
-              f"WHERE NOT (p.rule = 'required' AND EXISTS (SELECT 1 FROM {reasons} r WHERE r.rid = p.row_id "
-              f"AND r.field = p.field))")
-        b.con.unregister(f"pf_{b.tag}")
+    compiled, fallback = compile_schema(schema_for(obj), targets)
+    found = b.t("found")
+    b.sql(f"CREATE TEMP TABLE {found} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
+    if compiled:
+        b.sql(f"INSERT INTO {found} {failures_select(compiled, st, '_parse_error IS NULL')}")
+    for col in fallback:
+        n = b.sql(f"SELECT max(_rid) FROM {st}").fetchone()[0] or 0
+        for lo in range(0, n, PANDERA_CHUNK):
+            frame = b.sql(f"SELECT _rid, {ident(col)} FROM {st} WHERE _parse_error IS NULL AND {ident(col)} IS NOT NULL "
+                          f"AND _rid > ? AND _rid <= ?", [lo, lo + PANDERA_CHUNK]).df().set_index("_rid")
+            fails = validation_failures(obj, frame, [col])
+            if len(fails):
+                b.con.register(f"pf_{b.tag}", fails)
+                b.sql(f"INSERT INTO {found} SELECT row_id, field, rule, value, message FROM pf_{b.tag}")
+                b.con.unregister(f"pf_{b.tag}")
+    # A value that failed conversion or lookup is also empty; say so once, not twice.
+    b.sql(f"INSERT INTO {reasons} SELECT p.rid, p.field, p.rule, p.value, p.message FROM {found} p "
+          f"WHERE NOT (p.rule = 'required' AND EXISTS (SELECT 1 FROM {reasons} r WHERE r.rid = p.rid "
+          f"AND r.field = p.field))")
 
 
 def _reject_dangling_self_lookups(b: _Batch, job: Job) -> None:
@@ -318,29 +344,24 @@ def _reject_dangling_self_lookups(b: _Batch, job: Job) -> None:
 # --- dedupe, count, write -------------------------------------------------------------------------
 
 def _dedupe(b: _Batch, job: Job) -> None:
-    st, reasons, win = b.t("st"), b.t("reasons"), b.t("winners")
-    b.sql(f"CREATE TEMP TABLE {win} AS SELECT * FROM {st} WHERE _rid NOT IN (SELECT rid FROM {reasons}) "
-          f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _line DESC) = 1")
+    """Mark rejected rows, then keep the last row per record (GSID); earlier ones are superseded."""
+    st, reasons = b.t("st"), b.t("reasons")
+    b.sql(f"ALTER TABLE {st} ADD COLUMN _ok BOOLEAN DEFAULT true")
+    b.sql(f"UPDATE {st} SET _ok = false WHERE _rid IN (SELECT DISTINCT rid FROM {reasons})")
+    b.sql(f"ALTER TABLE {st} ADD COLUMN _winner BOOLEAN DEFAULT true")
+    dups = b.sql(f"SELECT count(*) - count(DISTINCT _gsid) FROM {st} WHERE _ok").fetchone()[0]
+    if dups:
+        b.sql(f"UPDATE {st} SET _winner = false WHERE _rid IN (SELECT _rid FROM {st} WHERE _ok "
+              f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _line DESC) > 1)")
 
 
 def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
                      run_id: str, actor: str) -> None:
-    st, reasons, win = b.t("st"), b.t("reasons"), b.t("winners")
+    st, reasons = b.t("st"), b.t("reasons")
     data = [t for t in _targets(job) if t != "gsid"]
-    changed = " OR ".join(f"w.{ident(t)} IS DISTINCT FROM o.{ident(t)}" for t in data) or "false"
-    res.rows_read = b.sql(f"SELECT count(*) FROM {st}").fetchone()[0]
-    res.rejected = b.sql(f"SELECT count(DISTINCT rid) FROM {reasons}").fetchone()[0]
-    sup = b.t("superseded")
-    b.sql(f"CREATE TEMP TABLE {sup} AS SELECT s._line, w._line AS by_line FROM {st} s JOIN {win} w USING (_gsid) "
-          f"WHERE s._rid <> w._rid AND s._rid NOT IN (SELECT rid FROM {reasons})")
-    res.superseded = b.sql(f"SELECT count(*) FROM {sup}").fetchone()[0]
-    chg = b.t("changed")
-    b.sql(f"CREATE TEMP TABLE {chg} AS SELECT w._gsid FROM {win} w JOIN {obj.table} o ON o.gsid = w._gsid "
-          f"WHERE w._exists AND ({changed})")
-    res.updated = b.sql(f"SELECT count(*) FROM {chg}").fetchone()[0]
-    n_exist = b.sql(f"SELECT count(*) FROM {win} WHERE _exists").fetchone()[0]
-    res.unchanged = n_exist - res.updated
-    res.inserted = b.sql(f"SELECT count(*) FROM {win} WHERE NOT _exists").fetchone()[0]
+    counts = b.sql(f"SELECT count(*), count(*) FILTER (WHERE NOT _ok), count(*) FILTER (WHERE _ok AND NOT _winner), "
+                   f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists) FROM {st}").fetchone()
+    res.rows_read, res.rejected, res.superseded, res.inserted = counts
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
         res.reasons_by_rule[rule] = n
 
@@ -354,24 +375,44 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.inserted = res.updated = res.unchanged = res.superseded = 0
         res.rejected = res.rows_read  # every row is accounted as not loaded
     else:
-        if res.updated:
-            sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
-            b.sql(f"UPDATE {obj.table} AS o SET {sets}, modified_at = ?, modified_by = ? FROM {win} w "
-                  f"WHERE o.gsid = w._gsid AND w._gsid IN (SELECT _gsid FROM {chg})", [now, actor])
-        if res.inserted:
-            cols = ", ".join(ident(t) for t in data)
-            b.sql(f"INSERT INTO {obj.table} (gsid, created_at, created_by, modified_at, modified_by, {cols}) "
-                  f"SELECT _gsid, ?, ?, ?, ?, {cols} FROM {win} WHERE NOT _exists", [now, actor, now, actor])
-        b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, _line, by_line FROM {sup}", [res.job_run_id, job.name])
+        cols = ", ".join(ident(t) for t in data)
+        changed = " OR ".join(f"o.{ident(t)} IS DISTINCT FROM w.{ident(t)}" for t in data) or "false"
+        sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
+        # One MERGE: update records whose values changed, insert new ones. Unchanged ones stay
+        # untouched (their modified_at too). RETURNING tells how many rows were updated.
+        actions = b.sql(
+            f"MERGE INTO {obj.table} AS o USING (SELECT * FROM {st} WHERE _ok AND _winner) AS w ON o.gsid = w._gsid "
+            f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {sets}, modified_at = $now, modified_by = $actor "
+            f"WHEN NOT MATCHED THEN INSERT (gsid, created_at, created_by, modified_at, modified_by, {cols}) "
+            f"VALUES (w._gsid, $now, $actor, $now, $actor, {', '.join('w.' + ident(t) for t in data)}) "
+            f"RETURNING merge_action", {"now": now, "actor": actor}).to_arrow_table()
+        import pyarrow.compute as pc
+        vc = {d["values"]: d["counts"] for d in pc.value_counts(actions.column(0)).to_pylist()} if actions.num_rows else {}
+        res.updated = int(vc.get("UPDATE", 0))
+        if int(vc.get("INSERT", 0)) != res.inserted:
+            raise RuntimeError(f"inserted {vc.get('INSERT', 0)} records, expected {res.inserted}")
+        res.unchanged = res.rows_read - res.rejected - res.superseded - res.inserted - res.updated
+        if res.superseded:
+            b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._line, w._line FROM {st} s "
+                  f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
+                  [res.job_run_id, job.name])
         res.status = PARTIAL if res.rejected else SUCCESS
 
-    reason_rows = f"SELECT rid, to_json(list({{'field': field, 'rule': rule, 'value': value, 'message': message}})) AS reasons FROM {reasons} GROUP BY rid"
+    # Rejected rows with their original values, read back from the raw table (only those rows).
+    orig = ", ".join(f"{q(h)}, r.{ident(h)}" for h in load.header)
+    orig_json = (f"CASE WHEN r._parse_error IS NULL THEN json_object({orig}) ELSE json_object('raw_text', r._raw_text) END"
+                 if orig else "json_object('raw_text', r._raw_text)")
+    reason_rows = (f"SELECT rid, to_json(list({{'field': field, 'rule': rule, 'value': value, 'message': message}})) "
+                   f"AS reasons FROM {reasons} GROUP BY rid")
     if over:
-        reason_rows = (f"SELECT s._rid AS rid, coalesce(r.reasons, to_json([{{'field': NULL, 'rule': 'job_failed', "
-                       f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s LEFT JOIN ({reason_rows}) r ON r.rid = s._rid")
-    b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._line, s._orig, r.reasons, ? "
-          f"FROM ({reason_rows}) r JOIN {st} s ON s._rid = r.rid",
-          [res.job_run_id, job.name, run_id, load.source_file, now])
+        reason_rows = (f"SELECT s._rid AS rid, coalesce(x.reasons, to_json([{{'field': NULL, 'rule': 'job_failed', "
+                       f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s "
+                       f"LEFT JOIN ({reason_rows}) x ON x.rid = s._rid")
+    if res.rejected:
+        b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._line, {orig_json}, x.reasons, ? "
+              f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
+              f"JOIN {load.raw_table} r ON r._load_id = ? AND r._line = s._line",
+              [res.job_run_id, job.name, run_id, load.source_file, now, load.load_id])
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
 

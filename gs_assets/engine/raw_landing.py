@@ -129,12 +129,14 @@ def land_file(
     cols = [f"column{i:0{len(str(len(header) - 1))}d}" for i in range(len(header))]
     col_types = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
     quoted = ", ".join('"' + h.replace('"', '""') + '"' for h in header)
+    good_cols = ", ".join(f'"{c}"' for c in cols)
     try:
-        con.execute(
-            f"CREATE TEMP TABLE good_{tag} AS SELECT row_number() OVER () AS _rn, * FROM read_csv("
-            f"{_sql_str(path)}, header=true, auto_detect=false, columns={col_types}, {_csv_options(src)}, "
-            f"store_rejects=true, rejects_table={_sql_str(errs)}, rejects_scan={_sql_str(scans)})"
-        )
+        # Straight into the raw table; a record's number among the good records is its line for now.
+        good = con.execute(
+            f"INSERT INTO {table} (_load_id, _line, {quoted}) SELECT {_sql_str(load_id)}, row_number() OVER () + 1, "
+            f"{good_cols} FROM read_csv({_sql_str(path)}, header=true, auto_detect=false, columns={col_types}, "
+            f"{_csv_options(src)}, store_rejects=true, rejects_table={_sql_str(errs)}, rejects_scan={_sql_str(scans)})"
+        ).fetchone()[0]
     except duckdb.Error as e:
         raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
     # Malformed records with their lines; good record k sits after every bad record j with p_j - j < k.
@@ -143,18 +145,15 @@ def land_file(
         f"arg_min(error_message, coalesce(column_idx, 0)) AS err, first(csv_line) AS txt "
         f"FROM {errs} GROUP BY line"
     )
-    good_cols = ", ".join(f'"{c}"' for c in cols)
-    con.execute(
-        f"INSERT INTO {table} (_load_id, _line, {quoted}) "
-        f"SELECT {_sql_str(load_id)}, g._rn + 1 + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < g._rn), "
-        f"{good_cols} FROM good_{tag} g"
-    )
-    con.execute(
-        f"INSERT INTO {table} (_load_id, _line, _parse_error, _raw_text) "
-        f"SELECT {_sql_str(load_id)}, line, err, txt FROM bad_{tag}"
-    )
-    good = con.execute(f"SELECT count(*) FROM good_{tag}").fetchone()[0]
     bad = con.execute(f"SELECT count(*) FROM bad_{tag}").fetchone()[0]
-    for t in (f"good_{tag}", f"bad_{tag}", errs, scans):
+    if bad:  # rare: shift the good records' lines past the bad ones before them
+        con.execute(
+            f"UPDATE {table} SET _line = _line + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < {table}._line - 1) "
+            f"WHERE _load_id = {_sql_str(load_id)}")
+        con.execute(
+            f"INSERT INTO {table} (_load_id, _line, _parse_error, _raw_text) "
+            f"SELECT {_sql_str(load_id)}, line, err, txt FROM bad_{tag}"
+        )
+    for t in (f"bad_{tag}", errs, scans):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return LandedFile(load_id=load_id, raw_table=table, header=header, rows_read=good + bad, malformed_rows=bad)

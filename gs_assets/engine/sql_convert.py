@@ -50,7 +50,8 @@ def convert_expr(clean: str, f: FieldDef, src: FileSource, strict: bool = False)
     if t.is_numeric:
         # Accept thousands separators, currency symbols and a trailing percent sign.
         strip = "[,\\s$€£¥]" if t == FieldType.CURRENCY else ("[,\\s%]" if t == FieldType.PERCENTAGE else "[,\\s]")
-        num = f"TRY_CAST(regexp_replace({clean}, {q(strip)}, '', 'g') AS DOUBLE)"
+        # Plain numbers cast directly; only values that do not take the regex clean-up.
+        num = f"COALESCE(TRY_CAST({clean} AS DOUBLE), TRY_CAST(regexp_replace({clean}, {q(strip)}, '', 'g') AS DOUBLE))"
         num = f"(CASE WHEN isfinite({num}) THEN {num} END)"
         d = f.effective_decimals
         return f"round({num}, {d})" if d is not None else num
@@ -58,8 +59,8 @@ def convert_expr(clean: str, f: FieldDef, src: FileSource, strict: bool = False)
         return (f"(CASE WHEN lower({clean}) IN ({', '.join(q(w) for w in TRUE_WORDS)}) THEN true "
                 f"WHEN lower({clean}) IN ({', '.join(q(w) for w in FALSE_WORDS)}) THEN false END)")
     if t == FieldType.DATE:
-        return (f"COALESCE(TRY_CAST(try_strptime({clean}, {_list(src.date_formats)}) AS DATE), "
-                f"TRY_CAST({clean} AS DATE))")
+        return (f"COALESCE(TRY_CAST({clean} AS DATE), "
+                f"TRY_CAST(try_strptime({clean}, {_list(src.date_formats)}) AS DATE))")
     if t == FieldType.DATETIME:
         return (f"COALESCE(try_strptime({clean}, {_list(src.datetime_formats)}), "
                 f"TRY_CAST(TRY_CAST({clean} AS TIMESTAMPTZ) AS TIMESTAMP), "
