@@ -47,7 +47,7 @@ jobs:
       - {source: Name, target: name}
   usage:
     connection: bench
-    source: {object: usage, prefix: in/, file_name: "usage_", match: starts_with, archive_prefix: ""}
+    source: {object: usage, prefix: in/, file_name: "usage_", match: starts_with, archive_prefix: "", listing: start_after}
     destination: company_usage
     operation: upsert
     identifiers: [company_id, usage_date, feature]

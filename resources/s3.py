@@ -34,3 +34,13 @@ def list_files(client, bucket: str, prefix: str) -> Iterator[dict]:
 
 def clean_etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else etag
+
+
+def sqs_client_for(s3: S3Resource):
+    """An SQS client with the S3 connection's region and credentials (for S3 event notifications).
+    `GSDP_SQS_ENDPOINT_URL` overrides the endpoint; by default it is the S3 endpoint (as moto serves both)."""
+    import boto3
+    endpoint = os.environ.get("GSDP_SQS_ENDPOINT_URL") or s3.endpoint_url or None
+    return boto3.client("sqs", endpoint_url=endpoint, region_name=s3.region_name or None,
+                        aws_access_key_id=s3.aws_access_key_id or None,
+                        aws_secret_access_key=s3.aws_secret_access_key or None)

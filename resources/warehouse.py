@@ -14,6 +14,7 @@ from typing import Iterator
 import duckdb
 from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from gs_assets.model.field_types import DUCKDB_TYPES
 from gs_assets.model.objects import DataModel, ObjectDef
@@ -85,6 +86,8 @@ def sync_object_tables(con: duckdb.DuckDBPyConnection, model: DataModel) -> list
 class Warehouse(DuckDBResource):
     """DuckDB warehouse: `gs` objects, `raw_<connection>` landed data, `gs_ops` run log and rejects."""
 
+    memory_limit: str = Field(default="512MB", description="DuckDB memory_limit; work beyond it spills to temp files")
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection that is closed even when the body raises (so the file lock is released)."""
@@ -95,6 +98,10 @@ class Warehouse(DuckDBResource):
                       max_retries=20, delay_generator=(min(0.05 * 2 ** i, 2.0) for i in range(100)))
         try:
             con.execute("SET TimeZone = 'UTC'")
+            # Bounded memory: DuckDB spills to disk past this instead of growing with file size.
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            if self.database not in (":memory:", ""):
+                con.execute(f"SET temp_directory = '{Path(self.database).with_suffix('.tmp')}'")
             yield con
         finally:
             con.close()

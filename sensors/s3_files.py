@@ -16,7 +16,7 @@ from gs_assets.assets.file_sources import SourceObject
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pickup import match_file
 from gs_assets.engine.pipeline import jobs_reading
-from resources.s3 import clean_etag, list_files
+from resources.s3 import clean_etag, list_files, sqs_client_for
 
 
 @dataclass
@@ -78,34 +78,155 @@ def order_runs(cfg: PlatformConfig, planned: list["PlannedRun"]) -> list["Planne
     return out
 
 
-def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, state: dict,
-                   unmatched: list[str] | None = None) -> tuple[list[PlannedRun], dict]:
-    """Compare the bucket listing with the cursor state; return runs to request and the new state.
+MAX_RUNS_PER_TICK = 200
+SQS_SEEN_KEYS = 10_000  # keys remembered per source in sqs mode, to drop duplicate notifications
 
-    Files directly under a watched prefix that match no job are appended to `unmatched`."""
-    new_state = {k: dict(v) for k, v in state.items()}
+
+def _source_state(state: dict, so: SourceObject) -> dict:
+    """Cursor state of one source: {"etags": {key: etag}, "after": key or None}."""
+    raw = state.get(so.key.to_user_string()) or {}
+    if "etags" not in raw:  # first cursor format: a plain {key: etag} map
+        raw = {"etags": dict(raw), "after": None}
+    return {"etags": dict(raw["etags"]), "after": raw.get("after")}
+
+
+def _dests(cfg: PlatformConfig, so: SourceObject) -> list[str]:
+    return sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name)})
+
+
+def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, state: dict,
+                   unmatched: list[str] | None = None, *, max_runs: int = MAX_RUNS_PER_TICK,
+                   sqs_client=None, limit_keys: set[str] | None = None) -> tuple[list[PlannedRun], dict]:
+    """Compare what is in the bucket with the cursor state; return the runs to request and the new state.
+
+    Per source, by its `listing` setting:
+      full        list the prefix; the cursor keeps the ETag of every listed key that was requested
+                  (keys that left the prefix, e.g. archived, drop out, so it stays bounded);
+      start_after keys sort by date or sequence: list only from a window of the last
+                  `listing_window` keys on (S3 StartAfter), so a tick does not grow with history;
+      sqs         read S3 event notifications from an SQS queue instead of listing at all.
+    A file enters the cursor only when its run is requested; at most `max_runs` per tick, the
+    rest on the next tick. Files under a watched prefix that match no job go to `unmatched`.
+    (`limit_keys`, for benchmarks: plan only these keys.)
+    """
+    new_state: dict = {k: v for k, v in state.items()}
     planned: list[PlannedRun] = []
-    by_bucket_prefix: dict[tuple[str, str], list[SourceObject]] = {}
+    srcs = {so.key: jobs_reading(cfg, so.connection, so.name)[0].source for so in sources}
+
+    def take(so: SourceObject, key: str, etag: str, st: dict) -> bool:
+        if st["etags"].get(key) == etag:
+            return False
+        if len(planned) >= max_runs:
+            return False
+        st["etags"][key] = etag
+        planned.append(PlannedRun(so, key, etag, _dests(cfg, so)))
+        return True
+
+    # full listing, grouped by (bucket, prefix) so several jobs on one prefix share one listing
+    groups: dict[tuple[str, str], list[SourceObject]] = {}
     for so in sources:
-        src = jobs_reading(cfg, so.connection, so.name)[0].source
-        by_bucket_prefix.setdefault((so.bucket, src.prefix), []).append(so)
-    for (bucket, prefix), sos in sorted(by_bucket_prefix.items()):
+        if srcs[so.key].listing == "full":
+            groups.setdefault((so.bucket, srcs[so.key].prefix), []).append(so)
+    for (bucket, prefix), sos in sorted(groups.items()):
+        states = {so.key: _source_state(state, so) for so in sos}
+        present: dict = {so.key: {} for so in sos}
         for obj in list_files(client, bucket, prefix):
             key, etag = obj["Key"], clean_etag(obj.get("ETag")) or ""
+            if limit_keys is not None and key not in limit_keys:
+                continue
             hit = False
             for so in sos:
                 if not matches(cfg, so, key):
                     continue
                 hit = True
-                seen = new_state.setdefault(so.key.to_user_string(), {})
-                if seen.get(key) == etag:
-                    continue
-                seen[key] = etag
-                dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name)})
-                planned.append(PlannedRun(so, key, etag, dests))
+                st = states[so.key]
+                if st["etags"].get(key) == etag or take(so, key, etag, st):
+                    present[so.key][key] = etag
             if not hit and unmatched is not None and "/" not in key[len(prefix):]:
                 unmatched.append(f"s3://{bucket}/{key}")
+        for so in sos:
+            new_state[so.key.to_user_string()] = {"etags": present[so.key], "after": None}
+
+    # start_after: list from the start of the remembered window on
+    for so in sources:
+        src = srcs[so.key]
+        if src.listing != "start_after":
+            continue
+        st = _source_state(state, so)
+        window = dict(st["etags"])
+        start = min(window) if window else st["after"]
+        kwargs = {"StartAfter": _before(start)} if start else {}
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=so.bucket, Prefix=src.prefix, **kwargs):
+            for obj in page.get("Contents", []):
+                key, etag = obj["Key"], clean_etag(obj.get("ETag")) or ""
+                if (limit_keys is not None and key not in limit_keys) or not matches(cfg, so, key):
+                    if unmatched is not None and "/" not in key[len(src.prefix):] and not matches(cfg, so, key):
+                        unmatched.append(f"s3://{so.bucket}/{key}")
+                    continue
+                take(so, key, etag, st)
+        keys = sorted(st["etags"])
+        after = st["after"]
+        if len(keys) > src.listing_window:
+            after = keys[-src.listing_window - 1]
+            keys = keys[-src.listing_window:]
+        new_state[so.key.to_user_string()] = {"etags": {k: st["etags"][k] for k in keys}, "after": after}
+
+    # sqs: event notifications
+    for so in sources:
+        src = srcs[so.key]
+        if src.listing != "sqs":
+            continue
+        st = _source_state(state, so)
+        for bucket, key, etag in _drain_queue(sqs_client, src.sqs_queue_url, max_runs - len(planned)):
+            if bucket != so.bucket or not matches(cfg, so, key):
+                if unmatched is not None and bucket == so.bucket and "/" not in key[len(src.prefix):]:
+                    unmatched.append(f"s3://{bucket}/{key}")
+                continue
+            take(so, key, etag, st)
+        keys = list(st["etags"])[-SQS_SEEN_KEYS:]
+        new_state[so.key.to_user_string()] = {"etags": {k: st["etags"][k] for k in keys}, "after": None}
     return order_runs(cfg, planned), new_state
+
+
+def _before(key: str) -> str:
+    """A StartAfter value that includes `key` itself: the string just before it."""
+    if not key:
+        return key
+    last = key[-1]
+    return key[:-1] + (chr(ord(last) - 1) + "\U0010ffff" if ord(last) > 0 else "")
+
+
+def _drain_queue(sqs, queue_url: str, budget: int):
+    """S3 object-created records from the queue; each message is deleted once read (its records
+    are then requested or ignored). Stops when the queue is empty or the budget is spent."""
+    from urllib.parse import unquote_plus
+    if sqs is None:
+        raise RuntimeError("listing: sqs needs an SQS client (GSDP_SQS_ENDPOINT_URL or AWS defaults)")
+    out = []
+    while len(out) < budget:
+        resp = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        msgs = resp.get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            try:
+                body = json.loads(m["Body"])
+            except ValueError:
+                body = {}
+            if "Message" in body and isinstance(body["Message"], str):  # delivered through SNS
+                try:
+                    body = json.loads(body["Message"])
+                except ValueError:
+                    body = {}
+            for rec in body.get("Records", []):
+                if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
+                    continue
+                o = rec.get("s3", {})
+                out.append((o.get("bucket", {}).get("name"), unquote_plus(o.get("object", {}).get("key", "")),
+                            (o.get("object", {}).get("eTag") or "").strip('"')))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return out
 
 
 def source_job_name(so: SourceObject) -> str:
@@ -134,7 +255,9 @@ def build_s3_files_sensor(cfg: PlatformConfig, sources: list[SourceObject], jobs
     def _sensor(context: dg.SensorEvaluationContext, s3: S3Resource) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
         unmatched: list[str] = []
-        planned, new_state = plan_file_runs(cfg, sources, s3.get_client(), state, unmatched)
+        needs_sqs = any(jobs_reading(cfg, so.connection, so.name)[0].source.listing == "sqs" for so in sources)
+        planned, new_state = plan_file_runs(cfg, sources, s3.get_client(), state, unmatched,
+                                            sqs_client=sqs_client_for(s3) if needs_sqs else None)
         if unmatched:
             context.log.info(f"{len(unmatched)} file(s) match no job and are ignored: {', '.join(unmatched[:20])}")
         adds: dict[str, list[str]] = {}

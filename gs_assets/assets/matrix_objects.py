@@ -18,13 +18,15 @@ from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import apply_pending
-from gs_assets.engine.schema_checks import validation_failures
+from gs_assets.engine.schema_checks import schema_for, validation_failures
+from gs_assets.engine.schema_sql import compile_schema, failures_select
 from gs_assets.engine.sql_convert import ident
 from gs_assets.model.field_types import DUCKDB_TYPES, FieldType
 from gs_assets.model.objects import ObjectDef
 from resources.warehouse import Warehouse
 
 PREVIEW_ROWS = 10
+SCHEMA_SAMPLE_ROWS = 10_000  # rows pandera itself re-checks in the asset check
 
 
 def object_key(name: str) -> dg.AssetKey:
@@ -102,8 +104,15 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         with warehouse.connect() as con:
             total = con.execute(f"SELECT count(*) FROM {obj.table}").fetchone()[0]
             preview = con.execute(f"SELECT * FROM {obj.table} ORDER BY modified_at DESC NULLS LAST LIMIT {PREVIEW_ROWS}").df()
-            written = con.execute(f"SELECT {', '.join(ident(c) for c in data_cols)}, gsid FROM {obj.table} "
-                                  f"WHERE modified_at >= ?", [started]).df()
+            # The pandera schema over every row this materialization wrote, run in DuckDB, plus
+            # pandera itself over a sample of them (the two must agree).
+            compiled, _fallback = compile_schema(schema_for(obj), data_cols)
+            written_n = con.execute(f"SELECT count(*) FROM {obj.table} WHERE modified_at >= ?", [started]).fetchone()[0]
+            sql_fails = con.execute(
+                f"SELECT * FROM ({failures_select(compiled, obj.table, 'modified_at >= $1', rid='gsid')}) LIMIT 20",
+                [started]).df() if compiled and written_n else pd.DataFrame()
+            sample = con.execute(f"SELECT {', '.join(ident(c) for c in data_cols)} FROM {obj.table} "
+                                 f"WHERE modified_at >= ? USING SAMPLE {SCHEMA_SAMPLE_ROWS} ROWS", [started]).df()
             broken_runs = con.execute(
                 "SELECT job_run_id, job, rows_read, inserted + updated + unchanged + rejected + filtered + superseded "
                 "FROM gs_ops.job_runs WHERE destination = ? AND final AND status <> 'Failed' AND rows_read <> "
@@ -118,7 +127,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
                         dangling.append(f"{f.name}: {n} value(s) not in {f.lookup}")
             bad_gsid = con.execute(f"SELECT count(*) - count(DISTINCT gsid) + count(*) FILTER (WHERE length(gsid) <> 36 OR gsid IS NULL) "
                                    f"FROM {obj.table}").fetchone()[0]
-        fails = validation_failures(obj, written.set_index(pd.RangeIndex(len(written))), data_cols) if len(written) else pd.DataFrame()
+        fails = validation_failures(obj, sample.set_index(pd.RangeIndex(len(sample))), data_cols) if len(sample) else pd.DataFrame()
+        fails = pd.concat([sql_fails, fails]) if len(sql_fails) else fails
         runs = pd.DataFrame([{k: r.as_dict()[k] for k in ("job", "source_file", "status", "rows_read", "inserted", "updated",
                                                          "unchanged", "rejected", "superseded")} for r in results])
         yield dg.MaterializeResult(metadata={
@@ -134,7 +144,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             "schema_changes": dg.MetadataValue.text("; ".join(changes) or "none"),
         })
         yield dg.AssetCheckResult(check_name="schema", passed=len(fails) == 0,
-                                  metadata={"rows_checked": len(written), "failures": len(fails),
+                                  metadata={"rows_checked": written_n, "pandera_sample_rows": len(sample), "failures": len(fails),
                                             "first_failures": dg.MetadataValue.md(_md_table(fails.head(20))) if len(fails) else "none"})
         yield dg.AssetCheckResult(check_name="conservation", passed=not broken_runs,
                                   metadata={"job_runs_checked": len(results), "violations": str(broken_runs[:20]) or "none"})

@@ -54,6 +54,12 @@ class FileSource(BaseModel):
     file_name: str = Field(default="*.csv", description="the name rule's argument: a name, a start, a date pattern or a glob")
     match: Literal["equals", "starts_with", "date_pattern", "glob"] = Field(
         default="glob", description="equals | starts_with | date_pattern (e.g. usage_{yyyy}-{MM}-{dd}.csv) | glob")
+    listing: Literal["full", "start_after", "sqs"] = Field(
+        default="full", description="how the sensor finds files: list the prefix, list after the last keys "
+        "(keys sort by date or sequence), or S3 event notifications from an SQS queue")
+    listing_window: int = Field(default=1000, ge=1, le=100_000,
+                                description="start_after: how many recent keys are re-listed to catch late or re-uploaded files")
+    sqs_queue_url: Optional[str] = None
     archive_prefix: Optional[str] = Field(default=None, description="where loaded files move (default <prefix>archive/); '' keeps them in place")
     error_prefix: Optional[str] = Field(default=None, description="where files that fail move (default <prefix>error/)")
     delimiter: str = ","
@@ -84,6 +90,12 @@ class FileSource(BaseModel):
         for p in (self.archive_prefix, self.error_prefix):
             if p is not None and p != "" and p == self.prefix:
                 raise ValueError("archive_prefix and error_prefix must differ from prefix, or the file would be picked up again")
+        return self
+
+    @model_validator(mode="after")
+    def _listing(self) -> "FileSource":
+        if self.listing == "sqs" and not self.sqs_queue_url:
+            raise ValueError("listing: sqs needs sqs_queue_url (the queue receiving the bucket's ObjectCreated events)")
         return self
 
     @property
