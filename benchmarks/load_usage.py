@@ -182,7 +182,7 @@ def main() -> int:
         os.environ.update(s3.env())
         client = s3.client()
         client.create_bucket(Bucket="bench")
-        for size in [parse_size(s) for s in a.sizes.split(",")]:
+        for size in [parse_size(s) for s in a.sizes.split(",") if s and s != "none"]:
             csv = generate(work, size)
             mb = csv.stat().st_size / 1e6
             key = f"in/usage_{size}.csv"
@@ -232,7 +232,7 @@ def sensor_tick(client, cfg_dir: Path, work: Path) -> dict:
             calls["n"] += 1
         return real(op, params)
 
-    old = plan_file_runs(cfg, sources, client, {}, limit_keys=set(keys[:20_000]))[1]
+    old = plan_file_runs(cfg, sources, client, {}, limit_keys=set(keys[:20_000]), max_runs=10**9)[1]
     client._make_api_call = counting
     t0 = time.perf_counter()
     planned, _ = plan_file_runs(cfg, sources, client, old)

@@ -86,7 +86,7 @@ def sync_object_tables(con: duckdb.DuckDBPyConnection, model: DataModel) -> list
 class Warehouse(DuckDBResource):
     """DuckDB warehouse: `gs` objects, `raw_<connection>` landed data, `gs_ops` run log and rejects."""
 
-    memory_limit: str = Field(default="512MB", description="DuckDB memory_limit; work beyond it spills to temp files")
+    memory_limit: str = Field(default="1GB", description="DuckDB memory_limit; work beyond it spills to temp files")
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

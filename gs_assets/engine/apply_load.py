@@ -378,19 +378,19 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         cols = ", ".join(ident(t) for t in data)
         changed = " OR ".join(f"o.{ident(t)} IS DISTINCT FROM w.{ident(t)}" for t in data) or "false"
         sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
-        # One MERGE: update records whose values changed, insert new ones. Unchanged ones stay
-        # untouched (their modified_at too). RETURNING tells how many rows were updated.
-        actions = b.sql(
-            f"MERGE INTO {obj.table} AS o USING (SELECT * FROM {st} WHERE _ok AND _winner) AS w ON o.gsid = w._gsid "
-            f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {sets}, modified_at = $now, modified_by = $actor "
-            f"WHEN NOT MATCHED THEN INSERT (gsid, created_at, created_by, modified_at, modified_by, {cols}) "
-            f"VALUES (w._gsid, $now, $actor, $now, $actor, {', '.join('w.' + ident(t) for t in data)}) "
-            f"RETURNING merge_action", {"now": now, "actor": actor}).to_arrow_table()
-        import pyarrow.compute as pc
-        vc = {d["values"]: d["counts"] for d in pc.value_counts(actions.column(0)).to_pylist()} if actions.num_rows else {}
-        res.updated = int(vc.get("UPDATE", 0))
-        if int(vc.get("INSERT", 0)) != res.inserted:
-            raise RuntimeError(f"inserted {vc.get('INSERT', 0)} records, expected {res.inserted}")
+        # Update the records whose values changed (unchanged ones keep their modified_at), then
+        # insert the new ones. (Measured: UPDATE FROM + INSERT beats MERGE several times over when
+        # DuckDB has to spill under its memory limit.)
+        res.updated = b.sql(
+            f"UPDATE {obj.table} AS o SET {sets}, modified_at = ?, modified_by = ? "
+            f"FROM (SELECT * FROM {st} WHERE _ok AND _winner AND _exists) AS w WHERE o.gsid = w._gsid AND ({changed})",
+            [now, actor]).fetchone()[0]
+        inserted = b.sql(
+            f"INSERT INTO {obj.table} (gsid, created_at, created_by, modified_at, modified_by, {cols}) "
+            f"SELECT _gsid, ?, ?, ?, ?, {cols} FROM {st} WHERE _ok AND _winner AND NOT _exists",
+            [now, actor, now, actor]).fetchone()[0]
+        if inserted != res.inserted:
+            raise RuntimeError(f"inserted {inserted} records, expected {res.inserted}")
         res.unchanged = res.rows_read - res.rejected - res.superseded - res.inserted - res.updated
         if res.superseded:
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._line, w._line FROM {st} s "
