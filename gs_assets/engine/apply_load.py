@@ -269,7 +269,10 @@ def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
     b.sql(f"CREATE TEMP TABLE {ex} AS SELECT {ids_sql}, min(gsid) AS gsid, count(*) AS n "
           f"FROM {obj.table} WHERE {' AND '.join(f'{ident(i)} IS NOT NULL' for i in ids)} GROUP BY ALL")
     on = " AND ".join(f"s.{ident(i)} = e.{ident(i)}" for i in ids)
-    keep = [t for t in _targets(job) if t not in ids and t != "gsid"] if not job.null_overwrites else []
+    # Required fields need the stored value before validation (an empty cell must not fail them);
+    # other fields keep their stored value in the write itself (see _count_and_write).
+    keep = [t for t in _targets(job) if t not in ids and t != "gsid" and obj.fields[t].required] \
+        if not job.null_overwrites else []
     replaced = [f"coalesce(s.{ident(t)}, o.{ident(t)}) AS {ident(t)}" for t in keep]
     new_gsid = "uuid()::VARCHAR" if job.operation == Operation.UPSERT else "NULL"
     replaced += [f"coalesce(e.gsid, CASE WHEN s.{ok} AND {have} THEN {new_gsid} END) AS _gsid",
@@ -376,8 +379,13 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.rejected = res.rows_read  # every row is accounted as not loaded
     else:
         cols = ", ".join(ident(t) for t in data)
-        changed = " OR ".join(f"o.{ident(t)} IS DISTINCT FROM w.{ident(t)}" for t in data) or "false"
-        sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
+        if job.null_overwrites:
+            changed = " OR ".join(f"o.{ident(t)} IS DISTINCT FROM w.{ident(t)}" for t in data) or "false"
+            sets = ", ".join(f"{ident(t)} = w.{ident(t)}" for t in data)
+        else:  # an empty source value keeps the stored one
+            changed = " OR ".join(f"(w.{ident(t)} IS NOT NULL AND o.{ident(t)} IS DISTINCT FROM w.{ident(t)})"
+                                  for t in data) or "false"
+            sets = ", ".join(f"{ident(t)} = coalesce(w.{ident(t)}, o.{ident(t)})" for t in data)
         # Update the records whose values changed (unchanged ones keep their modified_at), then
         # insert the new ones. (Measured: UPDATE FROM + INSERT beats MERGE several times over when
         # DuckDB has to spill under its memory limit.)

@@ -88,3 +88,23 @@ def test_runs_are_ordered_so_looked_up_objects_load_first(tmp_path, s3_server, b
     put(s3_server, bucket, "in/users_1.csv", "Name,Email\nAnn,ann@x.io\n")
     result = tick(defs, instance, None)
     assert [r.job_name for r in result.run_requests] == ["load_files__users_job", "load_files__accounts_job"]
+
+
+def test_one_file_goes_to_every_job_whose_rule_it_matches(tmp_path, s3_server, bucket):
+    jobs = JOBS % bucket + """
+  companies_copy:
+    connection: files
+    source: {object: companies_archive, prefix: in/, file_name: "companies_", match: starts_with}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+"""
+    _, defs = platform(tmp_path, jobs)
+    instance = dg.DagsterInstance.ephemeral()
+    put(s3_server, bucket, "in/companies_1.csv", "Id,Name\nA1,Acme\n")
+    result = tick(defs, instance, None)
+    assert sorted((r.job_name, r.partition_key) for r in result.run_requests) == [
+        ("load_files__companies_archive_job", "in/companies_1.csv"), ("load_files__companies_job", "in/companies_1.csv")]
