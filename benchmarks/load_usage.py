@@ -144,7 +144,6 @@ def run_child(mode: str, args: dict) -> None:
 
 def seed(db: str, cfg_dir: Path, rows: int, csv: Path) -> None:
     """Companies, and half of the file's usage keys already in company_usage."""
-    import duckdb
     from gs_assets.config.loader import load_platform_config
     from resources.warehouse import Warehouse, sync_object_tables
     cfg = load_platform_config(cfg_dir)

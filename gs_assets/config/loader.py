@@ -10,7 +10,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
-from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Connection, Job, Operation, OnNone, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Connection, Job, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 

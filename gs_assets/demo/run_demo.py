@@ -7,7 +7,6 @@ endpoint, and a Dagster instance under .dagster_home/ (so `./dev ui` shows these
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

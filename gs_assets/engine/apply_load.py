@@ -10,7 +10,6 @@ pandera schema over the mapped batch.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -435,6 +434,3 @@ def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, l
          res.superseded, res.error, final],
     )
 
-
-def reasons_json(rows) -> str:
-    return json.dumps(rows)

@@ -13,7 +13,7 @@ import bz2
 import codecs
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator, Optional
+from typing import BinaryIO, Iterable, Iterator
 
 from gs_assets.engine.raw_landing import FileFormatError
 

@@ -1,0 +1,43 @@
+"""A job with `schedule` gets a cron schedule that scans its source and requests loads."""
+
+import dagster as dg
+
+from tests.dagster_helpers import platform, put
+
+JOBS = """
+connections:
+  files: {type: s3, bucket: %s}
+jobs:
+  nightly_companies:
+    connection: files
+    source: {object: companies, prefix: in/, file_name: "companies.csv", match: equals}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    schedule: "0 2 * * 1-5"
+    timezone: Europe/Berlin
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+"""
+
+
+def test_a_scheduled_job_scans_its_source_and_registers_the_file_partition(tmp_path, s3_server, bucket):
+    _, defs = platform(tmp_path, JOBS % bucket)
+    schedule = defs.resolve_schedule_def("nightly_companies_schedule")
+    assert schedule.cron_schedule == "0 2 * * 1-5" and schedule.execution_timezone == "Europe/Berlin"
+    with dg.instance_for_test() as instance:
+        _scheduled_loads(defs, schedule, instance, s3_server, bucket)
+
+
+def _scheduled_loads(defs, schedule, instance, s3_server, bucket):
+    ctx = dg.build_schedule_context(instance=instance, resources={"s3": defs.resources["s3"]}, repository_def=defs.get_repository_def())
+    assert isinstance(schedule.evaluate_tick(ctx).skip_message, str)
+    put(s3_server, bucket, "in/companies.csv", "Id,Name\nA1,Acme\n")
+    put(s3_server, bucket, "in/other.csv", "Id,Name\n")
+    result = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, resources={"s3": defs.resources["s3"]}, repository_def=defs.get_repository_def()))
+    assert [r.partition_key for r in result.run_requests] == ["in/companies.csv"]
+    assert instance.get_dynamic_partitions("files__files__companies") == ["in/companies.csv"]
+    run = defs.resolve_job_def("nightly_companies_job").execute_in_process(
+        partition_key="in/companies.csv", instance=instance, tags=result.run_requests[0].tags)
+    assert run.success
