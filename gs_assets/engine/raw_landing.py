@@ -21,7 +21,11 @@ import duckdb
 from gs_assets.config.jobs import FileSource
 
 META_COLUMNS = ("_load_id", "_line", "_parse_error", "_raw_text")
-MAX_LINE_BYTES = 64 << 20  # one record (a line, or a quoted multi-line value) may be up to 64 MiB
+MAX_LINE_BYTES = 16 << 20  # one record (a line, or a quoted multi-line value) may be up to 16 MiB
+# DuckDB's CSV buffer defaults to 16 x max_line_size (256 MiB here, 1 GiB at 64 MiB lines) and is
+# allocated whole for files larger than that; a fixed 64 MiB buffer keeps landing inside the
+# warehouse's memory limit whatever the file size.
+CSV_BUFFER_BYTES = 64 << 20
 
 
 class FileFormatError(ValueError):
@@ -49,6 +53,7 @@ def _csv_options(src: FileSource) -> str:
     opts = [f"delim={_sql_str(src.delimiter)}", f"quote={_sql_str(src.quote)}", "all_varchar=true"]
     opts.append(f"escape={_sql_str(src.escape if src.escape is not None else src.quote)}")
     opts.append(f"max_line_size={MAX_LINE_BYTES}")
+    opts.append(f"buffer_size={CSV_BUFFER_BYTES}")
     return ", ".join(opts)
 
 
@@ -137,6 +142,8 @@ def land_file(
             f"{good_cols} FROM read_csv({_sql_str(path)}, header=true, auto_detect=false, columns={col_types}, "
             f"{_csv_options(src)}, store_rejects=true, rejects_table={_sql_str(errs)}, rejects_scan={_sql_str(scans)})"
         ).fetchone()[0]
+    except duckdb.OutOfMemoryException:
+        raise  # not the file's fault: the run fails and can be retried; the file is not marked failed
     except duckdb.Error as e:
         raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
     # Malformed records with their lines; good record k sits after every bad record j with p_j - j < k.
