@@ -4,6 +4,8 @@ import dagster as dg
 
 from tests.dagster_helpers import platform, put
 
+_KEEP_ALIVE: list = []
+
 JOBS = """
 connections:
   files: {type: s3, bucket: %s}
@@ -26,8 +28,11 @@ def test_a_scheduled_job_scans_its_source_and_registers_the_file_partition(tmp_p
     _, defs = platform(tmp_path, JOBS % bucket)
     schedule = defs.resolve_schedule_def("nightly_companies_schedule")
     assert schedule.cron_schedule == "0 2 * * 1-5" and schedule.execution_timezone == "Europe/Berlin"
-    with dg.instance_for_test() as instance:
-        _scheduled_loads(defs, schedule, instance, s3_server, bucket)
+    # A persistent instance (schedule contexts need an instance ref), kept alive for the session:
+    # Dagster's definitions-load context keeps a weak reference to the last instance it saw.
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
+    _KEEP_ALIVE.append(instance)
+    _scheduled_loads(defs, schedule, instance, s3_server, bucket)
 
 
 def _scheduled_loads(defs, schedule, instance, s3_server, bucket):
