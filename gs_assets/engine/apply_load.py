@@ -4,8 +4,8 @@ Every channel (S3 files today; bulk upload and APIs later) lands rows in a raw t
 comes through `apply_load`. The caller runs it inside one warehouse transaction, so a job run's
 object writes, rejects and run-log row commit together or not at all (invariant 2).
 
-All row work is SQL in DuckDB over temp tables; Python only builds the statements and runs the
-pandera schema over the mapped batch.
+All row work is SQL in DuckDB over temp tables; Python only builds the statements. The object's
+pandera schema is compiled to SQL (schema_sql); only checks with no SQL form run in pandera.
 """
 
 from __future__ import annotations
@@ -168,8 +168,11 @@ def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
         cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
         for j, mf in enumerate(lk.match):
             cols.append(f"{clean_expr(mf.source)} AS _lk{i}_{j}")
+    # Rows that only insert get their new GSID here; identify() assigns the others.
+    new_only = job.operation == Operation.INSERT or not job.identifiers
+    gsid = "CASE WHEN _parse_error IS NULL THEN uuid()::VARCHAR END" if new_only else "CAST(NULL AS VARCHAR)"
     b.sql(f"CREATE TEMP TABLE {st} AS SELECT _line AS _rid, {', '.join(cols)}, "
-          f"CAST(NULL AS VARCHAR) AS _gsid, false AS _exists "
+          f"{gsid} AS _gsid, false AS _exists "
           f"FROM {load.raw_table} WHERE _load_id = ?", [load.load_id])
     b.sql(f"CREATE TEMP TABLE {reasons} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
     b.sql(f"INSERT INTO {reasons} SELECT _rid, NULL, 'malformed_row', left(_raw_text, 1000), "
@@ -202,12 +205,12 @@ def _lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, *, self_look
                 e = f"lower({e})"
             return e
 
+        # Match keys as stored; for a self lookup the batch rows carry the same (mapped) fields.
         stored = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
         if is_self:
-            batch = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
             cand_src = (f"SELECT {stored}, gsid FROM {target.table} WHERE gsid NOT IN "
                         f"(SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL) "
-                        f"UNION ALL SELECT {batch}, _gsid AS gsid FROM {st} "
+                        f"UNION ALL SELECT {stored}, _gsid AS gsid FROM {st} "
                         f"WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons})")
         else:
             cand_src = f"SELECT {stored}, gsid FROM {target.table}"
@@ -253,8 +256,7 @@ def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
     st, reasons = b.t("st"), b.t("reasons")
     ok = "_parse_error IS NULL"
     if job.operation == Operation.INSERT or not job.identifiers:
-        b.rebuild("st", f"SELECT * REPLACE (CASE WHEN {ok} THEN uuid()::VARCHAR END AS _gsid) FROM {{old}}")
-        return
+        return  # every row is a new record; _stage gave it its GSID
     ids = job.identifiers
     for i in ids:
         # (a lookup that found nothing already said why the identifier is empty)
@@ -307,8 +309,8 @@ def _validate(b: _Batch, obj: ObjectDef, job: Job) -> None:
     b.sql(f"CREATE TEMP TABLE {found} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
     if compiled:
         b.sql(f"INSERT INTO {found} {failures_select(compiled, st, '_parse_error IS NULL')}")
+    n = (b.sql(f"SELECT max(_rid) FROM {st}").fetchone()[0] or 0) if fallback else 0
     for col in fallback:
-        n = b.sql(f"SELECT max(_rid) FROM {st}").fetchone()[0] or 0
         for lo in range(0, n, PANDERA_CHUNK):
             frame = b.sql(f"SELECT _rid, {ident(col)} FROM {st} WHERE _parse_error IS NULL AND {ident(col)} IS NOT NULL "
                           f"AND _rid > ? AND _rid <= ?", [lo, lo + PANDERA_CHUNK]).df().set_index("_rid")

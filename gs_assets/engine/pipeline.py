@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import traceback
+import uuid
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -87,7 +88,6 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
         except FileFormatError as e:
             error = str(e)
     # A file that cannot be read fails every job that reads it; nothing reaches the objects.
-    import uuid
     load_id = str(uuid.uuid4())
     with warehouse.transaction() as con:
         _record_load(con, load_id=load_id, connection=connection, source_object=source_object,
@@ -140,7 +140,6 @@ def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *
                 msg = f"job {job.name!r} on {load.source_file}: {type(e).__name__}: {e}"
                 if log:
                     log.error(msg + "\n" + traceback.format_exc())
-                import uuid
                 res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=destination,
                                    load_id=load.load_id, source_file=load.source_file, status=FAILED,
                                    error=f"{type(e).__name__}: {e}; nothing was written, the load stays pending "
