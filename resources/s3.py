@@ -23,10 +23,12 @@ def s3_resource_from_env() -> S3Resource:
     return S3Resource(**kwargs)
 
 
-def list_files(client, bucket: str, prefix: str) -> Iterator[dict]:
-    """Every object under the prefix (paginated), as boto3 returns them (Key, ETag, Size, LastModified)."""
+def list_files(client, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[dict]:
+    """Every object under the prefix (paginated), as boto3 returns them (Key, ETag, Size, LastModified);
+    with `start_after`, only keys that sort after it (S3 StartAfter)."""
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    extra = {"StartAfter": start_after} if start_after else {}
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **extra):
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith("/"):
                 yield obj

@@ -27,9 +27,16 @@ class PlannedRun:
     destinations: list[str]
 
 
-def matches(cfg: PlatformConfig, so: SourceObject, key: str) -> bool:
-    src = jobs_reading(cfg, so.connection, so.name)[0].source
+def _source_of(cfg: PlatformConfig, so: SourceObject):
+    return jobs_reading(cfg, so.connection, so.name)[0].source
+
+
+def _matches(src, key: str) -> bool:
     return match_file(src.prefix, src.match, src.file_name, key) is not None
+
+
+def _direct_child(prefix: str, key: str) -> bool:
+    return key.startswith(prefix) and "/" not in key[len(prefix):]
 
 
 def object_ancestors(cfg: PlatformConfig) -> dict[str, set[str]]:
@@ -109,9 +116,9 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
     rest on the next tick. Files under a watched prefix that match no job go to `unmatched`.
     (`limit_keys`, for benchmarks: plan only these keys.)
     """
-    new_state: dict = {k: v for k, v in state.items()}
+    new_state: dict = dict(state)
     planned: list[PlannedRun] = []
-    srcs = {so.key: jobs_reading(cfg, so.connection, so.name)[0].source for so in sources}
+    srcs = {so.key: _source_of(cfg, so) for so in sources}  # looked up once, not per listed key
 
     def take(so: SourceObject, key: str, etag: str, st: dict) -> bool:
         if st["etags"].get(key) == etag:
@@ -122,28 +129,35 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
         planned.append(PlannedRun(so, key, etag, _dests(cfg, so)))
         return True
 
+    def offer(sos: list[SourceObject], states: dict, bucket: str, key: str, etag: str,
+              present: dict | None = None) -> None:
+        """Give one file to every source whose rule it matches; note it when none does."""
+        if limit_keys is not None and key not in limit_keys:
+            return
+        hit = False
+        for so in sos:
+            if so.bucket != bucket or not _matches(srcs[so.key], key):
+                continue
+            hit = True
+            st = states[so.key]
+            if (st["etags"].get(key) == etag or take(so, key, etag, st)) and present is not None:
+                present[so.key][key] = etag
+        if not hit and unmatched is not None and any(
+                so.bucket == bucket and _direct_child(srcs[so.key].prefix, key) for so in sos):
+            unmatched.append(f"s3://{bucket}/{key}")
+
+    def keyed(sos):
+        return {so.key: _source_state(state, so) for so in sos}
+
     # full listing, grouped by (bucket, prefix) so several jobs on one prefix share one listing
     groups: dict[tuple[str, str], list[SourceObject]] = {}
     for so in sources:
         if srcs[so.key].listing == "full":
             groups.setdefault((so.bucket, srcs[so.key].prefix), []).append(so)
     for (bucket, prefix), sos in sorted(groups.items()):
-        states = {so.key: _source_state(state, so) for so in sos}
-        present: dict = {so.key: {} for so in sos}
+        states, present = keyed(sos), {so.key: {} for so in sos}
         for obj in list_files(client, bucket, prefix):
-            key, etag = obj["Key"], clean_etag(obj.get("ETag")) or ""
-            if limit_keys is not None and key not in limit_keys:
-                continue
-            hit = False
-            for so in sos:
-                if not matches(cfg, so, key):
-                    continue
-                hit = True
-                st = states[so.key]
-                if st["etags"].get(key) == etag or take(so, key, etag, st):
-                    present[so.key][key] = etag
-            if not hit and unmatched is not None and "/" not in key[len(prefix):]:
-                unmatched.append(f"s3://{bucket}/{key}")
+            offer(sos, states, bucket, obj["Key"], clean_etag(obj.get("ETag")) or "", present)
         for so in sos:
             new_state[so.key.to_user_string()] = {"etags": present[so.key], "after": None}
 
@@ -152,19 +166,11 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
         src = srcs[so.key]
         if src.listing != "start_after":
             continue
-        st = _source_state(state, so)
-        window = dict(st["etags"])
-        start = min(window) if window else st["after"]
-        kwargs = {"StartAfter": _before(start)} if start else {}
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=so.bucket, Prefix=src.prefix, **kwargs):
-            for obj in page.get("Contents", []):
-                key, etag = obj["Key"], clean_etag(obj.get("ETag")) or ""
-                if (limit_keys is not None and key not in limit_keys) or not matches(cfg, so, key):
-                    if unmatched is not None and "/" not in key[len(src.prefix):] and not matches(cfg, so, key):
-                        unmatched.append(f"s3://{so.bucket}/{key}")
-                    continue
-                take(so, key, etag, st)
+        states = keyed([so])
+        st = states[so.key]
+        start = min(st["etags"]) if st["etags"] else st["after"]
+        for obj in list_files(client, so.bucket, src.prefix, start_after=_before(start) if start else None):
+            offer([so], states, so.bucket, obj["Key"], clean_etag(obj.get("ETag")) or "")
         keys = sorted(st["etags"])
         after = st["after"]
         if len(keys) > src.listing_window:
@@ -172,20 +178,19 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
             keys = keys[-src.listing_window:]
         new_state[so.key.to_user_string()] = {"etags": {k: st["etags"][k] for k in keys}, "after": after}
 
-    # sqs: event notifications
+    # sqs: event notifications, each queue drained once for every source it serves
+    queues: dict[str, list[SourceObject]] = {}
     for so in sources:
-        src = srcs[so.key]
-        if src.listing != "sqs":
-            continue
-        st = _source_state(state, so)
-        for bucket, key, etag in _drain_queue(sqs_client, src.sqs_queue_url, max_runs - len(planned)):
-            if bucket != so.bucket or not matches(cfg, so, key):
-                if unmatched is not None and bucket == so.bucket and "/" not in key[len(src.prefix):]:
-                    unmatched.append(f"s3://{bucket}/{key}")
-                continue
-            take(so, key, etag, st)
-        keys = list(st["etags"])[-SQS_SEEN_KEYS:]
-        new_state[so.key.to_user_string()] = {"etags": {k: st["etags"][k] for k in keys}, "after": None}
+        if srcs[so.key].listing == "sqs":
+            queues.setdefault(srcs[so.key].sqs_queue_url, []).append(so)
+    for queue_url, sos in sorted(queues.items()):
+        states = keyed(sos)
+        for bucket, key, etag in _drain_queue(sqs_client, queue_url, max_runs - len(planned)):
+            offer(sos, states, bucket, key, etag)
+        for so in sos:
+            st = states[so.key]
+            keys = list(st["etags"])[-SQS_SEEN_KEYS:]
+            new_state[so.key.to_user_string()] = {"etags": {k: st["etags"][k] for k in keys}, "after": None}
     return order_runs(cfg, planned), new_state
 
 

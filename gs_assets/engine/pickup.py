@@ -7,6 +7,7 @@ Rules (per job source): `equals` a name, `starts_with` a prefix, `date_pattern` 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ class FileMatch:
     file_date: Optional[datetime] = None
 
 
+@functools.lru_cache(maxsize=256)
 def compile_date_pattern(pattern: str) -> re.Pattern:
     parts, pos, seen = [], 0, set()
     for m in TOKEN_RE.finditer(pattern):
