@@ -47,6 +47,16 @@ def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
     return sorted(seen.values(), key=lambda s: (s.connection, s.name))
 
 
+def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
+    """The object's bytes, streamed. The GET is only sent when the first chunk is asked for, so a
+    version the ledger already holds is never downloaded."""
+    body = client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+    try:
+        yield from body.iter_chunks(size)
+    finally:
+        body.close()
+
+
 def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsDefinition:
     jobs: list[Job] = jobs_reading(cfg, so.connection, so.name)
     src = jobs[0].source
@@ -83,15 +93,11 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
                                          f"it may have been deleted. Upload it again.") from None
         etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
         requested = context.run.tags.get("gsdp/etag")
-        body = client.get_object(Bucket=so.bucket, Key=key, IfMatch=head["ETag"])["Body"]
-        try:
-            res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
-                       chunks=body.iter_chunks(8 << 20), name=key, source_file=f"s3://{so.bucket}/{key}",
-                       etag=etag, size_bytes=size, run_id=context.run_id)
-        finally:
-            body.close()
+        res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
+                   chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=uri,
+                   etag=etag, size_bytes=size, run_id=context.run_id)
         meta = {
-            "file": dg.MetadataValue.text(f"s3://{so.bucket}/{key}"),
+            "file": dg.MetadataValue.text(uri),
             "etag": etag or "",
             "size_bytes": size or 0,
             "load_id": res.load_id or "",
