@@ -5,12 +5,14 @@ are its error files written and the file moved: a load that rolls back leaves th
 was, so it can be retried. Moves keep the ETag check, so a file re-uploaded meanwhile stays.
 """
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import Optional
 
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.engine.error_files import header_of, write_error_file, write_failure_file
+from gs_assets.engine.error_files import write_error_file, write_failure_file
 from gs_assets.engine.pipeline import jobs_reading
 from resources.warehouse import Warehouse
 
@@ -38,63 +40,86 @@ def _exists(client, bucket: str, key: str) -> bool:
 
 
 def finish_files(warehouse: Warehouse, cfg: PlatformConfig, client, load_ids: list[str], log=None) -> list[Finished]:
-    import json
     done: list[Finished] = []
     for load_id in dict.fromkeys(load_ids):
-        with warehouse.connect() as con:
-            row = con.execute("SELECT connection, source_object, source_file, etag, status, archived_to, error "
-                              "FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
-            if not row or row[5] is not None or not row[2].startswith("s3://"):
-                continue
-            conn, obj, source_file, etag, status, _, load_error = row
-            jobs = jobs_reading(cfg, conn, obj)
-            runs = con.execute("SELECT job, job_run_id, status, rejected, error FROM gs_ops.job_runs "
-                               "WHERE load_id = ? AND final ORDER BY job", [load_id]).fetchall()
-            if {j.name for j in jobs} - {r[0] for r in runs}:
-                continue  # another job still has to apply this file
-            header = header_of(con, load_id)
-            src = jobs[0].source
-            failed = status == "failed" or all(r[2] == "Failed" for r in runs)
-            bucket, key = split_s3(source_file)
-            name = os.path.basename(key)
-            prefix = src.error_to if failed else src.archive_to
-            target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
-            new_key = target_dir + name
-            if prefix != "" and _exists(client, bucket, new_key):
-                new_key = f"{target_dir}{load_id[:8]}_{name}"
-            errors: list[str] = []
-            with tempfile.TemporaryDirectory(prefix="gsdp-err-") as tmp:
-                if status == "failed":
-                    path = os.path.join(tmp, "failure.csv")
-                    write_failure_file(path, load_error or "the file could not be loaded")
-                    errors.append((path, f"{new_key}.errors.csv"))
-                for job, job_run_id, _st, rejected, _err in runs:
-                    if rejected:
-                        path = os.path.join(tmp, f"{job}.csv")
-                        write_error_file(con, job_run_id, header, path)
-                        errors.append((path, f"{new_key}.{job}.errors.csv"))
-                for path, ekey in errors:
-                    client.upload_file(path, bucket, ekey)
-        moved = source_file
-        if prefix != "":
-            try:
-                extra = {"CopySourceIfMatch": f'"{etag}"'} if etag else {}
-                client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **extra)
-                head = client.head_object(Bucket=bucket, Key=key)
-                if (head.get("ETag") or "").strip('"') == etag:
-                    client.delete_object(Bucket=bucket, Key=key)
-                moved = f"s3://{bucket}/{new_key}"
-            except client.exceptions.ClientError as e:
-                if log:
-                    log.warning(f"{source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
-                moved = source_file
-        with warehouse.connect() as con:
-            con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
-                        [moved, json.dumps([f"s3://{bucket}/{k}" for _, k in errors]), load_id])
-        done.append(Finished(load_id, source_file, moved, [f"s3://{bucket}/{k}" for _, k in errors]))
-        if log:
-            log.info(f"{source_file} -> {moved}" + (f"; error files: {', '.join(k for _, k in errors)}" if errors else ""))
+        with tempfile.TemporaryDirectory(prefix="gsdp-err-") as tmp:
+            plan = _plan(warehouse, cfg, client, load_id, tmp)
+            if plan is not None:
+                done.append(_move(warehouse, client, plan, log))
     return done
+
+
+@dataclass
+class _Plan:
+    load_id: str
+    source_file: str
+    bucket: str
+    key: str
+    etag: str
+    new_key: Optional[str]  # None: the file stays where it is
+    errors: list[tuple[str, str]]  # (local path, S3 key) of error files
+
+
+def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: str) -> Optional[_Plan]:
+    """Decide where a finished file goes and write its error files locally (warehouse reads only)."""
+    with warehouse.connect() as con:
+        row = con.execute("SELECT connection, source_object, source_file, etag, status, archived_to, error, header "
+                          "FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
+        if not row or row[5] is not None or not row[2].startswith("s3://"):
+            return None
+        conn, obj, source_file, etag, status, _, load_error, header = row
+        jobs = jobs_reading(cfg, conn, obj)
+        runs = con.execute("SELECT job, job_run_id, status, rejected FROM gs_ops.job_runs "
+                           "WHERE load_id = ? AND final ORDER BY job", [load_id]).fetchall()
+        if {j.name for j in jobs} - {r[0] for r in runs}:
+            return None  # another job still has to apply this file
+        local: list[tuple[str, str]] = []  # (local path, suffix after the file's new key)
+        if status == "failed":
+            path = os.path.join(tmp, "failure.csv")
+            write_failure_file(path, load_error or "the file could not be loaded")
+            local.append((path, ".errors.csv"))
+        for job, job_run_id, _status, rejected in runs:
+            if rejected:
+                path = os.path.join(tmp, f"{job}.csv")
+                write_error_file(con, job_run_id, json.loads(header) if header else [], path)
+                local.append((path, f".{job}.errors.csv"))
+    # Where the file goes (S3 look-ups only after the warehouse connection is closed).
+    src = jobs[0].source
+    failed = status == "failed" or all(r[2] == "Failed" for r in runs)
+    bucket, key = split_s3(source_file)
+    name = os.path.basename(key)
+    prefix = src.error_to if failed else src.archive_to
+    target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
+    new_key = target_dir + name
+    if prefix != "" and _exists(client, bucket, new_key):
+        new_key = f"{target_dir}{load_id[:8]}_{name}"
+    errors = [(path, new_key + suffix) for path, suffix in local]
+    return _Plan(load_id, source_file, bucket, key, etag, new_key if prefix != "" else None, errors)
+
+
+def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
+    """Upload the error files and move the file (S3 only: the warehouse is not held meanwhile)."""
+    for path, ekey in p.errors:
+        client.upload_file(path, p.bucket, ekey)
+    moved = p.source_file
+    if p.new_key is not None:
+        try:
+            extra = {"CopySourceIfMatch": f'"{p.etag}"'} if p.etag else {}
+            client.copy_object(Bucket=p.bucket, Key=p.new_key, CopySource={"Bucket": p.bucket, "Key": p.key}, **extra)
+            head = client.head_object(Bucket=p.bucket, Key=p.key)
+            if (head.get("ETag") or "").strip('"') == p.etag:
+                client.delete_object(Bucket=p.bucket, Key=p.key)
+            moved = f"s3://{p.bucket}/{p.new_key}"
+        except client.exceptions.ClientError as e:
+            if log:
+                log.warning(f"{p.source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
+    error_uris = [f"s3://{p.bucket}/{k}" for _, k in p.errors]
+    with warehouse.connect() as con:
+        con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
+                    [moved, json.dumps(error_uris), p.load_id])
+    if log:
+        log.info(f"{p.source_file} -> {moved}" + (f"; error files: {', '.join(error_uris)}" if error_uris else ""))
+    return Finished(p.load_id, p.source_file, moved, error_uris)
 
 
 def unfinished_loads(warehouse: Warehouse, cfg: PlatformConfig, destination: str) -> list[str]:

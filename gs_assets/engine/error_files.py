@@ -6,8 +6,6 @@ file the user sent, so they can fix the rows and upload them again.
 
 from __future__ import annotations
 
-import json
-
 import duckdb
 
 from gs_assets.engine.sql_convert import ident, q
@@ -41,7 +39,3 @@ def write_failure_file(path: str, message: str) -> None:
 def _list(values: list[str]) -> str:
     return "[" + ", ".join(q(v) for v in values) + "]::VARCHAR[]"
 
-
-def header_of(con: duckdb.DuckDBPyConnection, load_id: str) -> list[str]:
-    row = con.execute("SELECT header FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
-    return json.loads(row[0]) if row and row[0] else []
