@@ -95,7 +95,7 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         requested = context.run.tags.get("gsdp/etag")
         res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
                    chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=uri,
-                   etag=etag, size_bytes=size, run_id=context.run_id)
+                   etag=etag, size_bytes=size, run_id=context.run.run_id)
         meta = {
             "file": dg.MetadataValue.text(uri),
             "etag": etag or "",

@@ -95,7 +95,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         for c in changes:
             context.log.info(c)
         try:
-            results = apply_pending(warehouse, cfg, obj.name, run_id=context.run_id, log=context.log)
+            results = apply_pending(warehouse, cfg, obj.name, run_id=context.run.run_id, log=context.log)
         finally:
             # Committed loads: write error files and move the files (only now, after the commit).
             if jobs:

@@ -18,6 +18,7 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
+from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
 from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
@@ -172,8 +173,7 @@ def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
     new_only = job.operation == Operation.INSERT or not job.identifiers
     gsid = "CASE WHEN _parse_error IS NULL THEN uuid()::VARCHAR END" if new_only else "CAST(NULL AS VARCHAR)"
     b.sql(f"CREATE TEMP TABLE {st} AS SELECT _line AS _rid, {', '.join(cols)}, "
-          f"{gsid} AS _gsid, false AS _exists "
-          f"FROM {load.raw_table} WHERE _load_id = ?", [load.load_id])
+          f"{gsid} AS _gsid, false AS _exists FROM {raw_rows_sql(b.con, load.raw_table, load.load_id)}")
     b.sql(f"CREATE TEMP TABLE {reasons} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
     b.sql(f"INSERT INTO {reasons} SELECT _rid, NULL, 'malformed_row', left(_raw_text, 1000), "
           f"'row could not be parsed: ' || _parse_error FROM {st} WHERE _parse_error IS NOT NULL")
@@ -420,8 +420,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
     if res.rejected:
         b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._line, {orig_json}, x.reasons, ? "
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
-              f"JOIN {load.raw_table} r ON r._load_id = ? AND r._line = s._line",
-              [res.job_run_id, job.name, run_id, load.source_file, now, load.load_id])
+              f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._line",
+              [res.job_run_id, job.name, run_id, load.source_file, now])
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
 

@@ -19,7 +19,7 @@ from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
 from gs_assets.engine.file_prep import prepare_file
 from gs_assets.engine.pickup import FileMatch, match_file
-from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_table_name
+from gs_assets.engine.raw_landing import FileFormatError, land_file
 from resources.warehouse import Warehouse
 
 
@@ -91,7 +91,7 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     load_id = str(uuid.uuid4())
     with warehouse.transaction() as con:
         _record_load(con, load_id=load_id, connection=connection, source_object=source_object,
-                     raw_table=raw_table_name(connection, source_object), source_file=source_file, etag=etag,
+                     raw_table=None, source_file=source_file, etag=etag,
                      size_bytes=size_bytes, status="failed", rows_read=0, malformed_rows=0, header=None, error=error,
                      run_id=run_id, file_name=fm.file_name, file_date=fm.file_date)
         for j in jobs:

@@ -1,11 +1,15 @@
-"""Land a delimited file as it came into its raw table (`raw_<connection>.<object>`).
+"""Land a delimited file as it came into its own raw table (`raw_<connection>."<object>__<id>"`).
 
-DuckDB reads the file (all columns as text) straight from disk. Rows that do not parse (wrong
-number of fields, bad quoting, invalid bytes) are not dropped: they land too, with the parse error
-and the raw text, so the engine rejects them with their line numbers (invariant 5).
+DuckDB reads the file (all columns as text) straight from disk into a table of its own, one per
+file version; `gs_ops.loads.raw_table` names it. Rows that do not parse (wrong number of fields,
+bad quoting, invalid bytes) are not dropped: they land too, with the parse error and the raw text,
+so the engine rejects them with their line numbers (invariant 5).
 
-`_line` is the file line a record starts on, counting the header as line 1 and a quoted
-multi-line field as one line (DuckDB's record numbering).
+A record's line is the file line it starts on, counting the header as line 1 and a quoted
+multi-line field as one line (DuckDB's record numbering). It is not written per row: the table is
+created in file order and never changed afterwards, so a good record's line is its rowid + 2
+(`raw_rows_sql` adds it). Numbering 5M rows with a window function cost more than reading the
+file; rowids cost nothing. Only a file with malformed records stores explicit lines (`_line`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import duckdb
 
 from gs_assets.config.jobs import FileSource
 
-META_COLUMNS = ("_load_id", "_line", "_parse_error", "_raw_text")
+META_COLUMNS = ("_line", "_parse_error", "_raw_text")
 MAX_LINE_BYTES = 16 << 20  # one record (a line, or a quoted multi-line value) may be up to 16 MiB
 # DuckDB's CSV buffer defaults to 16 x max_line_size (256 MiB here, 1 GiB at 64 MiB lines) and is
 # allocated whole for files larger than that; a fixed 64 MiB buffer keeps landing inside the
@@ -41,8 +45,22 @@ class LandedFile:
     malformed_rows: int
 
 
-def raw_table_name(connection: str, source_object: str) -> str:
-    return f'raw_{connection}."{source_object}"'
+def raw_table_name(connection: str, source_object: str, load_id: str) -> str:
+    """The raw table of one load: its own table, so rows keep file order and rowids."""
+    return f'raw_{connection}."{source_object}__{load_id.replace("-", "")[:16]}"'
+
+
+def raw_rows_sql(con: duckdb.DuckDBPyConnection, raw_table: str, load_id: str) -> str:
+    """A subquery over one load's raw rows with `_line` filled in (see the module docstring).
+
+    Loads landed before per-load tables share one table per source object with a stored `_line`
+    and a `_load_id` column; they are read from it."""
+    schema, _, name = raw_table.partition(".")
+    cols = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [schema, name.strip('"').replace('""', '"')]).fetchall()}
+    where = f" WHERE _load_id = {_sql_str(load_id)}" if "_load_id" in cols else ""
+    return f"(SELECT * REPLACE (coalesce(_line, rowid + 2) AS _line) FROM {raw_table}{where})"
 
 
 def _sql_str(v: str) -> str:
@@ -119,47 +137,39 @@ def land_file(
     header = read_header(path, src, file_label)
     check_mapped_columns(header, required_columns, file_label, jobs)
 
-    table = raw_table_name(connection, source_object)
+    table = raw_table_name(connection, source_object, load_id)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS raw_{connection}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} (_load_id VARCHAR, _line BIGINT, _parse_error VARCHAR, _raw_text VARCHAR)"
-    )
-    existing = {r[0].lower() for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    for h in header:
-        if h.lower() not in existing:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{h.replace(chr(34), chr(34) * 2)}" VARCHAR')
-
     tag = uuid.uuid4().hex[:12]
     errs, scans = f"rej_err_{tag}", f"rej_scan_{tag}"
     cols = [f"column{i:0{len(str(len(header) - 1))}d}" for i in range(len(header))]
     col_types = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
-    quoted = ", ".join('"' + h.replace('"', '""') + '"' for h in header)
-    good_cols = ", ".join(f'"{c}"' for c in cols)
+    named = ", ".join(f'"{c}" AS "' + h.replace('"', '""') + '"' for c, h in zip(cols, header))
     try:
-        # Straight into the raw table; a record's number among the good records is its line for now.
         good = con.execute(
-            f"INSERT INTO {table} (_load_id, _line, {quoted}) SELECT {_sql_str(load_id)}, row_number() OVER () + 1, "
-            f"{good_cols} FROM read_csv({_sql_str(path)}, header=true, auto_detect=false, columns={col_types}, "
-            f"{_csv_options(src)}, store_rejects=true, rejects_table={_sql_str(errs)}, rejects_scan={_sql_str(scans)})"
+            f"CREATE TABLE {table} AS SELECT {named}, CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _parse_error, "
+            f"CAST(NULL AS VARCHAR) AS _raw_text FROM read_csv({_sql_str(path)}, header=true, auto_detect=false, "
+            f"columns={col_types}, {_csv_options(src)}, store_rejects=true, rejects_table={_sql_str(errs)}, "
+            f"rejects_scan={_sql_str(scans)})"
         ).fetchone()[0]
     except duckdb.OutOfMemoryException:
         raise  # not the file's fault: the run fails and can be retried; the file is not marked failed
     except duckdb.Error as e:
         raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
-    # Malformed records with their lines; good record k sits after every bad record j with p_j - j < k.
+    # Malformed records with their lines; good record k (0-based) sits after every bad record j
+    # (1-based, in line order) with (line_j - 1) - j < k + 1.
     con.execute(
         f"CREATE TEMP TABLE bad_{tag} AS SELECT line, row_number() OVER (ORDER BY line) AS j, "
         f"arg_min(error_message, coalesce(column_idx, 0)) AS err, first(csv_line) AS txt "
         f"FROM {errs} GROUP BY line"
     )
     bad = con.execute(f"SELECT count(*) FROM bad_{tag}").fetchone()[0]
-    if bad:  # rare: shift the good records' lines past the bad ones before them
+    if bad:  # rare: store every line explicitly (rowids in this transaction are offsets from the first)
         con.execute(
-            f"UPDATE {table} SET _line = _line + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < {table}._line - 1) "
-            f"WHERE _load_id = {_sql_str(load_id)}")
+            f"UPDATE {table} SET _line = k + 2 + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < k + 1) "
+            f"FROM (SELECT rowid - (SELECT min(rowid) FROM {table}) AS k, rowid AS rid FROM {table}) x "
+            f"WHERE {table}.rowid = x.rid")
         con.execute(
-            f"INSERT INTO {table} (_load_id, _line, _parse_error, _raw_text) "
-            f"SELECT {_sql_str(load_id)}, line, err, txt FROM bad_{tag}"
+            f"INSERT INTO {table} (_line, _parse_error, _raw_text) SELECT line, err, txt FROM bad_{tag}"
         )
     for t in (f"bad_{tag}", errs, scans):
         con.execute(f"DROP TABLE IF EXISTS {t}")

@@ -3,7 +3,7 @@
 import pytest
 
 from gs_assets.config.jobs import FileSource
-from gs_assets.engine.raw_landing import FileFormatError, land_file
+from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_rows_sql
 
 import duckdb
 
@@ -14,7 +14,8 @@ def land(tmp_path, text: str, required=("a",), **src):
     con = duckdb.connect()
     lf = land_file(con, path=str(p), file_label="f.csv", connection="c", source_object="o",
                    src=FileSource(object="o", **src), required_columns=list(required), jobs=["j"])
-    return lf, con.execute('SELECT _line, _parse_error IS NOT NULL, _raw_text, "a" FROM raw_c."o" ORDER BY _line').fetchall()
+    rows = f'SELECT _line, _parse_error IS NOT NULL, _raw_text, "a" FROM {raw_rows_sql(con, lf.raw_table, lf.load_id)} ORDER BY _line'
+    return lf, con.execute(rows).fetchall()
 
 
 def test_rows_keep_their_line_numbers_and_malformed_rows_are_kept(tmp_path):
