@@ -94,6 +94,8 @@ class _Batch:
         self.tag = uuid.uuid4().hex[:10]
         self.tables: list[str] = []
         self.current: dict[str, str] = {}
+        self.may_repeat = False  # two rows may stand for one record (set by identify)
+        self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
 
     def t(self, name: str) -> str:
         full = self.current.get(name, f"{name}_{self.tag}")
@@ -136,10 +138,8 @@ def apply_load(
                        started_at=started)
     b = _Batch(con)
     try:
-        _stage(b, obj, job, load)
-        _lookups(b, model, obj, job, self_lookups=False)
-        _identify(b, obj, job)
-        _lookups(b, model, obj, job, self_lookups=True)
+        _stage(b, model, obj, job, load)
+        _self_lookups(b, model, obj, job)
         _validate(b, obj, job)
         _reject_dangling_self_lookups(b, job)
         _dedupe(b, job)
@@ -149,114 +149,190 @@ def apply_load(
     return res
 
 
-# --- stage: map and convert -------------------------------------------------------------------
+# --- stage: map, convert, direct lookups and identify in one pass ------------------------------
 
 def _targets(job: Job) -> list[str]:
     return [m.target for m in job.mappings] + [lk.target for lk in job.lookups]
 
 
-def _stage(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
+def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef) -> None:
+    """Build the batch in one statement: raw rows -> mapped and converted values -> GSIDs from
+    direct lookups -> the stored record each row identifies (or a new GSID).
+
+    Each of these steps used to materialise the whole batch again; fused, DuckDB streams the raw
+    rows through the joins once. The small tables they join (lookup candidates, stored keys) are
+    built first. Reasons are derived from the batch afterwards, in the order the steps apply."""
     st, reasons = b.t("st"), b.t("reasons")
-    cols = ["_line", "_parse_error", "_raw_text"]
+    raw = raw_rows_sql(b.con, load.raw_table, load.load_id)
+    mapped = ["_line AS _rid", "_line", "_parse_error", "_raw_text"]
+    checked: list[str] = []  # targets whose non-empty source value must convert (no default)
     for m in job.mappings:
         f = obj.fields[m.target]
         clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
         value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default, clean=clean)
-        cols.append(f"{value} AS {ident(m.target)}")
-        if m.source is not None:
-            cols.append(f"{clean or clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
+        mapped.append(f"{value} AS {ident(m.target)}")
+        if m.source is not None and m.default is None:
+            mapped.append(f"{clean or clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
+            checked.append(m.target)
     for i, lk in enumerate(job.lookups):
-        cols.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
+        mapped.append(f"CAST(NULL AS VARCHAR) AS {ident(lk.target)}")
         for j, mf in enumerate(lk.match):
-            cols.append(f"{clean_expr(mf.source)} AS _lk{i}_{j}")
-    # Rows that only insert get their new GSID here; identify() assigns the others.
-    new_only = job.operation == Operation.INSERT or not job.identifiers
-    gsid = "CASE WHEN _parse_error IS NULL THEN uuid()::VARCHAR END" if new_only else "CAST(NULL AS VARCHAR)"
-    b.sql(f"CREATE TEMP TABLE {st} AS SELECT _line AS _rid, {', '.join(cols)}, "
-          f"{gsid} AS _gsid, false AS _exists FROM {raw_rows_sql(b.con, load.raw_table, load.load_id)}")
+            mapped.append(f"{clean_expr(mf.source)} AS _lk{i}_{j}")
+
+    # Direct lookups: the GSID of the matching record, and the match count for the reasons.
+    replace, extra, joins = [], [], []
+    for i, lk in enumerate(job.lookups):
+        if lk.object == obj.name:
+            extra.append(f"CAST(NULL AS BIGINT) AS _lkn{i}")  # self lookups run after identify
+            continue
+        cand, on, value = _lookup_join(b, model, obj, lk, i, alias=f"c{i}", row="m")
+        joins.append(f"LEFT JOIN {cand} c{i} ON {on}")
+        replace.append(f"{value} AS {ident(lk.target)}")
+        extra.append(f"c{i}.n AS _lkn{i}")
+    bad = [f"CASE WHEN m._parse_error IS NULL AND m.{ident('_sv_' + t)} IS NOT NULL AND m.{ident(t)} IS NULL "
+           f"THEN {q(t)} END" for t in checked]
+    extra.append(f"NULLIF(concat_ws(',', {', '.join(bad)}), '') AS _type_bad" if bad else "CAST(NULL AS VARCHAR) AS _type_bad")
+    looked_up = (f"SELECT m.* EXCLUDE ({', '.join(ident('_sv_' + t) for t in checked)})"
+                 if checked else "SELECT m.*")
+    if replace:
+        looked_up += f" REPLACE ({', '.join(replace)})"
+    looked_up += f", {', '.join(extra)} FROM m {' '.join(joins)}"
+
+    ok = "l._parse_error IS NULL"
+    if job.operation == Operation.INSERT or not job.identifiers:
+        # Every row is a new record.
+        final = (f"SELECT l.*, CASE WHEN {ok} THEN uuid()::VARCHAR END AS _gsid, false AS _exists, "
+                 f"CAST(NULL AS BIGINT) AS _n_existing FROM l")
+    else:
+        ids = job.identifiers
+        ex = b.t("existing")
+        # Stored records by identifier; more than one is ambiguous (rejected below).
+        b.sql(f"CREATE TEMP TABLE {ex} AS SELECT {', '.join(ident(i) for i in ids)}, any_value(gsid) AS gsid, "
+              f"count(*) AS n FROM {obj.table} WHERE {' AND '.join(f'{ident(i)} IS NOT NULL' for i in ids)} GROUP BY ALL")
+        on = " AND ".join(f"l.{ident(i)} = e.{ident(i)}" for i in ids)
+        have = " AND ".join(f"l.{ident(i)} IS NOT NULL" for i in ids)
+        # Required fields need the stored value before validation (an empty cell must not fail them);
+        # other fields keep their stored value in the write itself (see _count_and_write).
+        keep = [t for t in _targets(job) if t not in ids and t != "gsid" and obj.fields[t].required] \
+            if not job.null_overwrites else []
+        kept = f" REPLACE ({', '.join(f'coalesce(l.{ident(t)}, o.{ident(t)}) AS {ident(t)}' for t in keep)})" if keep else ""
+        new_gsid = "uuid()::VARCHAR" if job.operation == Operation.UPSERT else "NULL"
+        final = (f"SELECT l.*{kept}, coalesce(e.gsid, CASE WHEN {ok} AND {have} THEN {new_gsid} END) AS _gsid, "
+                 f"e.gsid IS NOT NULL AS _exists, e.n AS _n_existing FROM l LEFT JOIN {ex} e ON {on} AND {ok}"
+                 + (f" LEFT JOIN {obj.table} o ON o.gsid = e.gsid" if keep else ""))
+    b.sql(f"CREATE TEMP TABLE {st} AS WITH m AS (SELECT {', '.join(mapped)} FROM {raw}), "
+          f"l AS ({looked_up}) {final}")
+
+    # Reasons, in the order the steps apply.
     b.sql(f"CREATE TEMP TABLE {reasons} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
     b.sql(f"INSERT INTO {reasons} SELECT _rid, NULL, 'malformed_row', left(_raw_text, 1000), "
           f"'row could not be parsed: ' || _parse_error FROM {st} WHERE _parse_error IS NOT NULL")
+    _type_reasons(b, obj, job, load, raw)
+    for i, lk in enumerate(job.lookups):
+        if lk.object != obj.name:
+            _lookup_reasons(b, lk, i, is_self=False)
+    _identify_reasons(b, obj, job)
+
+
+def _type_reasons(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef, raw: str) -> None:
+    """Values that did not convert, with the value as sent (read back from the raw rows, which
+    only happens for the fields that had any)."""
+    st, reasons = b.t("st"), b.t("reasons")
+    failing = {r[0] for r in b.sql(f"SELECT DISTINCT unnest(string_split(_type_bad, ',')) FROM {st} "
+                                   f"WHERE _type_bad IS NOT NULL").fetchall()}
     for m in job.mappings:
-        if m.source is None or m.default is not None:
+        if m.target not in failing:
             continue
         f = obj.fields[m.target]
+        value = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else clean_expr(m.source)
         msg = f"{m.source!r}: {type_error_message(f, job.source)}"
-        b.sql(f"INSERT INTO {reasons} SELECT _rid, {q(m.target)}, 'type', {ident('_sv_' + m.target)}, {q(msg)} "
-              f"FROM {st} WHERE _parse_error IS NULL AND {ident('_sv_' + m.target)} IS NOT NULL "
-              f"AND {ident(m.target)} IS NULL")
+        b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(m.target)}, 'type', r.v, {q(msg)} FROM {st} s "
+              f"JOIN (SELECT _line, {value} AS v FROM {raw}) r ON r._line = s._line "
+              f"WHERE s._type_bad IS NOT NULL AND list_contains(string_split(s._type_bad, ','), {q(m.target)})")
 
 
 # --- lookups ------------------------------------------------------------------------------------
 
-def _lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, *, self_lookups: bool) -> None:
+def _lookup_join(b: _Batch, model: DataModel, obj: ObjectDef, lk, i: int, *, alias: str, row: str):
+    """Candidate table for lookup `i` (match keys -> GSID, count), its join condition against the
+    batch row alias `row`, and the expression for the GSID it writes."""
     st, reasons = b.t("st"), b.t("reasons")
+    is_self = lk.object == obj.name
+    target = model.objects[lk.object]
+    n = len(lk.match)
+
+    def key(expr: str, fname: str) -> str:
+        e = f"CAST({expr} AS VARCHAR)"
+        if target.fields[fname].type == FieldType.EMAIL or lk.case_insensitive:
+            e = f"lower({e})"
+        return e
+
+    # Match keys as stored; for a self lookup the batch rows carry the same (mapped) fields.
+    stored = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
+    if is_self:
+        cand_src = (f"SELECT {stored}, gsid FROM {target.table} WHERE gsid NOT IN "
+                    f"(SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL) "
+                    f"UNION ALL SELECT {stored}, _gsid AS gsid FROM {st} "
+                    f"WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons})")
+    else:
+        cand_src = f"SELECT {stored}, gsid FROM {target.table}"
+    cand = b.t(f"lkc{i}")
+    not_null = " AND ".join(f"m{j} IS NOT NULL" for j in range(n))
+    b.sql(f"CREATE TEMP TABLE {cand} AS SELECT {', '.join(f'm{j}' for j in range(n))}, "
+          f"min(gsid) AS gsid, count(DISTINCT gsid) AS n FROM ({cand_src}) WHERE {not_null} GROUP BY ALL")
+    on = " AND ".join(f"{key(f'{row}._lk{i}_{j}', mf.field)} = {alias}.m{j}" for j, mf in enumerate(lk.match))
+    default = "NULL"
+    if lk.on_none == OnNone.DEFAULT:
+        exists = b.sql(f"SELECT count(*) FROM {target.table} WHERE gsid = ?", [lk.default]).fetchone()[0]
+        default = q(lk.default) if exists else "NULL"
+    b.lookup_default[i] = default
+    multi_ok = "true" if lk.on_multiple == OnMultiple.ANY else f"{alias}.n = 1"
+    return cand, on, f"CASE WHEN {alias}.n IS NULL THEN {default} WHEN {multi_ok} THEN {alias}.gsid END"
+
+
+def _self_lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job) -> None:
+    """Self lookups match stored records and rows of this batch, so they run once GSIDs exist."""
     for i, lk in enumerate(job.lookups):
-        is_self = lk.object == obj.name
-        if is_self != self_lookups:
+        if lk.object != obj.name:
             continue
-        target = model.objects[lk.object]
-        n = len(lk.match)
-
-        def key(expr: str, fname: str) -> str:
-            ftype = target.fields[fname].type
-            e = f"CAST({expr} AS VARCHAR)"
-            if ftype == FieldType.EMAIL or lk.case_insensitive:
-                e = f"lower({e})"
-            return e
-
-        # Match keys as stored; for a self lookup the batch rows carry the same (mapped) fields.
-        stored = ", ".join(f"{key(ident(mf.field), mf.field)} AS m{j}" for j, mf in enumerate(lk.match))
-        if is_self:
-            cand_src = (f"SELECT {stored}, gsid FROM {target.table} WHERE gsid NOT IN "
-                        f"(SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL) "
-                        f"UNION ALL SELECT {stored}, _gsid AS gsid FROM {st} "
-                        f"WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons})")
-        else:
-            cand_src = f"SELECT {stored}, gsid FROM {target.table}"
-        cand = b.t(f"lkc{i}")
-        not_null = " AND ".join(f"m{j} IS NOT NULL" for j in range(n))
-        b.sql(f"CREATE TEMP TABLE {cand} AS SELECT {', '.join(f'm{j}' for j in range(n))}, "
-              f"min(gsid) AS gsid, count(DISTINCT gsid) AS n FROM ({cand_src}) WHERE {not_null} GROUP BY ALL")
-        on = " AND ".join(f"{key(f's._lk{i}_{j}', mf.field)} = c.m{j}" for j, mf in enumerate(lk.match))
-        all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
-        default = "NULL"
-        if lk.on_none == OnNone.DEFAULT:
-            exists = b.sql(f"SELECT count(*) FROM {target.table} WHERE gsid = ?", [lk.default]).fetchone()[0]
-            default = q(lk.default) if exists else "NULL"
-        multi_ok = "true" if lk.on_multiple == OnMultiple.ANY else "c.n = 1"
-        value = f"CASE WHEN c.n IS NULL THEN {default} WHEN {multi_ok} THEN c.gsid END"
-        # One join writes the GSID and keeps the match count for the reasons below.
-        st = b.rebuild("st", f"SELECT s.* REPLACE ({value} AS {ident(lk.target)}), c.n AS _lkn{i} "
-                             f"FROM {{old}} s LEFT JOIN {cand} c ON {on}")
-        shown = " || ', ' || ".join(
-            f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
-        desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
-        rows = f"FROM {st} s WHERE s._parse_error IS NULL"
-        if lk.on_none == OnNone.ERROR:
-            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
-                  f"'no ' || {q(desc)} || ' record matches ' || {shown} {rows} AND s._lkn{i} IS NULL AND NOT ({all_null})")
-        if lk.on_multiple == OnMultiple.ERROR:
-            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
-                  f"s._lkn{i} || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
-                  f"{rows} AND s._lkn{i} > 1")
-        if lk.on_none == OnNone.DEFAULT and default == "NULL":
-            b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_default_missing', {q(lk.default)}, "
-                  f"'no match, and the default GSID ' || {q(lk.default)} || ' does not exist in {lk.object}' "
-                  f"{rows} AND s._lkn{i} IS NULL")
+        cand, on, value = _lookup_join(b, model, obj, lk, i, alias="c", row="s")
+        b.rebuild("st", f"SELECT s.* REPLACE ({value} AS {ident(lk.target)}, c.n AS _lkn{i}) "
+                        f"FROM {{old}} s LEFT JOIN {cand} c ON {on}")
+        _lookup_reasons(b, lk, i, is_self=True)
 
 
-# --- identify existing records, assign GSIDs ---------------------------------------------------
-
-def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
-    """Match rows to stored records on the identifiers and give every row its record's GSID.
-
-    Rows of one new record share one new GSID. Fields the file leaves empty keep their stored
-    value unless the job says nulls overwrite (so validation sees the record as it will be)."""
+def _lookup_reasons(b: _Batch, lk, i: int, *, is_self: bool) -> None:
     st, reasons = b.t("st"), b.t("reasons")
-    ok = "_parse_error IS NULL"
+    n = len(lk.match)
+    shown = " || ', ' || ".join(
+        f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
+    all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
+    desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
+    rows = f"FROM {st} s WHERE s._parse_error IS NULL"
+    if lk.on_none == OnNone.ERROR:
+        b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
+              f"'no ' || {q(desc)} || ' record matches ' || {shown} {rows} AND s._lkn{i} IS NULL AND NOT ({all_null})")
+    if lk.on_multiple == OnMultiple.ERROR:
+        b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
+              f"s._lkn{i} || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
+              f"{rows} AND s._lkn{i} > 1")
+    if lk.on_none == OnNone.DEFAULT and b.lookup_default.get(i) == "NULL":
+        b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_default_missing', {q(lk.default)}, "
+              f"'no match, and the default GSID ' || {q(lk.default)} || ' does not exist in {lk.object}' "
+              f"{rows} AND s._lkn{i} IS NULL")
+
+
+# --- identify: reasons and GSIDs shared by the rows of one new record ---------------------------
+
+def _identify_reasons(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """Rows whose identifiers are empty, ambiguous or (for update) match nothing are rejected.
+    Several rows for one new record share one GSID. Sets `b.may_repeat` when any two rows have
+    the same identifiers (only then can a row be superseded)."""
+    st, reasons = b.t("st"), b.t("reasons")
+    b.may_repeat = False
     if job.operation == Operation.INSERT or not job.identifiers:
-        return  # every row is a new record; _stage gave it its GSID
+        return  # every row is a new record with its own GSID
+    ok = "_parse_error IS NULL"
     ids = job.identifiers
     for i in ids:
         # (a lookup that found nothing already said why the identifier is empty)
@@ -266,21 +342,7 @@ def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
               f"AND _rid NOT IN (SELECT rid FROM {reasons} WHERE field = {q(i)})")
     ids_sql = ", ".join(ident(i) for i in ids)
     have = " AND ".join(f"s.{ident(i)} IS NOT NULL" for i in ids)
-    ex = b.t("existing")
-    b.sql(f"CREATE TEMP TABLE {ex} AS SELECT {ids_sql}, min(gsid) AS gsid, count(*) AS n "
-          f"FROM {obj.table} WHERE {' AND '.join(f'{ident(i)} IS NOT NULL' for i in ids)} GROUP BY ALL")
     on = " AND ".join(f"s.{ident(i)} = e.{ident(i)}" for i in ids)
-    # Required fields need the stored value before validation (an empty cell must not fail them);
-    # other fields keep their stored value in the write itself (see _count_and_write).
-    keep = [t for t in _targets(job) if t not in ids and t != "gsid" and obj.fields[t].required] \
-        if not job.null_overwrites else []
-    replaced = [f"coalesce(s.{ident(t)}, o.{ident(t)}) AS {ident(t)}" for t in keep]
-    new_gsid = "uuid()::VARCHAR" if job.operation == Operation.UPSERT else "NULL"
-    replaced += [f"coalesce(e.gsid, CASE WHEN s.{ok} AND {have} THEN {new_gsid} END) AS _gsid",
-                 "e.gsid IS NOT NULL AS _exists"]
-    join_o = f"LEFT JOIN {obj.table} o ON o.gsid = e.gsid" if keep else ""
-    st = b.rebuild("st", f"SELECT s.* REPLACE ({', '.join(replaced)}), e.n AS _n_existing FROM {{old}} s "
-                         f"LEFT JOIN {ex} e ON {on} AND s.{ok} {join_o}")
     shown = " || ', ' || ".join(f"{q(i + '=')} || CAST(s.{ident(i)} AS VARCHAR)" for i in ids)
     b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'identifier_ambiguous', {shown}, "
           f"s._n_existing || ' existing {obj.name} records share ' || {shown} || '; fix the duplicates or choose other identifiers' "
@@ -289,10 +351,10 @@ def _identify(b: _Batch, obj: ObjectDef, job: Job) -> None:
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'no_match_for_update', {shown}, "
               f"'no existing {obj.name} record has ' || {shown} || '; update only changes existing records' "
               f"FROM {st} s WHERE s.{ok} AND NOT s._exists AND {have}")
-        return
-    # Several rows for one new record: they share the smallest of their new GSIDs.
-    dups = b.sql(f"SELECT count(*) - count(DISTINCT ({ids_sql})) FROM {st} s WHERE NOT _exists AND _gsid IS NOT NULL").fetchone()[0]
-    if dups:
+    # One distinct count tells whether any identifiers repeat; usually none do.
+    repeats = b.sql(f"SELECT count(*) - count(DISTINCT ({ids_sql})) FROM {st} s WHERE _gsid IS NOT NULL").fetchone()[0]
+    b.may_repeat = bool(repeats)
+    if repeats and job.operation == Operation.UPSERT:  # rows of one new record share its smallest new GSID
         b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid FROM (SELECT {ids_sql}, min(_gsid) AS gsid FROM {st} "
               f"WHERE NOT _exists AND _gsid IS NOT NULL GROUP BY ALL) e WHERE {on} AND NOT s._exists AND s._gsid IS NOT NULL")
 
@@ -353,8 +415,7 @@ def _dedupe(b: _Batch, job: Job) -> None:
     b.sql(f"ALTER TABLE {st} ADD COLUMN _ok BOOLEAN DEFAULT true")
     b.sql(f"UPDATE {st} SET _ok = false WHERE _rid IN (SELECT DISTINCT rid FROM {reasons})")
     b.sql(f"ALTER TABLE {st} ADD COLUMN _winner BOOLEAN DEFAULT true")
-    dups = b.sql(f"SELECT count(*) - count(DISTINCT _gsid) FROM {st} WHERE _ok").fetchone()[0]
-    if dups:
+    if b.may_repeat:
         b.sql(f"UPDATE {st} SET _winner = false WHERE _rid IN (SELECT _rid FROM {st} WHERE _ok "
               f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _line DESC) > 1)")
 
