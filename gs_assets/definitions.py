@@ -15,7 +15,7 @@ from gs_assets.assets.file_sources import build_file_source_asset, source_object
 from gs_assets.assets.matrix_objects import build_object_asset
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from resources.s3 import s3_resource_from_env
-from resources.warehouse import Warehouse
+from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
@@ -46,7 +46,8 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         sensors=[build_s3_files_sensor(cfg, sources, source_jobs)] if sources else [],
         schedules=build_file_job_schedules(cfg, sources),
         resources={
-            "warehouse": Warehouse(database=warehouse or warehouse_path()),
+            "warehouse": Warehouse(database=warehouse or warehouse_path(),
+                                   memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)),
             "s3": s3_resource_from_env(),
         },
     )

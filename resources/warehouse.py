@@ -19,6 +19,9 @@ from pydantic import Field
 from gs_assets.model.field_types import DUCKDB_TYPES
 from gs_assets.model.objects import DataModel, ObjectDef
 
+# DuckDB's share of a run process: with Dagster and pandas loaded, a run peaks near 1 GiB.
+DEFAULT_MEMORY_LIMIT = "600MB"
+
 OPS_DDL = [
     "CREATE SCHEMA IF NOT EXISTS gs",
     "CREATE SCHEMA IF NOT EXISTS gs_ops",
@@ -86,7 +89,9 @@ def sync_object_tables(con: duckdb.DuckDBPyConnection, model: DataModel) -> list
 class Warehouse(DuckDBResource):
     """DuckDB warehouse: `gs` objects, `raw_<connection>` landed data, `gs_ops` run log and rejects."""
 
-    memory_limit: str = Field(default="1GB", description="DuckDB memory_limit; work beyond it spills to temp files")
+    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description=(
+        "DuckDB memory_limit; work beyond it spills to temp files. The default keeps a whole run "
+        "process (Dagster + DuckDB) near 1 GiB; raise it on bigger machines for speed."))
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

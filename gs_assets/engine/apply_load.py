@@ -164,7 +164,7 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     built first. Reasons are derived from the batch afterwards, in the order the steps apply."""
     st, reasons = b.t("st"), b.t("reasons")
     raw = raw_rows_sql(b.con, load.raw_table, load.load_id)
-    mapped = ["_line AS _rid", "_line", "_parse_error", "_raw_text"]
+    mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
     checked: list[str] = []  # targets whose non-empty source value must convert (no default)
     for m in job.mappings:
         f = obj.fields[m.target]
@@ -220,6 +220,10 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
         final = (f"SELECT l.*{kept}, coalesce(e.gsid, CASE WHEN {ok} AND {have} THEN {new_gsid} END) AS _gsid, "
                  f"e.gsid IS NOT NULL AS _exists, e.n AS _n_existing FROM l LEFT JOIN {ex} e ON {on} AND {ok}"
                  + (f" LEFT JOIN {obj.table} o ON o.gsid = e.gsid" if keep else ""))
+    # Match keys of direct lookups are only needed by the joins above; reasons read them back.
+    direct_keys = [f"_lk{i}_{j}" for i, lk in enumerate(job.lookups) if lk.object != obj.name for j in range(len(lk.match))]
+    if direct_keys:
+        final = final.replace("SELECT l.*", f"SELECT l.* EXCLUDE ({', '.join(direct_keys)})", 1)
     b.sql(f"CREATE TEMP TABLE {st} AS WITH m AS (SELECT {', '.join(mapped)} FROM {raw}), "
           f"l AS ({looked_up}) {final}")
 
@@ -230,7 +234,8 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     _type_reasons(b, obj, job, load, raw)
     for i, lk in enumerate(job.lookups):
         if lk.object != obj.name:
-            _lookup_reasons(b, lk, i, is_self=False)
+            keys = ", ".join(f"{clean_expr(mf.source)} AS _lk{i}_{j}" for j, mf in enumerate(lk.match))
+            _lookup_reasons(b, lk, i, is_self=False, keys=f"(SELECT _line, {keys} FROM {raw})")
     _identify_reasons(b, obj, job)
 
 
@@ -247,7 +252,7 @@ def _type_reasons(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef, raw: str) 
         value = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else clean_expr(m.source)
         msg = f"{m.source!r}: {type_error_message(f, job.source)}"
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(m.target)}, 'type', r.v, {q(msg)} FROM {st} s "
-              f"JOIN (SELECT _line, {value} AS v FROM {raw}) r ON r._line = s._line "
+              f"JOIN (SELECT _line, {value} AS v FROM {raw}) r ON r._line = s._rid "
               f"WHERE s._type_bad IS NOT NULL AND list_contains(string_split(s._type_bad, ','), {q(m.target)})")
 
 
@@ -298,21 +303,35 @@ def _self_lookups(b: _Batch, model: DataModel, obj: ObjectDef, job: Job) -> None
         cand, on, value = _lookup_join(b, model, obj, lk, i, alias="c", row="s")
         b.rebuild("st", f"SELECT s.* REPLACE ({value} AS {ident(lk.target)}, c.n AS _lkn{i}) "
                         f"FROM {{old}} s LEFT JOIN {cand} c ON {on}")
-        _lookup_reasons(b, lk, i, is_self=True)
+        _lookup_reasons(b, lk, i, is_self=True, keys=None)
 
 
-def _lookup_reasons(b: _Batch, lk, i: int, *, is_self: bool) -> None:
+def _lookup_reasons(b: _Batch, lk, i: int, *, is_self: bool, keys: Optional[str]) -> None:
+    """Rows whose lookup failed, with the values they tried to match. `keys` is a subquery giving
+    those values by line when the batch does not carry them (direct lookups); it is only read
+    when some row failed."""
     st, reasons = b.t("st"), b.t("reasons")
     n = len(lk.match)
     shown = " || ', ' || ".join(
-        f"{q(mf.field + '=')} || coalesce(s._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
-    all_null = " AND ".join(f"s._lk{i}_{j} IS NULL" for j in range(n))
+        f"{q(mf.field + '=')} || coalesce(k._lk{i}_{j}, '(empty)')" for j, mf in enumerate(lk.match))
+    all_null = " AND ".join(f"k._lk{i}_{j} IS NULL" for j in range(n))
     desc = f"{lk.object}" + (" (same batch included)" if is_self else "")
-    rows = f"FROM {st} s WHERE s._parse_error IS NULL"
+    no_match = lk.on_none in (OnNone.ERROR, OnNone.DEFAULT)
+    multi = lk.on_multiple == OnMultiple.ERROR
+    failed = " OR ".join(c for c, on in ((f"s._lkn{i} IS NULL", no_match), (f"s._lkn{i} > 1", multi)) if on)
+    if not failed:
+        return
+    if keys is not None:
+        if not b.sql(f"SELECT count(*) FROM {st} s WHERE s._parse_error IS NULL AND ({failed})").fetchone()[0]:
+            return
+        rows = f"FROM {st} s JOIN {keys} k ON k._line = s._rid WHERE s._parse_error IS NULL"
+    else:
+        rows = f"FROM {st} s WHERE s._parse_error IS NULL"  # self lookups keep their keys in the batch
+        shown, all_null = shown.replace("k._lk", "s._lk"), all_null.replace("k._lk", "s._lk")
     if lk.on_none == OnNone.ERROR:
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_no_match', {shown}, "
               f"'no ' || {q(desc)} || ' record matches ' || {shown} {rows} AND s._lkn{i} IS NULL AND NOT ({all_null})")
-    if lk.on_multiple == OnMultiple.ERROR:
+    if multi:
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_multiple_matches', {shown}, "
               f"s._lkn{i} || ' ' || {q(desc)} || ' records match ' || {shown} || '; the job marks this as an error' "
               f"{rows} AND s._lkn{i} > 1")
@@ -351,8 +370,9 @@ def _identify_reasons(b: _Batch, obj: ObjectDef, job: Job) -> None:
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, NULL, 'no_match_for_update', {shown}, "
               f"'no existing {obj.name} record has ' || {shown} || '; update only changes existing records' "
               f"FROM {st} s WHERE s.{ok} AND NOT s._exists AND {have}")
-    # One distinct count tells whether any identifiers repeat; usually none do.
-    repeats = b.sql(f"SELECT count(*) - count(DISTINCT ({ids_sql})) FROM {st} s WHERE _gsid IS NOT NULL").fetchone()[0]
+    # One distinct count of a hash tells whether any identifiers may repeat (equal identifiers
+    # have equal hashes; a collision only costs the exact path below). Usually none do.
+    repeats = b.sql(f"SELECT count(*) - count(DISTINCT hash({ids_sql})) FROM {st} s WHERE _gsid IS NOT NULL").fetchone()[0]
     b.may_repeat = bool(repeats)
     if repeats and job.operation == Operation.UPSERT:  # rows of one new record share its smallest new GSID
         b.sql(f"UPDATE {st} AS s SET _gsid = e.gsid FROM (SELECT {ids_sql}, min(_gsid) AS gsid FROM {st} "
@@ -397,7 +417,7 @@ def _reject_dangling_self_lookups(b: _Batch, job: Job) -> None:
             t = ident(lk.target)
             n = b.sql(
                 f"INSERT INTO {reasons} SELECT s._rid, {q(lk.target)}, 'lookup_target_rejected', s.{t}, "
-                f"'the matching record in this file (line ' || p._line || ') was rejected' "
+                f"'the matching record in this file (line ' || p._rid || ') was rejected' "
                 f"FROM {st} s JOIN {st} p ON p._gsid = s.{t} "
                 f"WHERE s._rid NOT IN (SELECT rid FROM {reasons}) AND NOT p._exists "
                 f"AND p._gsid NOT IN (SELECT _gsid FROM {st} WHERE _gsid IS NOT NULL AND _rid NOT IN (SELECT rid FROM {reasons}))"
@@ -417,7 +437,7 @@ def _dedupe(b: _Batch, job: Job) -> None:
     b.sql(f"ALTER TABLE {st} ADD COLUMN _winner BOOLEAN DEFAULT true")
     if b.may_repeat:
         b.sql(f"UPDATE {st} SET _winner = false WHERE _rid IN (SELECT _rid FROM {st} WHERE _ok "
-              f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _line DESC) > 1)")
+              f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _rid DESC) > 1)")
 
 
 def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
@@ -463,7 +483,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             raise RuntimeError(f"inserted {inserted} records, expected {res.inserted}")
         res.unchanged = res.rows_read - res.rejected - res.superseded - res.inserted - res.updated
         if res.superseded:
-            b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._line, w._line FROM {st} s "
+            b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
                   f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
                   [res.job_run_id, job.name])
         res.status = PARTIAL if res.rejected else SUCCESS
@@ -479,9 +499,9 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                        f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s "
                        f"LEFT JOIN ({reason_rows}) x ON x.rid = s._rid")
     if res.rejected:
-        b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._line, {orig_json}, x.reasons, ? "
+        b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
-              f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._line",
+              f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
               [res.job_run_id, job.name, run_id, load.source_file, now])
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)

@@ -64,3 +64,26 @@ def test_header_is_case_sensitive_for_mapped_columns(tmp_path):
         land(tmp_path, "A,b\n1,2\n", required=("a",))
 
 
+
+
+def test_each_load_has_its_own_table_and_lines_survive_commit_and_reopen(tmp_path):
+    """Lines of good records come from rowids: they must hold after the landing transaction
+    commits and the warehouse file is opened again, with and without malformed records."""
+    db = str(tmp_path / "wh.duckdb")
+    files = {"clean": "a,b\n1,2\n3,4\n5,6\n", "ragged": 'a,b\n1,2\n3\n"x\ny",4\n5,6,7\n8,9\n'}
+    landed = {}
+    con = duckdb.connect(db)
+    for name, text in files.items():
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text)
+        con.execute("BEGIN")
+        landed[name] = land_file(con, path=str(p), file_label=p.name, connection="c", source_object="o",
+                                 src=FileSource(object="o"), required_columns=["a"], jobs=["j"])
+        con.execute("COMMIT")
+    con.close()
+    assert landed["clean"].raw_table != landed["ragged"].raw_table
+    con = duckdb.connect(db)
+    lines = {n: con.execute(f'SELECT _line, "a", _parse_error IS NOT NULL FROM {raw_rows_sql(con, lf.raw_table, lf.load_id)} '
+                            f"ORDER BY _line").fetchall() for n, lf in landed.items()}
+    assert lines["clean"] == [(2, "1", False), (3, "3", False), (4, "5", False)]
+    assert lines["ragged"] == [(2, "1", False), (3, None, True), (4, "x\ny", False), (5, None, True), (6, "8", False)]
