@@ -60,9 +60,9 @@ def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
 def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsDefinition:
     jobs: list[Job] = jobs_reading(cfg, so.connection, so.name)
     src = jobs[0].source
-    desc = (f"Files `{src.rule_text}` in bucket `{so.bucket}`, landed as they came in "
-            f"`raw_{so.connection}.{so.name}`. Read by job(s): {', '.join(j.name for j in jobs)}. "
-            f"One partition per file.")
+    desc = (f"Files `{src.rule_text}` in bucket `{so.bucket}`, landed as they came, one table per file "
+            f"version: `raw_{so.connection}.\"{so.name}__<load id>\"` (`gs_ops.loads.raw_table` names it). "
+            f"Read by job(s): {', '.join(j.name for j in jobs)}. One partition per file.")
 
     @dg.asset(
         key=so.key,

@@ -52,13 +52,16 @@ def _date_from(m: re.Match) -> Optional[datetime]:
         return None  # e.g. month 13: not a date, so not a match
 
 
+ERROR_FILE_SUFFIX = ".errors.csv"  # error files end so (file_lifecycle); no pick-up rule takes them
+
+
 def match_file(prefix: str, rule: str, file_name: str, key: str) -> Optional[FileMatch]:
     """The match of `key` against a job's rule, or None. Only files directly under the prefix count."""
     if not key.startswith(prefix):
         return None
     name = key[len(prefix):]
-    if not name or "/" in name:
-        return None
+    if not name or "/" in name or name.endswith(ERROR_FILE_SUFFIX):
+        return None  # error files we write beside a file are never data, whatever the rule
     if rule == "equals":
         return FileMatch(key, name) if name == file_name else None
     if rule == "starts_with":
