@@ -1,4 +1,5 @@
-"""Schedules for file jobs that set `schedule` (a cron expression) in config.
+"""Schedules for file jobs that set `schedule` in config (every day / weekday / week / month at a
+time in a time zone, or cron).
 
 At each tick the job's source is scanned like the sensor does, and a load is requested for each
 file version not yet requested by this schedule. Loading is idempotent (the file ledger), so a
@@ -16,9 +17,10 @@ from sensors.s3_files import plan_file_runs
 
 
 def _build_one(cfg: PlatformConfig, so: SourceObject, job) -> dg.ScheduleDefinition:
-    @dg.schedule(name=f"{job.name}_schedule", cron_schedule=job.schedule, execution_timezone=job.timezone,
-                 job_name=f"{job.name}_job",
-                 description=f"Scans for {job.source.rule_text} and loads new files via job {job.name}")
+    @dg.schedule(name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
+                 execution_timezone=job.schedule_timezone, job_name=f"{job.name}_job",
+                 description=f"{job.schedule.describe()} ({job.schedule_timezone}): scans for "
+                             f"{job.source.rule_text} and loads new files via job {job.name}")
     def _tick(context: dg.ScheduleEvaluationContext, s3: S3Resource):
         planned, _ = plan_file_runs(cfg, [so], s3.get_client(), {})
         if not planned:

@@ -10,6 +10,7 @@ import re
 from enum import Enum
 from typing import Any, Literal, Optional, Union
 
+from gs_assets.engine.expressions import check_expression
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -182,6 +183,83 @@ class Lookup(BaseModel):
         return self
 
 
+class DerivedField(BaseModel):
+    """A new column computed from the source columns by a formula (a DuckDB SQL expression)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="name of the new column; map it like a source column")
+    expression: str = Field(description='pure SQL expression over source columns, e.g. concat_ws(\' \', "First", "Last")')
+
+
+class Prepare(BaseModel):
+    """Dataset preparation, run in DuckDB before mapping: derived fields, then a filter."""
+
+    model_config = ConfigDict(extra="forbid")
+    derived: list[DerivedField] = Field(default_factory=list, description="computed columns, in order")
+    filter: Optional[str] = Field(default=None, description=(
+        "keep only rows for which this expression is true (over source columns and derived fields); "
+        "the others are counted as filtered"))
+
+
+WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+
+class Schedule(BaseModel):
+    """When a job (or a job chain) runs, as an admin would pick it: every day or weekday, a day of
+    the week, or a date of the month, at a time in a time zone. `cron` is there for anything else."""
+
+    model_config = ConfigDict(extra="forbid")
+    every: Optional[Literal["day", "weekday", "week", "month"]] = None
+    at: str = Field(default="00:00", description="time of day, 24h HH:MM")
+    day: Optional[Union[int, str]] = Field(default=None, description="week: monday..sunday; month: 1..28")
+    cron: Optional[str] = Field(default=None, description="a cron expression instead of every/at/day")
+    timezone: Optional[str] = Field(default=None, description="IANA time zone (default: the job's timezone)")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Schedule":
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("a schedule needs exactly one of 'every' (day, weekday, week, month) or 'cron'")
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", self.at):
+            raise ValueError(f"'at' must be a time HH:MM (00:00 to 23:59), not {self.at!r}")
+        if self.every == "week" and (not isinstance(self.day, str) or self.day.lower() not in WEEKDAYS):
+            raise ValueError(f"every: week needs 'day', one of {', '.join(WEEKDAYS)}")
+        if self.every == "month" and (not isinstance(self.day, int) or not 1 <= self.day <= 28):
+            raise ValueError("every: month needs 'day', a date from 1 to 28 (every month has it)")
+        if self.every in ("day", "weekday") and self.day is not None:
+            raise ValueError(f"every: {self.every} takes no 'day'")
+        if self.cron is not None:
+            from dagster._utils.schedules import is_valid_cron_string
+            if not is_valid_cron_string(self.cron):
+                raise ValueError(f"{self.cron!r} is not a valid cron expression (minute hour day month weekday)")
+        if self.timezone is not None:
+            _check_timezone(self.timezone)
+        return self
+
+    def cron_expression(self) -> str:
+        if self.cron:
+            return self.cron
+        h, m = (int(x) for x in self.at.split(":"))
+        return {"day": f"{m} {h} * * *", "weekday": f"{m} {h} * * 1-5",
+                "week": f"{m} {h} * * {WEEKDAYS.index(str(self.day).lower())}",
+                "month": f"{m} {h} {self.day} * *"}[self.every]
+
+    def describe(self) -> str:
+        if self.cron:
+            return f"cron {self.cron}"
+        when = {"day": "every day", "weekday": "every weekday", "week": f"every {str(self.day).capitalize()}",
+                "month": f"monthly on day {self.day}"}[self.every]
+        return f"{when} at {self.at}"
+
+
+def _check_timezone(tz: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r}; use an IANA name such as UTC, Europe/Berlin, America/New_York") from None
+    return tz
+
+
 class Job(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = ""
@@ -190,13 +268,31 @@ class Job(BaseModel):
     destination: str
     operation: Operation = Operation.UPSERT
     identifiers: list[str] = Field(default_factory=list)
+    prepare: Prepare = Field(default_factory=Prepare)
     mappings: list[FieldMapping] = Field(min_length=1)
     lookups: list[Lookup] = Field(default_factory=list)
     null_overwrites: bool = Field(default=False, description="a null source value overwrites the stored value")
     reject_threshold_percent: Optional[float] = Field(default=None, ge=0, le=100,
         description="above this share of rejected rows the run is Failed and writes no records")
-    schedule: Optional[str] = Field(default=None, description="cron expression to re-scan the source on a schedule")
+    schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
+        "when to scan the source and load new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
+        "or a cron expression; without it the job runs on new files (sensor) and on demand"))
     timezone: str = "UTC"
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _cron_text(cls, v):
+        return {"cron": v} if isinstance(v, str) else v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_timezone(v)
+
+    @property
+    def schedule_timezone(self) -> str:
+        return (self.schedule.timezone if isinstance(self.schedule, Schedule) and self.schedule.timezone
+                else self.timezone)
     description: str = ""
 
     @property
@@ -204,16 +300,23 @@ class Job(BaseModel):
         return ["source", self.connection, self.source.object]
 
     @property
+    def derived_names(self) -> list[str]:
+        return [d.name for d in self.prepare.derived]
+
+    @property
     def mapped_source_columns(self) -> list[str]:
-        """Columns the file must have (virtual `$file_date` / `$file_name` are not in the file)."""
+        """Columns the file must have: mapped, matched or read by a formula (not virtual
+        `$file_date` / `$file_name`, not derived fields)."""
         cols: list[str] = []
-        for m in self.mappings:
-            if m.source is not None and m.source not in cols and m.source not in VIRTUAL_COLUMNS:
-                cols.append(m.source)
-        for lk in self.lookups:
-            for mf in lk.match:
-                if mf.source not in cols:
-                    cols.append(mf.source)
+        derived = set(self.derived_names)
+        wanted = [m.source for m in self.mappings if m.source is not None]
+        wanted += [mf.source for lk in self.lookups for mf in lk.match]
+        for expr in [d.expression for d in self.prepare.derived] + [self.prepare.filter or ""]:
+            if expr:
+                wanted += list(check_expression(expr).columns)
+        for c in wanted:
+            if c not in cols and c not in VIRTUAL_COLUMNS and c not in derived:
+                cols.append(c)
         return cols
 
 

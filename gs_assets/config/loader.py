@@ -10,6 +10,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
+from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Connection, Job, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
@@ -47,6 +48,7 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
                               f"{', '.join(f for f in obj.fields if not obj.fields[f].system)}")
         return obj.fields[name]
 
+    _check_prepare(job, file, key)
     targets: set[str] = set()
     for i, m in enumerate(job.mappings):
         if m.source is not None and m.source.startswith("$"):
@@ -93,6 +95,31 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
             if fd.required and not fd.system and fname not in targets:
                 raise ConfigError(file, f"{key}.mappings",
                                   f"required field {fname!r} of {dest.name!r} is not mapped; every inserted record needs it")
+
+
+def _check_prepare(job: Job, file: str, key: str) -> None:
+    """Formulas parse as pure expressions and type-check against the (text) source columns."""
+    derived: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, d in enumerate(job.prepare.derived):
+        k = f"{key}.prepare.derived[{i}]"
+        if not d.name.strip() or d.name.startswith(("$", "_")):
+            raise ConfigError(file, f"{k}.name", "a derived field needs a name that does not start with '$' or '_'")
+        if d.name.lower() in seen:
+            raise ConfigError(file, f"{k}.name", f"derived field {d.name!r} is defined twice")
+        seen.add(d.name.lower())
+        try:
+            check_expression(d.expression)
+        except ExpressionError as e:
+            raise ConfigError(file, f"{k}.expression", str(e)) from None
+        derived.append((d.name, d.expression))
+    if job.prepare.filter is not None:
+        try:
+            check_expression(job.prepare.filter)
+        except ExpressionError as e:
+            raise ConfigError(file, f"{key}.prepare.filter", str(e)) from None
+    for where, message in bind_errors(derived, job.prepare.filter, job.mapped_source_columns):
+        raise ConfigError(file, f"{key}.prepare.{where}", message)
 
 
 def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:

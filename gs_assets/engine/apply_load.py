@@ -18,6 +18,7 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
+from gs_assets.engine.expressions import check_expression, prepared_select
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
@@ -95,6 +96,7 @@ class _Batch:
         self.tables: list[str] = []
         self.current: dict[str, str] = {}
         self.may_repeat = False  # two rows may stand for one record (set by identify)
+        self.filtered = 0  # rows the job's filter removed (counted, never staged)
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
 
     def t(self, name: str) -> str:
@@ -118,7 +120,10 @@ class _Batch:
 
     def drop(self) -> None:
         for t in self.tables:
-            self.con.execute(f"DROP TABLE IF EXISTS {t}")
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {t}")
+            except duckdb.TransactionException:
+                return  # the statement that failed aborted the transaction; its rollback drops them
 
 
 def apply_load(
@@ -164,6 +169,14 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     built first. Reasons are derived from the batch afterwards, in the order the steps apply."""
     st, reasons = b.t("st"), b.t("reasons")
     raw = raw_rows_sql(b.con, load.raw_table, load.load_id)
+    # Dataset preparation: derived fields (as text, converted like file columns), then the filter.
+    derived = [(d.name, d.expression) for d in job.prepare.derived]
+    if derived:
+        raw = f"({prepared_select(raw, derived, load.header)})"
+    passes = "true"
+    if job.prepare.filter:
+        passes = f"coalesce(CAST({check_expression(job.prepare.filter).sql} AS BOOLEAN), false)"
+        b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT {passes}").fetchone()[0]
     mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
     checked: list[str] = []  # targets whose non-empty source value must convert (no default)
     for m in job.mappings:
@@ -224,7 +237,8 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     direct_keys = [f"_lk{i}_{j}" for i, lk in enumerate(job.lookups) if lk.object != obj.name for j in range(len(lk.match))]
     if direct_keys:
         final = final.replace("SELECT l.*", f"SELECT l.* EXCLUDE ({', '.join(direct_keys)})", 1)
-    b.sql(f"CREATE TEMP TABLE {st} AS WITH m AS (SELECT {', '.join(mapped)} FROM {raw}), "
+    b.sql(f"CREATE TEMP TABLE {st} AS WITH m AS (SELECT {', '.join(mapped)} FROM {raw} "
+          f"WHERE _parse_error IS NOT NULL OR {passes}), "
           f"l AS ({looked_up}) {final}")
 
     # Reasons, in the order the steps apply.
@@ -447,18 +461,21 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
     counts = b.sql(f"SELECT count(*), count(*) FILTER (WHERE NOT _ok), count(*) FILTER (WHERE _ok AND NOT _winner), "
                    f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists) FROM {st}").fetchone()
     res.rows_read, res.rejected, res.superseded, res.inserted = counts
+    res.filtered = b.filtered
+    res.rows_read += res.filtered
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
         res.reasons_by_rule[rule] = n
 
-    over = (job.reject_threshold_percent is not None and res.rows_read > 0
-            and 100.0 * res.rejected / res.rows_read > job.reject_threshold_percent)
+    considered = res.rows_read - res.filtered  # the threshold is a share of the rows the filter kept
+    over = (job.reject_threshold_percent is not None and considered > 0
+            and 100.0 * res.rejected / considered > job.reject_threshold_percent)
     now = _now()
     if over:
         res.status = FAILED
         res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
                      f"{job.reject_threshold_percent:g}%; no records were written")
         res.inserted = res.updated = res.unchanged = res.superseded = 0
-        res.rejected = res.rows_read  # every row is accounted as not loaded
+        res.rejected = res.rows_read - res.filtered  # every staged row is accounted as not loaded
     else:
         cols = ", ".join(ident(t) for t in data)
         if job.null_overwrites:
@@ -481,7 +498,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             [now, actor, now, actor]).fetchone()[0]
         if inserted != res.inserted:
             raise RuntimeError(f"inserted {inserted} records, expected {res.inserted}")
-        res.unchanged = res.rows_read - res.rejected - res.superseded - res.inserted - res.updated
+        res.unchanged = (res.rows_read - res.filtered - res.rejected - res.superseded - res.inserted
+                         - res.updated)
         if res.superseded:
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
                   f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",

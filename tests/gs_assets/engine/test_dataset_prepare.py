@@ -1,0 +1,79 @@
+"""Dataset preparation: derived fields and filters run in DuckDB before mapping; filtered rows
+are counted, never lost; formulas are checked when the config loads."""
+
+import pytest
+
+from gs_assets.config.errors import ConfigError
+
+JOBS = """
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    prepare:
+      derived:
+        - {name: Full Name, expression: "concat_ws(' ', trim(\\"Name\\"), '(' || upper(\\"Region\\") || ')')"}
+        - {name: ARR, expression: "TRY_CAST(\\"MRR\\" AS DOUBLE) * 12"}
+        - {name: Tier, expression: "CASE WHEN TRY_CAST(ARR AS DOUBLE) >= 100000 THEN 'Enterprise' ELSE 'SMB' END"}
+      filter: "\\"Status\\" <> 'Churned' AND TRY_CAST(\\"MRR\\" AS DOUBLE) > 0"
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Full Name, target: name}
+      - {source: ARR, target: arr}
+      - {source: Tier, target: tier__gc}
+"""
+
+OBJECTS = """
+custom_fields:
+  company:
+    tier__gc: {type: dropdown, values: [SMB, Enterprise]}
+"""
+
+CSV = """
+Id,Name,Region,MRR,Status
+A1,Acme,emea,10000,Active
+A2,Beta,us,500,Churned
+A3,Gamma,apac,x,Active
+A4,Delta,us,0,Active
+A5,"Eps, Inc",us,900,Active
+"""
+
+
+def test_derived_fields_and_filter_with_filtered_rows_counted(harness):
+    h = harness(JOBS, OBJECTS)
+    _, res = h.load("companies", CSV)
+    assert (res.rows_read, res.inserted, res.filtered, res.rejected) == (5, 2, 3, 0)
+    assert res.conserved
+    assert h.rows("SELECT external_id, name, arr, tier__gc FROM gs.company ORDER BY external_id") == [
+        ("A1", "Acme (EMEA)", 120000.0, "Enterprise"), ("A5", "Eps, Inc (US)", 10800.0, "SMB")]
+    assert h.rows("SELECT filtered FROM gs_ops.job_runs") == [(3,)]
+
+
+def test_a_derived_value_that_fails_its_field_is_rejected_with_the_value(harness):
+    h = harness(JOBS.replace('"TRY_CAST(\\"MRR\\" AS DOUBLE) * 12"', "\"'about ' || \\\"MRR\\\"\""), OBJECTS)
+    _, res = h.load("companies", CSV)
+    assert (res.rejected, res.filtered) == (2, 3)
+    reasons = h.rejects(res.job_run_id)
+    assert reasons[0][0] == 2 and reasons[0][1][0]["value"] == "about 10000" and reasons[0][1][0]["rule"] == "type"
+
+
+@pytest.mark.parametrize("old, new, key, message", [
+    ('filter: "\\"Status\\" <> \'Churned\' AND TRY_CAST(\\"MRR\\" AS DOUBLE) > 0"',
+     "filter: \"(SELECT count(*) FROM gs.company) > 0\"", "jobs.companies.prepare.filter", "subquery"),
+    ("TRY_CAST(\\\"MRR\\\" AS DOUBLE) * 12", "read_csv('/etc/passwd')",
+     "jobs.companies.prepare.derived[1].expression", "read_csv"),
+    ("TRY_CAST(\\\"MRR\\\" AS DOUBLE) * 12", "\\\"MRR\\\" * 12",
+     "jobs.companies.prepare.derived[1].expression", "TRY_CAST"),
+    ("{name: Tier,", "{name: Full Name,", "jobs.companies.prepare.derived[2].name", "defined twice"),
+])
+def test_bad_formulas_fail_at_load_with_file_and_key(harness, old, new, key, message):
+    bad = JOBS.replace(old, new)
+    assert bad != JOBS
+    with pytest.raises(ConfigError) as e:
+        harness(bad, OBJECTS)
+    assert key in str(e.value) and message in str(e.value) and "jobs.yaml" in str(e.value)
