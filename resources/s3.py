@@ -23,6 +23,13 @@ def s3_resource_from_env() -> S3Resource:
     return S3Resource(**kwargs)
 
 
+def s3_client_from_env():
+    """A boto3 S3 client from the same env vars, for code outside Dagster runs (the CLI)."""
+    import boto3
+    return boto3.client("s3", endpoint_url=os.environ.get("GSDP_S3_ENDPOINT_URL") or None,
+                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+
+
 def list_files(client, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[dict]:
     """Every object under the prefix (paginated), as boto3 returns them (Key, ETag, Size, LastModified);
     with `start_after`, only keys that sort after it (S3 StartAfter)."""

@@ -52,9 +52,7 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     if not jobs:
         raise ValueError(f"no job reads source object {connection}/{source_object}")
     src = jobs[0].source
-    fm = (match_file(src.prefix, src.match, src.file_name, name)
-          or match_file("", src.match, src.file_name, os.path.basename(name))
-          or FileMatch(name, os.path.basename(name)))
+    fm = file_match(src, name)
     required: list[str] = []
     for j in jobs:
         required += [c for c in j.mapped_source_columns if c not in required]
@@ -99,6 +97,13 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
                                source_file=source_file, status=FAILED, error=error, started_at=_now())
             write_run_log(con, res, j, LoadRef(load_id, "", source_file, etag, []), run_id, final=True)
     return LandResult(load_id=load_id, source_file=source_file, etag=etag, status="failed", error=error)
+
+
+def file_match(src, name: str) -> FileMatch:
+    """The file's name and date (for `$file_name` / `$file_date`) under the source's pick-up rule."""
+    return (match_file(src.prefix, src.match, src.file_name, name)
+            or match_file("", src.match, src.file_name, os.path.basename(name))
+            or FileMatch(name, os.path.basename(name)))
 
 
 def _record_load(con, **v) -> None:

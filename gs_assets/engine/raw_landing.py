@@ -60,7 +60,10 @@ def raw_rows_sql(con: duckdb.DuckDBPyConnection, raw_table: str, load_id: str) -
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
         [schema, name.strip('"').replace('""', '"')]).fetchall()}
     where = f" WHERE _load_id = {_sql_str(load_id)}" if "_load_id" in cols else ""
-    return f"(SELECT * REPLACE (coalesce(_line, rowid + 2) AS _line) FROM {raw_table}{where})"
+    # A committed load's rowids start at 0; inside the transaction that landed it (a dry run) they
+    # start at a large offset, hence the minimum (rowids are generated, so this reads no data).
+    return (f"(SELECT * REPLACE (coalesce(_line, rowid + 2 - (SELECT min(rowid) FROM {raw_table})) AS _line) "
+            f"FROM {raw_table}{where})")
 
 
 def _sql_str(v: str) -> str:

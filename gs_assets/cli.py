@@ -1,0 +1,256 @@
+"""`gsdp`: the platform from a terminal (installed with the package).
+
+    gsdp validate                 check the config folder (exit 2 with file, key and what to do)
+    gsdp schema [--out FILE]      JSON Schema of the connections/jobs YAML, for editors
+    gsdp jobs                     the configured jobs
+    gsdp run JOB [--file KEY]     import now: every matching file in the bucket (or one), through Dagster
+    gsdp test-run JOB --file F    dry run: read, prepare, map, look up, validate; preview and would-be
+                                  rejects; nothing is written (F is a local path or an S3 key)
+    gsdp activity [--job J] [--csv FILE]    every job run, newest first
+    gsdp rejects JOB_RUN_ID [--out FILE]    the error file of one job run (CSV)
+
+Config from GSDP_CONFIG_DIR (default config/), warehouse from GSDP_WAREHOUSE, S3 from the
+GSDP_S3_* / AWS_* variables, Dagster runs into DAGSTER_HOME when set (so the UI shows them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+ACTIVITY_COLUMNS = ["job_run_id", "job", "connection", "destination", "source_file", "etag", "status", "started_at",
+                    "ended_at", "rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
+                    "error", "dagster_run_id"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="gsdp", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--config", help="config folder (default: $GSDP_CONFIG_DIR or config/)")
+    ap.add_argument("--warehouse", help="DuckDB file (default: $GSDP_WAREHOUSE or data/warehouse.duckdb)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("validate", help="check the config")
+    p = sub.add_parser("schema", help="JSON Schema of the config files")
+    p.add_argument("--out")
+    sub.add_parser("jobs", help="list jobs")
+    p = sub.add_parser("run", help="import now")
+    p.add_argument("job")
+    p.add_argument("--file", help="one S3 key (default: every matching file in the bucket)")
+    p = sub.add_parser("test-run", help="dry run of one file; writes nothing")
+    p.add_argument("job")
+    p.add_argument("--file", required=True, help="local path or S3 key")
+    p.add_argument("--rows", type=int, default=10, help="preview rows to show")
+    p = sub.add_parser("activity", help="job runs, newest first")
+    p.add_argument("--job")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--csv", help="write every matching run to this CSV file")
+    p = sub.add_parser("rejects", help="error file of a job run")
+    p.add_argument("job_run_id")
+    p.add_argument("--out", help="CSV path (default: stdout)")
+    a = ap.parse_args(argv)
+    if a.config:
+        os.environ["GSDP_CONFIG_DIR"] = a.config
+    if a.warehouse:
+        os.environ["GSDP_WAREHOUSE"] = a.warehouse
+
+    from gs_assets.config.errors import ConfigError
+    try:
+        return COMMANDS[a.cmd](a)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+class UserError(Exception):
+    """Wrong arguments or state; printed as one line, exit status 2."""
+
+
+def _cfg():
+    from gs_assets.config.loader import load_platform_config
+    return load_platform_config()
+
+
+def _job(cfg, name: str):
+    if name not in cfg.jobs:
+        raise UserError(f"unknown job {name!r}; jobs: {', '.join(sorted(cfg.jobs)) or '(none)'} (see `gsdp jobs`)")
+    return cfg.jobs[name]
+
+
+def _warehouse():
+    from gs_assets.definitions import warehouse_path
+    from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
+    return Warehouse(database=warehouse_path(),
+                     memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT))
+
+
+def cmd_validate(a) -> int:
+    from gs_assets.config.loader import config_dir
+    cfg = _cfg()
+    custom = [o for o in cfg.model.objects.values() if o.custom]
+    print(f"{config_dir()}: OK: {len(cfg.connections)} connection(s), {len(cfg.jobs)} job(s), "
+          f"{len(cfg.model.objects)} object(s) ({len(custom)} custom)")
+    return 0
+
+
+def cmd_schema(a) -> int:
+    from gs_assets.config.jobs import job_json_schema
+    text = json.dumps(job_json_schema(), indent=2) + "\n"
+    if a.out:
+        Path(a.out).write_text(text)
+        print(f"wrote {a.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_jobs(a) -> int:
+    cfg = _cfg()
+    rows = [(j.name, j.connection, f"{j.source.object} ({j.source.rule_text})", j.destination, j.operation.value,
+             f"{j.schedule.describe()} {j.schedule_timezone}" if j.schedule else "on new files / on demand") for j in sorted(cfg.jobs.values(), key=lambda j: j.name)]
+    _print_table(["job", "connection", "source", "destination", "operation", "schedule"], rows)
+    return 0
+
+
+def cmd_activity(a) -> int:
+    from resources.warehouse import sync_object_tables
+    wh = _warehouse()
+    where, params = ("WHERE job = ?", [a.job]) if a.job else ("", [])
+    with wh.connect() as con:
+        sync_object_tables(con, _cfg().model)
+        sql = f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM gs_ops.job_runs {where} ORDER BY started_at DESC"
+        if a.csv:
+            rows = con.execute(sql, params).fetchall()
+            with open(a.csv, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(ACTIVITY_COLUMNS)
+                w.writerows(rows)
+            print(f"wrote {len(rows)} job run(s) to {a.csv}")
+            return 0
+        rows = con.execute(sql + f" LIMIT {int(a.limit)}", params).fetchall()
+    shown = [(r[0][:8], r[1], os.path.basename(r[4] or ""), r[6], str(r[7])[:19], r[9], r[10], r[11], r[12], r[13],
+              r[14], r[15], f"gsdp rejects {r[0]}" if r[13] else "") for r in rows]
+    _print_table(["run", "job", "file", "status", "started", "read", "ins", "upd", "same", "rej", "filt", "sup",
+                  "rejects"], shown)
+    return 0
+
+
+def cmd_rejects(a) -> int:
+    from gs_assets.engine.error_files import write_error_file
+    from resources.warehouse import sync_object_tables
+    wh = _warehouse()
+    with wh.connect() as con:
+        sync_object_tables(con, _cfg().model)
+        run = con.execute("SELECT r.job_run_id, l.header, r.rejected FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
+                          "ON l.load_id = r.load_id WHERE r.job_run_id = ? OR r.job_run_id LIKE ? || '%' "
+                          "ORDER BY r.started_at DESC", [a.job_run_id, a.job_run_id]).fetchall()
+        if not run:
+            raise UserError(f"no job run {a.job_run_id!r}; see `gsdp activity`")
+        if len(run) > 1:
+            raise UserError(f"{a.job_run_id!r} matches {len(run)} job runs; give more of the id")
+        run_id, header, _n = run[0]
+        header = json.loads(header) if header else []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = a.out or os.path.join(tmp, "errors.csv")
+            n = write_error_file(con, run_id, header, path)
+            if not a.out:
+                sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+            else:
+                print(f"wrote {n} rejected row(s) to {a.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(a) -> int:
+    """Import now: the same Dagster job the sensor would run, once per file, in order."""
+    import dagster as dg
+    from gs_assets.assets.file_sources import source_objects
+    from gs_assets.definitions import build_definitions
+    from gs_assets.engine.pickup import match_file
+    from resources.s3 import list_files, s3_client_from_env
+
+    cfg = _cfg()
+    job = _job(cfg, a.job)
+    defs = build_definitions(cfg)
+    so = next(s for s in source_objects(cfg) if s.connection == job.connection and s.name == job.source.object)
+    src = job.source
+    if a.file:
+        keys = [a.file]
+    else:  # every matching file directly under the prefix (archived ones have moved out), oldest name first
+        keys = sorted(o["Key"] for o in list_files(s3_client_from_env(), so.bucket, src.prefix)
+                      if "/" not in o["Key"][len(src.prefix):] and match_file(src.prefix, src.match, src.file_name, o["Key"]))
+    if not keys:
+        print(f"{job.name}: no file matching {job.source.rule_text} under s3://{so.bucket}/{job.source.prefix}")
+        return 0
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(so.partitions_name, keys)
+    dagster_job = defs.resolve_job_def(f"{job.name}_job")
+    failed = 0
+    run_ids = []
+    for key in keys:
+        res = dagster_job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
+                                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                                             tags={"gsdp/trigger": "cli"})
+        run_ids.append(res.run_id)
+        failed += not res.success
+    with _warehouse().connect() as con:
+        rows = con.execute(
+            f"SELECT source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
+            f"coalesce(error, ''), job_run_id FROM gs_ops.job_runs WHERE job = ? AND dagster_run_id IN "
+            f"({', '.join('?' for _ in run_ids)}) ORDER BY started_at", [job.name, *run_ids]).fetchall()
+    _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error", "job run"],
+                 [(os.path.basename(r[0]), *r[1:9], r[9][:80], r[10]) for r in rows])
+    if not rows:
+        print("no new loads: these file versions were already loaded")
+    return 1 if failed else 0
+
+
+def cmd_test_run(a) -> int:
+    from gs_assets.engine.dry_run import dry_run
+    cfg = _cfg()
+    job = _job(cfg, a.job)
+    path = Path(a.file)
+    if path.exists():
+        chunks, name, label = _file_chunks(path), path.name, str(path)
+    else:
+        from resources.s3 import s3_client_from_env
+        client = s3_client_from_env()
+        bucket = cfg.connections[job.connection].bucket
+        try:
+            body = client.get_object(Bucket=bucket, Key=a.file)["Body"]
+        except Exception as e:  # noqa: BLE001 - reported as a user error
+            raise UserError(f"{a.file!r} is neither a local file nor a readable key in s3://{bucket}/ ({e})") from None
+        chunks, name, label = body.iter_chunks(8 << 20), os.path.basename(a.file), f"s3://{bucket}/{a.file}"
+    out = dry_run(_warehouse(), cfg, job, chunks=chunks, name=name, source_file=label, preview_rows=a.rows)
+    print(out.render())
+    return 0 if out.ok else 1
+
+
+def _file_chunks(path: Path):
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            yield chunk
+
+
+def _print_table(header: list[str], rows: list[tuple]) -> None:
+    cells = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    buf = io.StringIO()
+    for r in cells:
+        buf.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+    sys.stdout.write(buf.getvalue())
+
+
+COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "jobs": cmd_jobs, "run": cmd_run,
+            "test-run": cmd_test_run, "activity": cmd_activity, "rejects": cmd_rejects}
+
+if __name__ == "__main__":
+    sys.exit(main())
