@@ -239,9 +239,11 @@ class Schedule(BaseModel):
         if self.cron:
             return self.cron
         h, m = (int(x) for x in self.at.split(":"))
-        return {"day": f"{m} {h} * * *", "weekday": f"{m} {h} * * 1-5",
-                "week": f"{m} {h} * * {WEEKDAYS.index(str(self.day).lower())}",
-                "month": f"{m} {h} {self.day} * *"}[self.every]
+        if self.every == "week":
+            return f"{m} {h} * * {WEEKDAYS.index(str(self.day).lower())}"
+        if self.every == "month":
+            return f"{m} {h} {self.day} * *"
+        return f"{m} {h} * * *" if self.every == "day" else f"{m} {h} * * 1-5"
 
     def describe(self) -> str:
         if self.cron:

@@ -46,3 +46,35 @@ def _scheduled_loads(defs, schedule, instance, s3_server, bucket):
     run = defs.resolve_job_def("nightly_companies_job").execute_in_process(
         partition_key="in/companies.csv", instance=instance, tags=result.run_requests[0].tags)
     assert run.success
+
+
+import pytest  # noqa: E402
+
+from gs_assets.config.errors import ConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize("schedule, cron, tz", [
+    ("{every: day, at: '06:30'}", "30 6 * * *", "Europe/Berlin"),
+    ("{every: weekday, at: '02:00', timezone: America/New_York}", "0 2 * * 1-5", "America/New_York"),
+    ("{every: week, day: Sunday, at: '23:15'}", "15 23 * * 0", "Europe/Berlin"),
+    ("{every: month, day: 28, at: '00:05'}", "5 0 28 * *", "Europe/Berlin"),
+    ("{cron: '*/15 * * * *'}", "*/15 * * * *", "Europe/Berlin"),
+])
+def test_schedule_presets_become_cron_in_their_time_zone(tmp_path, schedule, cron, tz):
+    _, defs = platform(tmp_path, JOBS.replace('"0 2 * * 1-5"', schedule) % "bkt")
+    s = defs.resolve_schedule_def("nightly_companies_schedule")
+    assert (s.cron_schedule, s.execution_timezone) == (cron, tz)
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ("{every: month, day: 31}", "a date from 1 to 28"),
+    ("{every: week}", "needs 'day'"),
+    ("{every: day, at: '25:00'}", "HH:MM"),
+    ("{every: hourly}", "every"),
+    ("'every day'", "not a valid cron expression"),
+    ("{every: day, timezone: Mars/Olympus}", "unknown time zone"),
+])
+def test_bad_schedules_fail_at_load_with_the_key(tmp_path, schedule, message):
+    with pytest.raises(ConfigError) as e:
+        platform(tmp_path, JOBS.replace('"0 2 * * 1-5"', schedule) % "bkt")
+    assert "jobs.nightly_companies.schedule" in str(e.value) and message in str(e.value)
