@@ -4,6 +4,7 @@
     gsdp schema [--out FILE]      JSON Schema of the connections/jobs YAML, for editors
     gsdp jobs                     the configured jobs
     gsdp run JOB [--file KEY]     import now: every matching file in the bucket (or one), through Dagster
+    gsdp run CHAIN                run a job chain now (its members in order)
     gsdp test-run JOB --file F    dry run: read, prepare, map, look up, validate; preview and would-be
                                   rejects; nothing is written (F is a local path or an S3 key)
     gsdp activity [--job J] [--csv FILE]    every job run, newest first
@@ -115,9 +116,20 @@ def cmd_schema(a) -> int:
 
 def cmd_jobs(a) -> int:
     cfg = _cfg()
+    def when(j) -> str:
+        chain = cfg.chain_of(j.name)
+        if chain is not None:
+            return f"chain {chain.name} (step {chain.jobs.index(j.name) + 1} of {len(chain.jobs)})"
+        return f"{j.schedule.describe()} {j.schedule_timezone}" if j.schedule else "on new files / on demand"
+
     rows = [(j.name, j.connection, f"{j.source.object} ({j.source.rule_text})", j.destination, j.operation.value,
-             f"{j.schedule.describe()} {j.schedule_timezone}" if j.schedule else "on new files / on demand") for j in sorted(cfg.jobs.values(), key=lambda j: j.name)]
-    _print_table(["job", "connection", "source", "destination", "operation", "schedule"], rows)
+             when(j)) for j in sorted(cfg.jobs.values(), key=lambda j: j.name)]
+    _print_table(["job", "connection", "source", "destination", "operation", "runs"], rows)
+    if cfg.chains:
+        print()
+        _print_table(["chain", "jobs, in order", "schedule", "on failure"], [
+            (c.name, " -> ".join(c.jobs), f"{c.schedule.describe()} {c.schedule_timezone}" if c.schedule else "on demand",
+             c.on_failure) for c in sorted(cfg.chains.values(), key=lambda c: c.name)])
     return 0
 
 
@@ -171,26 +183,25 @@ def cmd_rejects(a) -> int:
 
 def cmd_run(a) -> int:
     """Import now: the same Dagster job the sensor would run, once per file, in order."""
-    import dagster as dg
-    from gs_assets.assets.file_sources import source_objects
+    from gs_assets.assets.file_sources import matching_keys, source_objects
     from gs_assets.definitions import build_definitions
-    from gs_assets.engine.pickup import match_file
-    from resources.s3 import list_files, s3_client_from_env
+    from resources.s3 import s3_client_from_env
 
     cfg = _cfg()
+    if a.job in cfg.chains:
+        return _run_chain(cfg, a.job)
     job = _job(cfg, a.job)
     defs = build_definitions(cfg)
     so = next(s for s in source_objects(cfg) if s.connection == job.connection and s.name == job.source.object)
     src = job.source
     if a.file:
         keys = [a.file]
-    else:  # every matching file directly under the prefix (archived ones have moved out), oldest name first
-        keys = sorted(o["Key"] for o in list_files(s3_client_from_env(), so.bucket, src.prefix)
-                      if "/" not in o["Key"][len(src.prefix):] and match_file(src.prefix, src.match, src.file_name, o["Key"]))
+    else:  # every matching file directly under the prefix (archived ones have moved out), by name
+        keys = matching_keys(s3_client_from_env(), so.bucket, src)
     if not keys:
         print(f"{job.name}: no file matching {job.source.rule_text} under s3://{so.bucket}/{job.source.prefix}")
         return 0
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = _instance()
     instance.add_dynamic_partitions(so.partitions_name, keys)
     dagster_job = defs.resolve_job_def(f"{job.name}_job")
     failed = 0
@@ -211,6 +222,31 @@ def cmd_run(a) -> int:
     if not rows:
         print("no new loads: these file versions were already loaded")
     return 1 if failed else 0
+
+
+def _instance():
+    import dagster as dg
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _run_chain(cfg, name: str) -> int:
+    from gs_assets.chains import chain_job_name
+    from gs_assets.definitions import build_definitions
+    chain = cfg.chains[name]
+    res = build_definitions(cfg).resolve_job_def(chain_job_name(chain)).execute_in_process(
+        instance=_instance(), raise_on_error=False, tags={"gsdp/trigger": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    with _warehouse().connect() as con:
+        rows = con.execute(
+            "SELECT job, source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
+            "coalesce(error, '') FROM gs_ops.job_runs WHERE dagster_run_id = ? ORDER BY started_at", [res.run_id]).fetchall()
+    _print_table(["job", "file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error"],
+                 [(r[0], os.path.basename(r[1]), *r[2:10], r[10][:80]) for r in rows])
+    if not res.success:
+        failure = next((e for e in res.all_events if e.event_type_value == "STEP_FAILURE"), None)
+        print(f"chain {name} failed: {failure.event_specific_data.error.message.strip() if failure else 'see the run'}",
+              file=sys.stderr)
+    return 0 if res.success else 1
 
 
 def cmd_test_run(a) -> int:

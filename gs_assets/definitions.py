@@ -13,9 +13,11 @@ import dagster as dg
 
 from gs_assets.assets.file_sources import build_file_source_asset, source_objects
 from gs_assets.assets.matrix_objects import build_object_asset
+from gs_assets.chains import build_chain_job
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from resources.s3 import s3_resource_from_env
 from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
+from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
@@ -40,11 +42,16 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
             description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition).",
             tags={"gsdp/job": job.name},
         ))
+    jobs += [build_chain_job(cfg, chain) for chain in sorted(cfg.chains.values(), key=lambda c: c.name)]
+    # Files of sources read only by chain members are picked up by their chain, not the sensor.
+    watched = [so for so in sources
+               if any(cfg.chain_of(j.name) is None for j in cfg.jobs.values()
+                      if (j.connection, j.source.object) == (so.connection, so.name))]
     return dg.Definitions(
         assets=[*source_assets, *object_assets],
         jobs=jobs,
-        sensors=[build_s3_files_sensor(cfg, sources, source_jobs)] if sources else [],
-        schedules=build_file_job_schedules(cfg, sources),
+        sensors=[build_s3_files_sensor(cfg, watched, source_jobs)] if watched else [],
+        schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
             "warehouse": Warehouse(database=warehouse or warehouse_path(),
                                    memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)),

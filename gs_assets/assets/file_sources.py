@@ -47,6 +47,15 @@ def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
     return sorted(seen.values(), key=lambda s: (s.connection, s.name))
 
 
+def matching_keys(client, bucket: str, src) -> list[str]:
+    """Every file directly under the source's prefix that its pick-up rule takes, by name (files
+    already processed have moved to the archive or error prefix)."""
+    from gs_assets.engine.pickup import match_file
+    from resources.s3 import list_files
+    return sorted(o["Key"] for o in list_files(client, bucket, src.prefix)
+                  if match_file(src.prefix, src.match, src.file_name, o["Key"]))
+
+
 def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
     """The object's bytes, streamed. The GET is only sent when the first chunk is asked for, so a
     version the ledger already holds is never downloaded."""

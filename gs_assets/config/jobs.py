@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional, Union
 
 from gs_assets.engine.expressions import check_expression
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 VIRTUAL_COLUMNS = ("$file_date", "$file_name")  # mapping sources taken from the file, not its rows
@@ -264,7 +265,7 @@ def _check_timezone(tz: str) -> str:
 
 class Job(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = ""
+    name: SkipJsonSchema[str] = ""  # the key under `jobs:`, set by the loader
     connection: str
     source: FileSource
     destination: str
@@ -322,12 +323,39 @@ class Job(BaseModel):
         return cols
 
 
+class Chain(BaseModel):
+    """Jobs that run one after another in one run, on the chain's own schedule (which replaces the
+    member jobs' schedules; their files are picked up by the chain, not by the file sensor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: SkipJsonSchema[str] = ""  # the key under `chains:`, set by the loader
+    jobs: list[str] = Field(min_length=1, description="member jobs, in the order they run")
+    schedule: Optional[Union[Schedule, str]] = Field(default=None, description="when the chain runs (else on demand)")
+    timezone: str = "UTC"
+    on_failure: Literal["stop", "continue"] = Field(default="stop", description=(
+        "stop: a failed member ends the chain; continue: the next members still run (the run is still failed)"))
+    description: str = ""
+
+    _cron_text = field_validator("schedule", mode="before")(lambda cls, v: {"cron": v} if isinstance(v, str) else v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_timezone(v)
+
+    @property
+    def schedule_timezone(self) -> str:
+        return (self.schedule.timezone if isinstance(self.schedule, Schedule) and self.schedule.timezone
+                else self.timezone)
+
+
 class PlatformFile(BaseModel):
     """Shape of a connections/jobs YAML file."""
 
     model_config = ConfigDict(extra="forbid")
     connections: dict[str, Connection] = Field(default_factory=dict)
     jobs: dict[str, Job] = Field(default_factory=dict)
+    chains: dict[str, Chain] = Field(default_factory=dict)
 
 
 def job_json_schema() -> dict[str, Any]:

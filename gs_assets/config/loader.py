@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
 from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
-from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Connection, Job, Operation, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Chain, Connection, Job, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
@@ -28,6 +28,11 @@ class PlatformConfig:
     connections: dict[str, Connection] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     job_files: dict[str, str] = field(default_factory=dict)
+    chains: dict[str, Chain] = field(default_factory=dict)
+    chain_files: dict[str, str] = field(default_factory=dict)
+
+    def chain_of(self, job_name: str) -> Optional[Chain]:
+        return next((c for c in self.chains.values() if job_name in c.jobs), None)
 
     def jobs_into(self, object_name: str) -> list[Job]:
         return [j for j in self.jobs.values() if j.destination == object_name]
@@ -122,6 +127,32 @@ def _check_prepare(job: Job, file: str, key: str) -> None:
         raise ConfigError(file, f"{key}.prepare.{where}", message)
 
 
+def _check_chain(chain: Chain, cfg: "PlatformConfig", file: str) -> None:
+    """Members exist, appear once, belong to no other chain, and come after the jobs that load
+    the objects they look up (loads run in chain order, so a lookup must find its records)."""
+    key = f"chains.{chain.name}"
+    if not JOB_NAME.match(chain.name):
+        raise ConfigError(file, key, "a chain name is snake_case (a-z, 0-9, _)")
+    for i, name in enumerate(chain.jobs):
+        k = f"{key}.jobs[{i}]"
+        if name not in cfg.jobs:
+            raise ConfigError(file, k, f"unknown job {name!r}; known jobs: {', '.join(sorted(cfg.jobs)) or '(none)'}")
+        if name in chain.jobs[:i]:
+            raise ConfigError(file, k, f"job {name!r} is in this chain twice (a chain cannot loop)")
+        other = cfg.chain_of(name)
+        if other is not None:
+            raise ConfigError(file, k, f"job {name!r} is already in chain {other.name!r}; a job belongs to one chain")
+    for i, name in enumerate(chain.jobs):
+        for lk in cfg.jobs[name].lookups:
+            if lk.object == cfg.jobs[name].destination:
+                continue
+            later = [m for m in chain.jobs[i + 1:] if cfg.jobs[m].destination == lk.object]
+            if later:
+                raise ConfigError(file, f"{key}.jobs[{i}]",
+                                  f"job {name!r} looks up {lk.object!r}, which job {later[0]!r} loads later in this chain; "
+                                  f"put {later[0]!r} before {name!r}")
+
+
 def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     """Read config/objects.yaml and every YAML file under config/ that holds connections or jobs."""
     directory = Path(directory) if directory else config_dir()
@@ -150,6 +181,14 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
             _check_job(job, model, cfg.connections, file)
             cfg.jobs[name] = job
             cfg.job_files[name] = file
+    for file, pf in parsed:
+        for name, chain in pf.chains.items():
+            if name in cfg.chains or name in cfg.jobs:
+                raise ConfigError(file, f"chains.{name}", "a chain or job of this name is already defined; names are shared")
+            chain.name = name
+            _check_chain(chain, cfg, file)
+            cfg.chains[name] = chain
+            cfg.chain_files[name] = file
     # Two jobs that share a source object must read it the same way (one raw table, one asset).
     seen: dict[tuple, Job] = {}
     for job in cfg.jobs.values():

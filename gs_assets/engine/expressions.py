@@ -29,7 +29,7 @@ FUNCTIONS = OPERATORS | {
     "lower", "upper", "trim", "ltrim", "rtrim", "concat", "concat_ws", "substr", "substring", "left", "right",
     "length", "strlen", "replace", "reverse", "lpad", "rpad", "repeat", "split_part", "contains", "starts_with",
     "ends_with", "prefix", "suffix", "instr", "strpos", "position", "regexp_matches", "regexp_replace",
-    "regexp_extract", "like_escape", "ilike_escape", "initcap", "format", "printf", "md5", "nullif", "coalesce",
+    "regexp_extract", "like_escape", "ilike_escape", "format", "printf", "md5", "nullif", "coalesce",
     "ifnull", "if", "greatest", "least", "string_split", "array_extract", "list_extract", "list_contains",
     # numbers
     "abs", "round", "floor", "ceil", "ceiling", "trunc", "sign", "sqrt", "pow", "power", "ln", "log", "log10",
@@ -157,7 +157,10 @@ def bind_errors(derived: list[tuple[str, str]], filter_expr: str | None, columns
 
 
 def _first_line(ex: Exception) -> str:
-    return str(ex).strip().splitlines()[0] + " (use TRY_CAST(\"column\" AS DOUBLE/DATE/...) to compute on text columns)"
+    msg = str(ex).strip().splitlines()[0]
+    if any(t in msg for t in ("No function matches", "Cannot compare", "implicit cast", "Could not convert")):
+        msg += ' (source columns are text: use TRY_CAST("column" AS DOUBLE), TRY_CAST(... AS DATE), ... to compute on them)'
+    return msg
 
 
 def _ident(name: str) -> str:

@@ -132,11 +132,14 @@ class LoadError(RuntimeError):
 
 
 def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *, run_id: str = "",
-                  log=None) -> list[JobRunResult]:
-    """Apply every pending load of every job into `destination`, in arrival order, one transaction each."""
+                  log=None, only_jobs: Optional[set[str]] = None) -> list[JobRunResult]:
+    """Apply every pending load of every job into `destination` (or of `only_jobs`), in arrival
+    order, one transaction each."""
     results: list[JobRunResult] = []
     errors: list[str] = []
     for job in sorted(cfg.jobs_into(destination), key=lambda j: j.name):
+        if only_jobs is not None and job.name not in only_jobs:
+            continue
         for load in pending_loads(warehouse, job):
             try:
                 with warehouse.transaction() as con:

@@ -34,6 +34,8 @@ jobs:
       - {source: Id, target: external_id}
       - {source: Clean Name, target: name}
       - {source: Stage, target: stage}
+chains:
+  daily: {jobs: [companies], schedule: {every: day, at: "06:00"}}
 """
 
 COMPANIES = "Id,Name,Stage,Status\nA1, Acme ,Adopting,Active\nA2,Beta,Onboarding,Active\nA3,Gone,Adopting,Deleted\n"
@@ -73,7 +75,8 @@ def test_schema_and_jobs(env, tmp_path):
     schema = json.loads(gsdp(env, "schema").stdout)
     assert "jobs" in schema["properties"] and "Prepare" in schema["$defs"]
     out = gsdp(env, "jobs").stdout
-    assert "companies" in out and "company" in out and "upsert" in out and "on new files / on demand" in out
+    assert "companies" in out and "company" in out and "upsert" in out and "chain daily (step 1 of 1)" in out
+    assert "every day at 06:00 UTC" in out
 
 
 def test_test_run_shows_preview_and_rejects_and_writes_nothing(env, tmp_path):
@@ -132,3 +135,11 @@ def test_shipped_json_schema_is_current():
     from gs_assets.config.jobs import job_json_schema
     shipped = json.loads((Path(__file__).resolve().parents[2] / "config" / "gsdp-config.schema.json").read_text())
     assert shipped == job_json_schema(), "run: .venv/bin/gsdp schema --out config/gsdp-config.schema.json"
+
+
+def test_run_a_chain(env, s3_server, bucket):
+    s3_server.client().put_object(Bucket=bucket, Key="in/companies_2.csv", Body=COMPANIES.encode())
+    p = gsdp(env, "run", "daily")
+    assert "companies_2.csv" in p.stdout and "Partial Success" in p.stdout
+    with duckdb.connect(env["GSDP_WAREHOUSE"], read_only=True) as con:
+        assert con.execute("SELECT external_id FROM gs.company").fetchall() == [("A1",)]

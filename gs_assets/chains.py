@@ -1,0 +1,101 @@
+"""Job chains: member jobs run one after another inside one Dagster run.
+
+A chain is an ordered list of jobs (config `chains:`). Its run takes each member in turn: every
+file its pick-up rule finds is landed (the member's source asset, one partition per file), then
+the member's pending loads are applied to its destination object, then the files are archived.
+The next member starts only after that commit, so a member that looks up another member's object
+finds the records loaded just before it. A member whose file cannot be read or whose load fails
+ends the chain (`on_failure: stop`, the default) or is reported while the rest go on
+(`continue`); either way the run is marked failed, so failure notifications fire.
+
+Each landed file and each applied object is recorded as an asset materialization of
+`source/<connection>/<object>` (with the file as partition) and `gs/<object>`, so the asset
+pages show what a chain loaded, as they do for sensor-driven runs.
+"""
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
+from gs_assets.assets.file_sources import SourceObject, _s3_chunks, matching_keys, source_objects
+from gs_assets.assets.warehouse_setup import ensure_tables
+from gs_assets.config.jobs import Chain, Job
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.pipeline import LoadError, apply_pending, land
+from resources.s3 import clean_etag
+from resources.warehouse import Warehouse
+
+
+def chain_job_name(chain: Chain) -> str:
+    return f"{chain.name}_chain_job"
+
+
+def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, warehouse: Warehouse, client) -> list[str]:
+    """Land the member's files and apply its loads; returns what failed (empty: the member succeeded)."""
+    problems: list[str] = []
+    keys = matching_keys(client, so.bucket, job.source)
+    if keys:
+        context.instance.add_dynamic_partitions(so.partitions_name, keys)
+    for key in keys:
+        head = client.head_object(Bucket=so.bucket, Key=key)
+        etag = clean_etag(head.get("ETag"))
+        res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
+                   chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=f"s3://{so.bucket}/{key}",
+                   etag=etag, size_bytes=head.get("ContentLength"), run_id=context.run.run_id)
+        context.log_event(dg.AssetMaterialization(
+            asset_key=so.key, partition=key,
+            metadata={"file": f"s3://{so.bucket}/{key}", "etag": etag or "", "landing": res.status,
+                      "load_id": res.load_id or "", "dagster/row_count": res.rows_read, "chain_member": job.name}))
+        if res.status == "failed":
+            problems.append(f"{key}: {res.error}")
+    try:
+        results = apply_pending(warehouse, cfg, job.destination, run_id=context.run.run_id, log=context.log,
+                                only_jobs={job.name})
+    except LoadError as e:
+        problems.append(str(e))
+        results = []
+    finally:
+        finish_files(warehouse, cfg, client, unfinished_loads(warehouse, cfg, job.destination), context.log)
+    problems += [f"{r.source_file}: {r.error}" for r in results if r.status == "Failed"]
+    if results:
+        context.log_event(dg.AssetMaterialization(
+            asset_key=dg.AssetKey(["gs", job.destination]),
+            metadata={"chain_member": job.name, "job_runs": len(results),
+                      **{k: sum(getattr(r, k) for r in results)
+                         for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded")}}))
+    context.log.info(f"{job.name}: {len(keys)} file(s), {len(results)} load(s) applied"
+                     + (f"; failed: {'; '.join(problems)}" if problems else ""))
+    return problems
+
+
+def build_chain_job(cfg: PlatformConfig, chain: Chain) -> dg.JobDefinition:
+    sources = {(s.connection, s.name): s for s in source_objects(cfg)}
+
+    @dg.op(name=f"{chain.name}_members", pool="warehouse",
+           description=f"Runs {', '.join(chain.jobs)} in order (on failure: {chain.on_failure})")
+    def _members(context: dg.OpExecutionContext, warehouse: Warehouse, s3: S3Resource) -> None:
+        ensure_tables(warehouse, cfg.model)
+        client = s3.get_client()
+        failed: dict[str, list[str]] = {}
+        for i, name in enumerate(chain.jobs):
+            job = cfg.jobs[name]
+            problems = _run_member(context, cfg, job, sources[(job.connection, job.source.object)], warehouse, client)
+            if problems:
+                failed[name] = problems
+                if chain.on_failure == "stop":
+                    skipped = chain.jobs[i + 1:]
+                    if skipped:
+                        context.log.warning(f"chain {chain.name} stops after {name} failed; not run: {', '.join(skipped)}")
+                    break
+        if failed:
+            raise dg.Failure(
+                description=f"chain {chain.name}: member(s) failed: " + "; ".join(
+                    f"{n}: {' | '.join(p)[:500]}" for n, p in failed.items()),
+                metadata={"failed_members": ", ".join(failed), "on_failure": chain.on_failure})
+
+    @dg.job(name=chain_job_name(chain), tags={"gsdp/chain": chain.name},
+            description=chain.description or f"Job chain: {' -> '.join(chain.jobs)}")
+    def _chain():
+        _members()
+
+    return _chain
