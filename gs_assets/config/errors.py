@@ -23,7 +23,10 @@ def format_pydantic_errors(file: str, prefix: str, exc) -> ConfigError:
             first_key = loc
         got = err.get("input")
         got_txt = f" (got {got!r})" if not isinstance(got, (dict, list)) and got is not None else ""
-        parts.append(f"{loc}: {err['msg']}{got_txt}")
+        hint = ""
+        if err.get("type") == "invalid_key" and isinstance(got, bool):
+            hint = "; YAML reads a bare on/off/yes/no/true/false key as a boolean: quote it or use another name"
+        parts.append(f"{loc}: {err['msg']}{got_txt}{hint}")
     if len(parts) == 1:
         return ConfigError(file, first_key, parts[0].split(": ", 1)[1])
     return ConfigError(file, first_key, "; ".join(parts))

@@ -349,6 +349,57 @@ class Chain(BaseModel):
                 else self.timezone)
 
 
+class EmailTarget(BaseModel):
+    """Mail through the SMTP server in GSDP_SMTP_HOST / GSDP_SMTP_PORT (GSDP_SMTP_USER and
+    GSDP_SMTP_PASSWORD if it needs a login, GSDP_SMTP_STARTTLS=1 for STARTTLS)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    to: list[str] = Field(min_length=1, description="recipient addresses")
+    sender: str = Field(default="gsdp@localhost", alias="from", description="sender address")
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a)]
+        if bad:
+            raise ValueError(f"not an email address: {', '.join(bad)}")
+        return v
+
+
+class WebhookTarget(BaseModel):
+    """An HTTP POST of a JSON body. Put a URL that carries a token in an env var (`url_env`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: Optional[str] = Field(default=None, description="http(s) URL without secrets")
+    url_env: Optional[str] = Field(default=None, description="name of the env var holding the URL")
+
+    @model_validator(mode="after")
+    def _one(self) -> "WebhookTarget":
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook needs exactly one of 'url' or 'url_env'")
+        if self.url is not None and not re.match(r"https?://", self.url):
+            raise ValueError(f"url must start with http:// or https://, not {self.url[:20]!r}")
+        return self
+
+
+class Notification(BaseModel):
+    """Who hears about job runs: on success and/or failure, of some jobs and chains or of all."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: SkipJsonSchema[str] = ""
+    events: list[Literal["success", "failure"]] = Field(default_factory=lambda: ["failure"], min_length=1,
+                                                        description="when to notify: success and/or failure")
+    jobs: list[str] = Field(default_factory=list, description="job or chain names (empty: every job)")
+    email: Optional[EmailTarget] = None
+    webhook: Optional[WebhookTarget] = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "Notification":
+        if self.email is None and self.webhook is None:
+            raise ValueError("a notification needs 'email' and/or 'webhook'")
+        return self
+
+
 class PlatformFile(BaseModel):
     """Shape of a connections/jobs YAML file."""
 
@@ -356,6 +407,7 @@ class PlatformFile(BaseModel):
     connections: dict[str, Connection] = Field(default_factory=dict)
     jobs: dict[str, Job] = Field(default_factory=dict)
     chains: dict[str, Chain] = Field(default_factory=dict)
+    notifications: dict[str, Notification] = Field(default_factory=dict)
 
 
 def job_json_schema() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
 from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
-from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Chain, Connection, Job, Operation, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Chain, Connection, Job, Notification, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
@@ -30,6 +30,7 @@ class PlatformConfig:
     job_files: dict[str, str] = field(default_factory=dict)
     chains: dict[str, Chain] = field(default_factory=dict)
     chain_files: dict[str, str] = field(default_factory=dict)
+    notifications: dict[str, Notification] = field(default_factory=dict)
 
     def chain_of(self, job_name: str) -> Optional[Chain]:
         return next((c for c in self.chains.values() if job_name in c.jobs), None)
@@ -189,6 +190,16 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
             _check_chain(chain, cfg, file)
             cfg.chains[name] = chain
             cfg.chain_files[name] = file
+    for file, pf in parsed:
+        for name, note in pf.notifications.items():
+            if name in cfg.notifications:
+                raise ConfigError(file, f"notifications.{name}", "a notification of this name is defined twice")
+            note.name = name
+            for i, j in enumerate(note.jobs):
+                if j not in cfg.jobs and j not in cfg.chains:
+                    raise ConfigError(file, f"notifications.{name}.jobs[{i}]",
+                                      f"unknown job or chain {j!r}; known: {', '.join(sorted([*cfg.jobs, *cfg.chains]))}")
+            cfg.notifications[name] = note
     # Two jobs that share a source object must read it the same way (one raw table, one asset).
     seen: dict[tuple, Job] = {}
     for job in cfg.jobs.values():

@@ -1,0 +1,178 @@
+"""Notifications on job success and failure: Dagster run status sensors that mail or post.
+
+When a run ends, the sensor reads what it did from the activity log (`gs_ops.job_runs` rows with
+the run's id: job, file, status, counts, error) and tells every configured notification whose
+`on` and `jobs` match. Partial Success counts as success (the message gives the rejects and how to
+download them). A run that failed before any job run was logged (a systemic error) is still
+reported, with Dagster's error.
+
+Delivery: email through the SMTP server named by GSDP_SMTP_* env vars; webhooks as a JSON POST,
+retried on connection errors, 429 and 5xx (three attempts, honouring Retry-After up to 5 s). If a
+delivery fails after its attempts, the tick fails, so the failure shows in the UI and Dagster
+evaluates the run again on the next tick (a recipient that already got it may get it twice).
+Secrets (SMTP password, webhook URLs from `url_env`) are never logged.
+"""
+
+import json
+import os
+import smtplib
+import time
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from typing import Optional
+
+import dagster as dg
+
+from gs_assets.config.jobs import Notification
+from gs_assets.config.loader import PlatformConfig
+from resources.warehouse import Warehouse
+
+COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_read", "inserted", "updated",
+           "unchanged", "rejected", "filtered", "superseded", "error", "started_at", "ended_at"]
+
+
+class DeliveryError(RuntimeError):
+    pass
+
+
+def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
+    with warehouse.connect() as con:
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
+                             "AND table_name = 'job_runs'").fetchone()[0]
+        if not exists:
+            return []
+        rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM gs_ops.job_runs WHERE dagster_run_id = ? "
+                           f"ORDER BY started_at", [run_id]).fetchall()
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(COLUMNS, r)} for r in rows]
+
+
+def _selected(note: Notification, runs: list[dict], tags: dict) -> list[dict]:
+    if not note.jobs:
+        return runs
+    if tags.get("gsdp/chain") in note.jobs:
+        return runs
+    return [r for r in runs if r["job"] in note.jobs]
+
+
+def compose(event: str, dagster_run_id: str, job_name: str, runs: list[dict], error: Optional[str]) -> tuple[str, str, dict]:
+    """(subject, text body, JSON payload) for one run."""
+    statuses = sorted({r["status"] for r in runs}) or (["Failed"] if event == "failure" else ["Success"])
+    jobs = sorted({r["job"] for r in runs}) or [job_name]
+    subject = f"[gsdp] {' / '.join(statuses)}: {', '.join(jobs)}"
+    lines = [f"Dagster run {dagster_run_id} ({job_name}) {'failed' if event == 'failure' else 'succeeded'}.", ""]
+    for r in runs:
+        lines.append(f"{r['job']} <- {r['source_file']}: {r['status']}: read {r['rows_read']}, inserted {r['inserted']}, "
+                     f"updated {r['updated']}, unchanged {r['unchanged']}, rejected {r['rejected']}, "
+                     f"filtered {r['filtered']}, superseded {r['superseded']}")
+        if r["error"]:
+            lines.append(f"  error: {r['error']}")
+        if r["rejected"]:
+            lines.append(f"  rejects: gsdp rejects {r['job_run_id']}")
+    if error and not any(r["error"] for r in runs):
+        lines += ["", f"error: {error}"]
+    payload = {"event": f"job_run.{event}", "dagster_run_id": dagster_run_id, "dagster_job": job_name,
+               "job_runs": runs, "error": error}
+    return subject, "\n".join(lines) + "\n", payload
+
+
+def send_email(note: Notification, subject: str, body: str) -> None:
+    host = os.environ.get("GSDP_SMTP_HOST")
+    if not host:
+        raise DeliveryError(f"notification {note.name!r}: GSDP_SMTP_HOST is not set; set it (and GSDP_SMTP_PORT) to send mail")
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, note.email.sender, ", ".join(note.email.to)
+    msg.set_content(body)
+    try:
+        with smtplib.SMTP(host, int(os.environ.get("GSDP_SMTP_PORT", "25")), timeout=10) as smtp:
+            if os.environ.get("GSDP_SMTP_STARTTLS") == "1":
+                smtp.starttls()
+            if os.environ.get("GSDP_SMTP_USER"):
+                smtp.login(os.environ["GSDP_SMTP_USER"], os.environ.get("GSDP_SMTP_PASSWORD", ""))
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as e:
+        raise DeliveryError(f"notification {note.name!r}: mail to {', '.join(note.email.to)} failed: "
+                            f"{type(e).__name__}: {e}") from None
+
+
+def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
+    url = note.webhook.url or os.environ.get(note.webhook.url_env or "", "")
+    if not url:
+        raise DeliveryError(f"notification {note.name!r}: env var {note.webhook.url_env} (the webhook URL) is not set")
+    data = json.dumps(payload, default=str).encode()
+    last = ""
+    for attempt in range(1, attempts + 1):
+        req = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "gsdp-notifications"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                if 200 <= resp.status < 300:
+                    return
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+            if e.code != 429 and e.code < 500:
+                break  # the receiver refused it; retrying will not help
+            wait = e.headers.get("Retry-After") if e.headers else None
+            if attempt < attempts:
+                time.sleep(min(float(wait) if wait and wait.replace(".", "", 1).isdigit() else 0.5 * attempt, 5.0))
+            continue
+        except (urllib.error.URLError, OSError) as e:
+            last = type(e).__name__
+        if attempt < attempts:
+            time.sleep(0.5 * attempt)
+    where = "the configured URL" if note.webhook.url else f"the URL in {note.webhook.url_env}"
+    raise DeliveryError(f"notification {note.name!r}: POST to {where} failed after {attempts} attempt(s): {last}")
+
+
+def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Optional[str], log) -> int:
+    """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made."""
+    runs = job_runs_of(warehouse, run.run_id)
+    if event == "success":
+        runs = [r for r in runs if r["status"] != "Failed"]
+        if not runs:
+            return 0  # nothing was applied (e.g. a file version already loaded): nothing to say
+    sent, errors = 0, []
+    for note in sorted(cfg.notifications.values(), key=lambda n: n.name):
+        if event not in note.events:
+            continue
+        mine = _selected(note, runs, run.tags)
+        if not mine and (event == "success" or note.jobs):
+            continue
+        subject, body, payload = compose(event, run.run_id, run.job_name, mine, error)
+        for deliver in ([lambda: send_email(note, subject, body)] if note.email else []) + \
+                       ([lambda: post_webhook(note, payload)] if note.webhook else []):
+            try:
+                deliver()
+                sent += 1
+            except DeliveryError as e:
+                errors.append(str(e))
+        log.info(f"notification {note.name}: {subject}")
+    if errors:
+        raise DeliveryError("; ".join(errors))
+    return sent
+
+
+def build_notification_sensors(cfg: PlatformConfig) -> list[dg.SensorDefinition]:
+    if not cfg.notifications:
+        return []
+    out = []
+    if any("success" in n.events for n in cfg.notifications.values()):
+        @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="notify_on_success_sensor",
+                              default_status=dg.DefaultSensorStatus.RUNNING,
+                              description="Mails / posts the job runs of each successful run to the notifications that ask for it")
+        def _on_success(context: dg.RunStatusSensorContext, warehouse: Warehouse):
+            notify(cfg, warehouse, "success", context.dagster_run, None, context.log)
+
+        out.append(_on_success)
+    if any("failure" in n.events for n in cfg.notifications.values()):
+        @dg.run_failure_sensor(name="notify_on_failure_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
+                               description="Mails / posts each failed run (its job runs and error) to the notifications")
+        def _on_failure(context: dg.RunFailureSensorContext, warehouse: Warehouse):
+            error = context.failure_event.message if context.failure_event else None
+            step_errors = [e.event_specific_data.error.message.strip() for e in context.get_step_failure_events()
+                           if e.event_specific_data and e.event_specific_data.error]
+            notify(cfg, warehouse, "failure", context.dagster_run, "; ".join(step_errors) or error, context.log)
+
+        out.append(_on_failure)
+    return out

@@ -1,0 +1,167 @@
+"""Notifications: run status sensors mail (to a local SMTP server) and post (to a local HTTP
+receiver) what each run did, for the jobs and events each notification asks for."""
+
+import json
+import socket
+import threading
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.dagster_helpers import platform, put
+
+_KEEP_ALIVE: list = []
+
+JOBS = """
+connections:
+  crm: {type: s3, bucket: %(bucket)s}
+jobs:
+  companies:
+    connection: crm
+    source: {object: companies, prefix: in/, file_name: "companies*.csv", match: glob}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+      - {source: Stage, target: stage}
+  users:
+    connection: crm
+    source: {object: users, prefix: in/, file_name: "users*.csv", match: glob}
+    destination: user
+    identifiers: [email]
+    mappings:
+      - {source: Email, target: email}
+      - {source: Name, target: name}
+notifications:
+  ops:
+    events: [success, failure]
+    email: {to: [ops@example.com, lead@example.com], from: gsdp@example.com}
+    webhook: {url_env: GSDP_TEST_HOOK}
+  users_only:
+    events: [failure]
+    jobs: [users]
+    webhook: {url: "%(hook)s"}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Sink:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    sink, port = _Sink(), _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("GSDP_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("GSDP_SMTP_PORT", str(port))
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture
+def receiver():
+    """An HTTP receiver that records JSON bodies; `fail_first` requests get 503 with Retry-After."""
+    state = {"bodies": [], "fail_first": 0, "calls": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            state["calls"] += 1
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if state["calls"] <= state["fail_first"]:
+                self.send_response(503)
+                self.send_header("Retry-After", "0")
+                self.end_headers()
+                return
+            state["bodies"].append((self.path, json.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_port}"
+    yield state
+    server.shutdown()
+
+
+def _run(tmp_path, defs, job_name, key):
+    (tmp_path / "dagster").mkdir(exist_ok=True)
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
+    _KEEP_ALIVE.append(instance)
+    part = f"files__crm__{job_name}"
+    instance.add_dynamic_partitions(part, [key])
+    result = defs.resolve_job_def(f"{job_name}_job").execute_in_process(partition_key=key, instance=instance,
+                                                                         raise_on_error=False)
+    return instance, result
+
+
+def _evaluate(defs, instance, result, sensor_name):
+    run = instance.get_run_by_id(result.run_id)
+    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
+    ctx = dg.build_run_status_sensor_context(sensor_name=sensor_name, dagster_event=event, dagster_instance=instance,
+                                             dagster_run=run, resources={"warehouse": defs.resources["warehouse"]})
+    sensor = next(s for s in defs.sensors if s.name == sensor_name)
+    return sensor(ctx.for_run_failure() if not result.success else ctx)
+
+
+def test_success_mails_and_posts_the_job_runs(tmp_path, s3_server, bucket, smtp, receiver, monkeypatch):
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/hooks/secret-token")
+    _, defs = platform(tmp_path, JOBS % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    put(s3_server, bucket, "in/companies_1.csv", "Id,Name,Stage\nA1,Acme,Launched\nA2,Beta,Onboarding\n")
+    instance, result = _run(tmp_path, defs, "companies", "in/companies_1.csv")
+    assert result.success
+    _evaluate(defs, instance, result, "notify_on_success_sensor")
+    (rcpts, msg), = smtp.messages
+    assert rcpts == ["ops@example.com", "lead@example.com"]
+    assert msg["Subject"] == "[gsdp] Partial Success: companies"
+    body = msg.get_payload()
+    assert "companies <- s3://" in body and "inserted 1" in body and "rejected 1" in body and "gsdp rejects " in body
+    (path, payload), = receiver["bodies"]  # only 'ops' listens to success
+    assert path == "/hooks/secret-token" and payload["event"] == "job_run.success"
+    assert payload["job_runs"][0]["job"] == "companies" and payload["job_runs"][0]["rejected"] == 1
+
+
+def test_failure_reaches_every_matching_notification_with_the_error(tmp_path, s3_server, bucket, smtp, receiver, monkeypatch):
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
+    receiver["fail_first"] = 1  # the first POST gets a 503: it is retried
+    _, defs = platform(tmp_path, JOBS % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    put(s3_server, bucket, "in/users_1.csv", "Mail,Name\nann@x.io,Ann\n")  # lacks the mapped 'Email'
+    instance, result = _run(tmp_path, defs, "users", "in/users_1.csv")
+    assert not result.success
+    _evaluate(defs, instance, result, "notify_on_failure_sensor")
+    (_, msg), = smtp.messages
+    assert msg["Subject"] == "[gsdp] Failed: users" and "Email" in msg.get_payload()
+    assert sorted(p for p, _ in receiver["bodies"]) == ["/ops", "/users"]
+    assert all(b["event"] == "job_run.failure" and "Email" in json.dumps(b) for _, b in receiver["bodies"])
+
+
+def test_a_receiver_that_keeps_failing_fails_the_tick_without_leaking_the_url(tmp_path, s3_server, bucket, smtp, receiver,
+                                                                               monkeypatch):
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/hooks/secret-token")
+    receiver["fail_first"] = 10
+    _, defs = platform(tmp_path, JOBS % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    put(s3_server, bucket, "in/companies_1.csv", "Id,Name,Stage\nA1,Acme,Launched\n")
+    instance, result = _run(tmp_path, defs, "companies", "in/companies_1.csv")
+    with pytest.raises(Exception) as e:
+        _evaluate(defs, instance, result, "notify_on_success_sensor")
+    assert "POST to the URL in GSDP_TEST_HOOK failed after 3 attempt(s): HTTP 503" in str(e.value)
+    assert "secret-token" not in str(e.value)
+    assert len(smtp.messages) == 1  # the mail still went out
