@@ -42,6 +42,11 @@ class S3Connection(BaseModel):
     type: Literal["s3"]
     bucket: str = Field(min_length=3)
     description: str = ""
+    system: Optional[str] = Field(default=None, description=(
+        "a known system (e.g. hubspot_crm): the connection comes with that system's default jobs"))
+    prefix: str = Field(default="", description="where the system's files land in the bucket (for its default jobs)")
+    default_jobs: dict[str, Union[bool, dict[str, Any]]] = Field(default_factory=dict, description=(
+        "per default job: false to switch it off, or keys that replace the default's (e.g. schedule, mappings)"))
 
 
 Connection = S3Connection

@@ -10,6 +10,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
+from gs_assets.connectors.defaults import default_job_dicts
 from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Chain, Connection, Job, Notification, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
@@ -174,6 +175,28 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
                 raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
             cfg.connections[name] = conn
         parsed.append((str(p), pf))
+    # Out-of-the-box jobs of connections to known systems (a job of the same name in `jobs:` replaces one).
+    defaults: dict[str, tuple[str, str, dict]] = {}
+    for file, pf in parsed:
+        for conn_name, conn in pf.connections.items():
+            if conn.system:
+                for name, (key, raw) in default_job_dicts(conn_name, conn, file).items():
+                    defaults[name] = (file, key, raw)
+    user_jobs = {name for _, pf in parsed for name in pf.jobs}
+    for name, (file, key, raw) in sorted(defaults.items()):
+        if name in user_jobs:
+            continue
+        try:
+            job = Job.model_validate(raw)
+        except ValidationError as e:
+            raise format_pydantic_errors(file, key, e) from e
+        job.name = name
+        try:
+            _check_job(job, model, cfg.connections, file)
+        except ConfigError as e:  # say which default job, and where to change it
+            raise ConfigError(file, key, f"(default job {name}) {e.key}: {e.message}") from None
+        cfg.jobs[name] = job
+        cfg.job_files[name] = file
     for file, pf in parsed:
         for name, job in pf.jobs.items():
             if name in cfg.jobs:
