@@ -197,10 +197,30 @@ class DerivedField(BaseModel):
     expression: str = Field(description='pure SQL expression over source columns, e.g. concat_ws(\' \', "First", "Last")')
 
 
-class Prepare(BaseModel):
-    """Dataset preparation, run in DuckDB before mapping: derived fields, then a filter."""
+class MergeKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    left: str = Field(description="column of this job's file (or an earlier merge)")
+    right: str = Field(description="column of the merged dataset")
+
+
+class Merge(BaseModel):
+    """Join the latest loaded file of another dataset (source object) of the same connection."""
 
     model_config = ConfigDict(extra="forbid")
+    dataset: str = Field(description="source object of the same connection, e.g. accounts")
+    how: Literal["left", "inner"] = Field(default="left", description=(
+        "left: keep every row; inner: rows without a match are filtered (counted as filtered)"))
+    keys: list[MergeKey] = Field(min_length=1, max_length=6, description="columns that must be equal (up to 6)")
+    columns: list[str] = Field(min_length=1, description="columns of the dataset to add")
+    prefix: str = Field(default="", description="put before the added column names (to avoid clashes)")
+
+
+class Prepare(BaseModel):
+    """Dataset preparation, run in DuckDB before mapping: merges, derived fields, then a filter."""
+
+    model_config = ConfigDict(extra="forbid")
+    merge: list[Merge] = Field(default_factory=list, description=(
+        "joins with other datasets, in order; the dataset's last row per key is used"))
     derived: list[DerivedField] = Field(default_factory=list, description="computed columns, in order")
     filter: Optional[str] = Field(default=None, description=(
         "keep only rows for which this expression is true (over source columns and derived fields); "
@@ -312,12 +332,17 @@ class Job(BaseModel):
         return [d.name for d in self.prepare.derived]
 
     @property
+    def merged_names(self) -> list[str]:
+        return [mg.prefix + c for mg in self.prepare.merge for c in mg.columns]
+
+    @property
     def mapped_source_columns(self) -> list[str]:
         """Columns the file must have: mapped, matched or read by a formula (not virtual
         `$file_date` / `$file_name`, not derived fields)."""
         cols: list[str] = []
-        derived = set(self.derived_names)
-        wanted = [m.source for m in self.mappings if m.source is not None]
+        derived = set(self.derived_names) | set(self.merged_names)
+        wanted = [k.left for mg in self.prepare.merge for k in mg.keys]
+        wanted += [m.source for m in self.mappings if m.source is not None]
         wanted += [mf.source for lk in self.lookups for mf in lk.match]
         for expr in [d.expression for d in self.prepare.derived] + [self.prepare.filter or ""]:
             if expr:

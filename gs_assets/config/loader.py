@@ -125,7 +125,10 @@ def _check_prepare(job: Job, file: str, key: str) -> None:
             check_expression(job.prepare.filter)
         except ExpressionError as e:
             raise ConfigError(file, f"{key}.prepare.filter", str(e)) from None
-    for where, message in bind_errors(derived, job.prepare.filter, job.mapped_source_columns):
+    for i, mg in enumerate(job.prepare.merge):
+        if mg.dataset == job.source.object:
+            raise ConfigError(file, f"{key}.prepare.merge[{i}].dataset", "a job cannot merge its own source with itself")
+    for where, message in bind_errors(derived, job.prepare.filter, job.mapped_source_columns + job.merged_names):
         raise ConfigError(file, f"{key}.prepare.{where}", message)
 
 
@@ -223,6 +226,14 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
                     raise ConfigError(file, f"notifications.{name}.jobs[{i}]",
                                       f"unknown job or chain {j!r}; known: {', '.join(sorted([*cfg.jobs, *cfg.chains]))}")
             cfg.notifications[name] = note
+    # A merged dataset is a source object of the same connection (some job lands its files).
+    for job in cfg.jobs.values():
+        datasets = sorted({j.source.object for j in cfg.jobs.values() if j.connection == job.connection})
+        for i, mg in enumerate(job.prepare.merge):
+            if mg.dataset not in datasets:
+                raise ConfigError(cfg.job_files[job.name], f"jobs.{job.name}.prepare.merge[{i}].dataset",
+                                  f"unknown dataset {mg.dataset!r} on connection {job.connection!r}; its datasets "
+                                  f"(source objects of its jobs): {', '.join(datasets)}")
     # Two jobs that share a source object must read it the same way (one raw table, one asset).
     seen: dict[tuple, Job] = {}
     for job in cfg.jobs.values():

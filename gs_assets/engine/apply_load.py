@@ -10,6 +10,7 @@ pandera schema is compiled to SQL (schema_sql); only checks with no SQL form run
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -169,14 +170,16 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     built first. Reasons are derived from the batch afterwards, in the order the steps apply."""
     st, reasons = b.t("st"), b.t("reasons")
     raw = raw_rows_sql(b.con, load.raw_table, load.load_id)
-    # Dataset preparation: derived fields (as text, converted like file columns), then the filter.
+    # Dataset preparation: merges, derived fields (as text, converted like file columns), the filter.
+    raw, passes, columns = _merged(b, job, raw, load.header)
     derived = [(d.name, d.expression) for d in job.prepare.derived]
     if derived:
-        raw = f"({prepared_select(raw, derived, load.header)})"
-    passes = "true"
+        raw = f"({prepared_select(raw, derived, columns)})"
     if job.prepare.filter:
-        passes = f"coalesce(CAST({check_expression(job.prepare.filter).sql} AS BOOLEAN), false)"
-        b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT {passes}").fetchone()[0]
+        passes.append(f"coalesce(CAST({check_expression(job.prepare.filter).sql} AS BOOLEAN), false)")
+    passes = " AND ".join(passes) or "true"
+    if passes != "true":
+        b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT ({passes})").fetchone()[0]
     mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
     checked: list[str] = []  # targets whose non-empty source value must convert (no default)
     for m in job.mappings:
@@ -238,7 +241,7 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     if direct_keys:
         final = final.replace("SELECT l.*", f"SELECT l.* EXCLUDE ({', '.join(direct_keys)})", 1)
     b.sql(f"CREATE TEMP TABLE {st} AS WITH m AS (SELECT {', '.join(mapped)} FROM {raw} "
-          f"WHERE _parse_error IS NOT NULL OR {passes}), "
+          f"WHERE _parse_error IS NOT NULL OR ({passes})), "
           f"l AS ({looked_up}) {final}")
 
     # Reasons, in the order the steps apply.
@@ -251,6 +254,41 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
             keys = ", ".join(f"{clean_expr(mf.source)} AS _lk{i}_{j}" for j, mf in enumerate(lk.match))
             _lookup_reasons(b, lk, i, is_self=False, keys=f"(SELECT _line, {keys} FROM {raw})")
     _identify_reasons(b, obj, job)
+
+
+def _merged(b: _Batch, job: Job, raw: str, header: list[str]) -> tuple[str, list[str], list[str]]:
+    """Join each merged dataset (its latest loaded file, last row per key) onto the raw rows.
+    Returns the new row source, the conditions a row must meet (inner merges), and its columns."""
+    columns, passes = list(header), []
+    for i, mg in enumerate(job.prepare.merge):
+        row = b.sql("SELECT load_id, raw_table, header, source_file FROM gs_ops.loads WHERE connection = ? AND "
+                    "source_object = ? AND status = 'landed' ORDER BY seq DESC LIMIT 1",
+                    [job.connection, mg.dataset]).fetchone()
+        if row is None:
+            raise RuntimeError(f"job {job.name!r} merges dataset {mg.dataset!r}, but no file of it has been loaded yet; "
+                               f"load one (the job's load stays pending and is applied after)")
+        load_id, table, other_header, other_file = row[0], row[1], json.loads(row[2]), row[3]
+        missing = [c for c in [k.right for k in mg.keys] + mg.columns if c not in other_header]
+        if missing:
+            raise RuntimeError(f"job {job.name!r} merges dataset {mg.dataset!r}, whose latest file {other_file} lacks "
+                               f"column(s) {missing}; its header is {other_header}")
+        keys = ", ".join(f"{clean_expr(k.right)} AS _mk{j}" for j, k in enumerate(mg.keys))
+        added = [mg.prefix + c for c in mg.columns]
+        cols = ", ".join(f"{ident(c)} AS {ident(a)}" for c, a in zip(mg.columns, added))
+        part = ", ".join(f"_mk{j}" for j in range(len(mg.keys)))
+        right = (f"(SELECT {keys}, {cols}, true AS _matched FROM {raw_rows_sql(b.con, table, load_id)} "
+                 f"WHERE _parse_error IS NULL QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _line DESC) = 1)")
+        on = " AND ".join(f"{clean_expr(k.left).replace(ident(k.left), 'l.' + ident(k.left))} = r._mk{j}"
+                          for j, k in enumerate(mg.keys))
+        clash = [c for c in columns if c.lower() in {a.lower() for a in added}]
+        keep = f"l.* EXCLUDE ({', '.join(ident(c) for c in clash)})" if clash else "l.*"
+        flag = f"_merge{i}"
+        raw = (f"(SELECT {keep}, {', '.join(f'r.{ident(a)}' for a in added)}, coalesce(r._matched, false) AS {flag} "
+               f"FROM {raw} l LEFT JOIN {right} r ON {on})")
+        columns = [c for c in columns if c not in clash] + added
+        if mg.how == "inner":
+            passes.append(flag)
+    return raw, passes, columns
 
 
 def _type_reasons(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef, raw: str) -> None:

@@ -77,3 +77,56 @@ def test_bad_formulas_fail_at_load_with_file_and_key(harness, old, new, key, mes
     with pytest.raises(ConfigError) as e:
         harness(bad, OBJECTS)
     assert key in str(e.value) and message in str(e.value) and "jobs.yaml" in str(e.value)
+
+
+MERGE_JOBS = """
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  accounts:
+    connection: files
+    source: {object: accounts}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+  people:
+    connection: files
+    source: {object: contacts}
+    destination: person
+    identifiers: [email]
+    prepare:
+      merge:
+        - {dataset: %(dataset)s, how: %(how)s, keys: [{left: Account, right: Id}], columns: [Country], prefix: acct_}
+      derived:
+        - {name: Where, expression: "upper(acct_Country)"}
+    mappings:
+      - {source: Email, target: email}
+      - {source: Where, target: country}
+"""
+
+ACCOUNTS = "Id,Name,Country\nA1,Acme,de\nA2,Beta,fr\nA1,Acme,at\n"
+CONTACTS = "Email,Account\na@x.io,A1\nb@x.io, A2\nc@x.io,A9\nd@x.io,\n"
+
+
+@pytest.mark.parametrize("how, people, filtered", [
+    ("inner", [("a@x.io", "AT"), ("b@x.io", "FR")], 2),
+    ("left", [("a@x.io", "AT"), ("b@x.io", "FR"), ("c@x.io", None), ("d@x.io", None)], 0),
+])
+def test_merge_adds_columns_of_the_latest_file_of_another_dataset(harness, how, people, filtered):
+    from gs_assets.engine.pipeline import LoadError, apply_pending
+    h = harness(MERGE_JOBS % {"dataset": "accounts", "how": how})
+    # Before any accounts file: the load fails clearly and stays pending.
+    with pytest.raises(LoadError, match="no file of it has been loaded yet"):
+        h.load("people", CONTACTS)
+    h.load("accounts", ACCOUNTS)
+    (res,) = apply_pending(h.warehouse, h.cfg, "person")
+    assert (res.rows_read, res.inserted, res.filtered, res.rejected) == (4, len(people), filtered, 0)
+    assert h.rows("SELECT email, country FROM gs.person ORDER BY email") == people
+
+
+def test_merge_of_an_unknown_dataset_fails_at_load(harness):
+    with pytest.raises(ConfigError) as e:
+        harness(MERGE_JOBS % {"dataset": "acounts", "how": "left"})
+    assert "jobs.people.prepare.merge[0].dataset" in str(e.value) and "unknown dataset 'acounts'" in str(e.value)
