@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 
 ACTIVITY_COLUMNS = ["job_run_id", "job", "connection", "destination", "source_file", "etag", "status", "started_at",
                     "ended_at", "rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
-                    "error", "dagster_run_id"]
+                    "aggregated", "error", "dagster_run_id"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -49,6 +49,7 @@ OPS_DDL = [
     "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS file_date TIMESTAMP",
     "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS archived_to VARCHAR",
     "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS error_files JSON",
+    "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS aggregated BIGINT DEFAULT 0",
     """CREATE TABLE IF NOT EXISTS gs_ops.superseded (
         job_run_id VARCHAR, job VARCHAR, line_number BIGINT, superseded_by_line BIGINT)""",
 ]

@@ -73,7 +73,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
     jobs = cfg.jobs_into(obj.name)
     checks = [
         dg.AssetCheckSpec("schema", asset=key, description="Rows written by this materialization pass the object's pandera schema"),
-        dg.AssetCheckSpec("conservation", asset=key, description="Every job run: read = inserted + updated + unchanged + rejected + filtered + superseded"),
+        dg.AssetCheckSpec("conservation", asset=key, description="Every job run: read = inserted + updated + unchanged + rejected + filtered + superseded + aggregated"),
         dg.AssetCheckSpec("lookups_resolve", asset=key, description="Rows written by this materialization: every GSID lookup field points at an existing record; GSIDs are unique and 36 characters"),
     ]
     desc = (f"{obj.label}{' (custom object)' if obj.custom else ''}: table `{obj.table}`. "
@@ -114,9 +114,9 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             sample = con.execute(f"SELECT {', '.join(ident(c) for c in data_cols)} FROM {obj.table} "
                                  f"WHERE modified_at >= ? USING SAMPLE {SCHEMA_SAMPLE_ROWS} ROWS", [started]).df()
             broken_runs = con.execute(
-                "SELECT job_run_id, job, rows_read, inserted + updated + unchanged + rejected + filtered + superseded "
+                "SELECT job_run_id, job, rows_read, inserted + updated + unchanged + rejected + filtered + superseded + aggregated "
                 "FROM gs_ops.job_runs WHERE destination = ? AND final AND status <> 'Failed' AND rows_read <> "
-                "inserted + updated + unchanged + rejected + filtered + superseded", [obj.name]).fetchall()
+                "inserted + updated + unchanged + rejected + filtered + superseded + aggregated", [obj.name]).fetchall()
             # Lookups and GSIDs of the rows this materialization wrote (not the whole table: the
             # check's cost follows the load, not the object's size).
             dangling = []

@@ -215,8 +215,31 @@ class Merge(BaseModel):
     prefix: str = Field(default="", description="put before the added column names (to avoid clashes)")
 
 
+class Measure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="name of the new column; map it like a source column")
+    function: Literal["count", "count_distinct", "sum", "min", "max", "avg"]
+    column: Optional[str] = Field(default=None, description="column it reads (not needed for count)")
+
+    @model_validator(mode="after")
+    def _column(self) -> "Measure":
+        if self.function != "count" and not self.column:
+            raise ValueError(f"{self.function} needs a 'column'")
+        return self
+
+
+class Aggregate(BaseModel):
+    """One row per group: the group_by columns and the measures. Rows folded into a group are
+    counted as aggregated; a group's line (for rejects) is the first line of its rows."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_by: list[str] = Field(min_length=1)
+    measures: list[Measure] = Field(default_factory=list)
+
+
 class Prepare(BaseModel):
-    """Dataset preparation, run in DuckDB before mapping: merges, derived fields, then a filter."""
+    """Dataset preparation, run in DuckDB before mapping: merges, derived fields, a filter, then
+    an aggregation."""
 
     model_config = ConfigDict(extra="forbid")
     merge: list[Merge] = Field(default_factory=list, description=(
@@ -225,6 +248,7 @@ class Prepare(BaseModel):
     filter: Optional[str] = Field(default=None, description=(
         "keep only rows for which this expression is true (over source columns and derived fields); "
         "the others are counted as filtered"))
+    aggregate: Optional[Aggregate] = Field(default=None, description="group the rows (after the filter)")
 
 
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -341,7 +365,12 @@ class Job(BaseModel):
         `$file_date` / `$file_name`, not derived fields)."""
         cols: list[str] = []
         derived = set(self.derived_names) | set(self.merged_names)
+        agg = self.prepare.aggregate
+        if agg:
+            derived |= {m.name for m in agg.measures}
         wanted = [k.left for mg in self.prepare.merge for k in mg.keys]
+        if agg:
+            wanted += agg.group_by + [m.column for m in agg.measures if m.column]
         wanted += [m.source for m in self.mappings if m.source is not None]
         wanted += [mf.source for lk in self.lookups for mf in lk.match]
         for expr in [d.expression for d in self.prepare.derived] + [self.prepare.filter or ""]:

@@ -128,6 +128,17 @@ def _check_prepare(job: Job, file: str, key: str) -> None:
     for i, mg in enumerate(job.prepare.merge):
         if mg.dataset == job.source.object:
             raise ConfigError(file, f"{key}.prepare.merge[{i}].dataset", "a job cannot merge its own source with itself")
+    agg = job.prepare.aggregate
+    if agg is not None:
+        out = set(agg.group_by) | {m.name for m in agg.measures}
+        used = [(f"mappings[{i}].source", m.source) for i, m in enumerate(job.mappings)
+                if m.source is not None and m.source not in VIRTUAL_COLUMNS]
+        used += [(f"lookups[{i}].match[{j}].source", mf.source) for i, lk in enumerate(job.lookups)
+                 for j, mf in enumerate(lk.match)]
+        for k, col in used:
+            if col not in out:
+                raise ConfigError(file, f"{key}.{k}", f"after aggregation only the group_by columns and measures exist "
+                                  f"({', '.join(sorted(out))}); {col!r} is neither")
     for where, message in bind_errors(derived, job.prepare.filter, job.mapped_source_columns + job.merged_names):
         raise ConfigError(file, f"{key}.prepare.{where}", message)
 

@@ -67,6 +67,7 @@ class JobRunResult:
     rejected: int = 0
     filtered: int = 0
     superseded: int = 0
+    aggregated: int = 0
     error: Optional[str] = None
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
@@ -75,7 +76,7 @@ class JobRunResult:
     @property
     def conserved(self) -> bool:
         return self.rows_read == (self.inserted + self.updated + self.unchanged + self.rejected
-                                  + self.filtered + self.superseded)
+                                  + self.filtered + self.superseded + self.aggregated)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -98,6 +99,7 @@ class _Batch:
         self.current: dict[str, str] = {}
         self.may_repeat = False  # two rows may stand for one record (set by identify)
         self.filtered = 0  # rows the job's filter removed (counted, never staged)
+        self.aggregated = 0  # rows folded into another row of their group by an aggregation
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
 
     def t(self, name: str) -> str:
@@ -180,6 +182,11 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     passes = " AND ".join(passes) or "true"
     if passes != "true":
         b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT ({passes})").fetchone()[0]
+    if job.prepare.aggregate is not None:
+        raw = _aggregated(job.prepare.aggregate, raw, passes)
+        passes = "true"
+        b.aggregated = b.sql(f"SELECT coalesce(sum(_group_rows) - count(*), 0) FROM {raw} "
+                             f"WHERE _parse_error IS NULL").fetchone()[0]
     mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
     checked: list[str] = []  # targets whose non-empty source value must convert (no default)
     for m in job.mappings:
@@ -254,6 +261,33 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
             keys = ", ".join(f"{clean_expr(mf.source)} AS _lk{i}_{j}" for j, mf in enumerate(lk.match))
             _lookup_reasons(b, lk, i, is_self=False, keys=f"(SELECT _line, {keys} FROM {raw})")
     _identify_reasons(b, obj, job)
+
+
+def _aggregated(agg, raw: str, passes: str) -> str:
+    """One row per group (its line: the group's first), measures as text like file columns;
+    malformed rows pass through unchanged so they are still rejected with their lines."""
+    groups = ", ".join(ident(g) for g in agg.group_by)
+
+    def measure(m) -> str:
+        c = ident(m.column) if m.column else None
+        num = f"TRY_CAST({clean_expr(m.column)} AS DOUBLE)" if m.column else None
+        if m.function == "count":
+            e = f"count({c})" if c else "count(*)"
+        elif m.function == "count_distinct":
+            e = f"count(DISTINCT {clean_expr(m.column)})"
+        elif m.function in ("sum", "avg"):
+            e = f"{m.function}({num})"
+        else:  # min / max: numeric when every value is a number, else as text (ISO dates sort right)
+            e = (f"CASE WHEN count({num}) = count({clean_expr(m.column)}) THEN CAST({m.function}({num}) AS VARCHAR) "
+                 f"ELSE {m.function}({clean_expr(m.column)}) END")
+        return f"CAST({e} AS VARCHAR) AS {ident(m.name)}"
+
+    measures = "".join(", " + measure(m) for m in agg.measures)
+    return (f"(SELECT min(_line) AS _line, CAST(NULL AS VARCHAR) AS _parse_error, CAST(NULL AS VARCHAR) AS _raw_text, "
+            f"{groups}{measures}, count(*) AS _group_rows FROM {raw} WHERE _parse_error IS NULL AND ({passes}) "
+            f"GROUP BY {groups} "
+            f"UNION ALL BY NAME SELECT _line, _parse_error, _raw_text, 1 AS _group_rows FROM {raw} "
+            f"WHERE _parse_error IS NOT NULL)")
 
 
 def _merged(b: _Batch, job: Job, raw: str, header: list[str]) -> tuple[str, list[str], list[str]]:
@@ -499,12 +533,12 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
     counts = b.sql(f"SELECT count(*), count(*) FILTER (WHERE NOT _ok), count(*) FILTER (WHERE _ok AND NOT _winner), "
                    f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists) FROM {st}").fetchone()
     res.rows_read, res.rejected, res.superseded, res.inserted = counts
-    res.filtered = b.filtered
-    res.rows_read += res.filtered
+    res.filtered, res.aggregated = b.filtered, b.aggregated
+    res.rows_read += res.filtered + res.aggregated
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
         res.reasons_by_rule[rule] = n
 
-    considered = res.rows_read - res.filtered  # the threshold is a share of the rows the filter kept
+    considered = res.rows_read - res.filtered - res.aggregated  # a share of the rows the job maps
     over = (job.reject_threshold_percent is not None and considered > 0
             and 100.0 * res.rejected / considered > job.reject_threshold_percent)
     now = _now()
@@ -513,7 +547,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
                      f"{job.reject_threshold_percent:g}%; no records were written")
         res.inserted = res.updated = res.unchanged = res.superseded = 0
-        res.rejected = res.rows_read - res.filtered  # every staged row is accounted as not loaded
+        res.rejected = res.rows_read - res.filtered - res.aggregated  # every staged row is not loaded
     else:
         cols = ", ".join(ident(t) for t in data)
         if job.null_overwrites:
@@ -536,8 +570,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             [now, actor, now, actor]).fetchone()[0]
         if inserted != res.inserted:
             raise RuntimeError(f"inserted {inserted} records, expected {res.inserted}")
-        res.unchanged = (res.rows_read - res.filtered - res.rejected - res.superseded - res.inserted
-                         - res.updated)
+        res.unchanged = (res.rows_read - res.filtered - res.aggregated - res.rejected - res.superseded
+                         - res.inserted - res.updated)
         if res.superseded:
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
                   f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
@@ -566,10 +600,13 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
 def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
                   run_id: str, *, final: bool) -> None:
     con.execute(
-        "INSERT INTO gs_ops.job_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO gs_ops.job_runs (job_run_id, job, connection, destination, load_id, source_file, etag, "
+        "dagster_run_id, operation, started_at, ended_at, status, rows_read, inserted, updated, unchanged, rejected, "
+        "filtered, superseded, error, final, aggregated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [res.job_run_id, job.name, job.connection, job.destination, res.load_id, res.source_file,
          load.etag if load else None, run_id, job.operation.value, res.started_at, res.ended_at or _now(),
          res.status, res.rows_read, res.inserted, res.updated, res.unchanged, res.rejected, res.filtered,
-         res.superseded, res.error, final],
+         res.superseded, res.error, final, res.aggregated],
     )
 

@@ -130,3 +130,74 @@ def test_merge_of_an_unknown_dataset_fails_at_load(harness):
     with pytest.raises(ConfigError) as e:
         harness(MERGE_JOBS % {"dataset": "acounts", "how": "left"})
     assert "jobs.people.prepare.merge[0].dataset" in str(e.value) and "unknown dataset 'acounts'" in str(e.value)
+
+
+AGG_JOBS = """
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+  daily_usage:
+    connection: files
+    source: {object: events}
+    destination: company_usage
+    identifiers: [company_id, usage_date, feature]
+    prepare:
+      derived:
+        - {name: Day, expression: "left(\\"Timestamp\\", 10)"}
+      filter: "\\"Event\\" <> 'heartbeat'"
+      aggregate:
+        group_by: [Account, Day, Feature]
+        measures:
+          - {name: Events, function: count}
+          - {name: Minutes, function: sum, column: Seconds}
+          - {name: Users, function: count_distinct, column: User}
+    mappings:
+      - {source: Day, target: usage_date}
+      - {source: Feature, target: feature}
+      - {source: Events, target: event_count}
+      - {source: Minutes, target: minutes}
+      - {source: Users, target: unique_users}
+    lookups:
+      - {target: company_id, object: company, match: [{source: Account, field: external_id}]}
+"""
+
+EVENTS = """Account,User,Timestamp,Feature,Event,Seconds
+A1,u1,2026-11-26T09:00:00,reports,view,30
+A1,u2,2026-11-26T10:00:00,reports,view,90
+A1,u1,2026-11-26T11:00:00,reports,export,60
+A1,u1,2026-11-26T11:05:00,reports,heartbeat,1
+A1,u1,2026-11-27T08:00:00,reports,view,15
+A9,u7,2026-11-26T09:00:00,reports,view,10
+A1,u3,2026-11-26T12:00:00,reports,view
+"""
+
+
+def test_aggregation_groups_rows_and_accounts_for_every_input_row(harness):
+    h = harness(AGG_JOBS)
+    h.load("companies", "Id,Name\nA1,Acme\n")
+    _, res = h.load("daily_usage", EVENTS)
+    # 7 rows: one malformed (short row) is rejected as is, one heartbeat filtered, the other 5 make
+    # 3 groups (A1 26th: 3 rows, A1 27th: 1, A9 26th: 1 -> its company does not exist: rejected);
+    # 2 rows were folded into their group's row (aggregated).
+    assert (res.rows_read, res.inserted, res.rejected, res.filtered, res.aggregated) == (7, 2, 2, 1, 2)
+    assert res.conserved
+    rows = h.rows("SELECT usage_date::VARCHAR, event_count, minutes, unique_users FROM gs.company_usage ORDER BY 1")
+    assert rows == [("2026-11-26", 3.0, 180.0, 2.0), ("2026-11-27", 1.0, 15.0, 1.0)]
+    assert h.rows("SELECT aggregated FROM gs_ops.job_runs WHERE job = 'daily_usage'") == [(2,)]
+    # The rejected group is reported at its first line, with the reason.
+    assert [(line, [r["rule"] for r in reasons]) for line, reasons in h.rejects(res.job_run_id)] == [
+        (7, ["lookup_no_match"]), (8, ["malformed_row"])]
+
+
+def test_aggregation_only_exposes_groups_and_measures(harness):
+    with pytest.raises(ConfigError) as e:
+        harness(AGG_JOBS.replace("{source: Feature, target: feature}", "{source: Event, target: feature}"))
+    assert "jobs.daily_usage.mappings[1].source" in str(e.value) and "only the group_by columns and measures" in str(e.value)
