@@ -132,8 +132,12 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
                                    f"FROM {obj.table} WHERE modified_at >= ?", [started]).fetchone()[0]
         fails = validation_failures(obj, sample.set_index(pd.RangeIndex(len(sample))), data_cols) if len(sample) else pd.DataFrame()
         fails = pd.concat([sql_fails, fails]) if len(sql_fails) else fails
-        runs = pd.DataFrame([{k: r.as_dict()[k] for k in ("job", "source_file", "status", "rows_read", "inserted", "updated",
-                                                         "unchanged", "rejected", "superseded")} for r in results])
+        # The activity log of this materialization; rejects download with `gsdp rejects <id>`.
+        runs = pd.DataFrame([{**{k: r.as_dict()[k] for k in ("job", "source_file", "status", "started_at", "ended_at",
+                                                             "rows_read", "inserted", "updated", "unchanged", "rejected",
+                                                             "filtered", "superseded", "aggregated")},
+                              "job_run_id": r.job_run_id,
+                              "rejects": f"gsdp rejects {r.job_run_id}" if r.rejected else ""} for r in results])
         yield dg.MaterializeResult(metadata={
             "dagster/row_count": total,
             "inserted": sum(r.inserted for r in results),
@@ -141,6 +145,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             "unchanged": sum(r.unchanged for r in results),
             "rejected": sum(r.rejected for r in results),
             "superseded": sum(r.superseded for r in results),
+            "filtered": sum(r.filtered for r in results),
+            "aggregated": sum(r.aggregated for r in results),
             "job_runs": dg.MetadataValue.md(_md_table(runs)) if len(runs) else dg.MetadataValue.text("no pending loads"),
             "preview": dg.MetadataValue.md(_md_table(preview)),
             "dagster/column_schema": table_schema(obj),
