@@ -208,8 +208,9 @@ class Merge(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     dataset: str = Field(description="source object of the same connection, e.g. accounts")
-    how: Literal["left", "inner"] = Field(default="left", description=(
-        "left: keep every row; inner: rows without a match are filtered (counted as filtered)"))
+    how: Literal["left", "inner", "full"] = Field(default="left", description=(
+        "left: keep every row; inner: rows without a match are filtered (counted as filtered); full: also "
+        "rows of the dataset that match no row (read from its file, reported with its file and line)"))
     keys: list[MergeKey] = Field(min_length=1, max_length=6, description="columns that must be equal (up to 6)")
     columns: list[str] = Field(min_length=1, description="columns of the dataset to add")
     prefix: str = Field(default="", description="put before the added column names (to avoid clashes)")

@@ -125,6 +125,9 @@ def _check_prepare(job: Job, file: str, key: str) -> None:
             check_expression(job.prepare.filter)
         except ExpressionError as e:
             raise ConfigError(file, f"{key}.prepare.filter", str(e)) from None
+    fulls = [i for i, mg in enumerate(job.prepare.merge) if mg.how == "full"]
+    if len(fulls) > 1:
+        raise ConfigError(file, f"{key}.prepare.merge[{fulls[1]}].how", "a job may have one full merge (the others left or inner)")
     for i, mg in enumerate(job.prepare.merge):
         if mg.dataset == job.source.object:
             raise ConfigError(file, f"{key}.prepare.merge[{i}].dataset", "a job cannot merge its own source with itself")

@@ -100,6 +100,7 @@ class _Batch:
         self.may_repeat = False  # two rows may stand for one record (set by identify)
         self.filtered = 0  # rows the job's filter removed (counted, never staged)
         self.aggregated = 0  # rows folded into another row of their group by an aggregation
+        self.full_merge = None  # (load id, raw table, header, file) of a full merge's dataset
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
 
     def t(self, name: str) -> str:
@@ -315,10 +316,24 @@ def _merged(b: _Batch, job: Job, raw: str, header: list[str]) -> tuple[str, list
         on = " AND ".join(f"{clean_expr(k.left).replace(ident(k.left), 'l.' + ident(k.left))} = r._mk{j}"
                           for j, k in enumerate(mg.keys))
         clash = [c for c in columns if c.lower() in {a.lower() for a in added}]
-        keep = f"l.* EXCLUDE ({', '.join(ident(c) for c in clash)})" if clash else "l.*"
         flag = f"_merge{i}"
-        raw = (f"(SELECT {keep}, {', '.join(f'r.{ident(a)}' for a in added)}, coalesce(r._matched, false) AS {flag} "
-               f"FROM {raw} l LEFT JOIN {right} r ON {on})")
+        if mg.how == "full":
+            # Rows only in the dataset join too: their id is minus their line in its file, and the
+            # left key columns take the dataset's key values (so identifiers and lookups see them).
+            lefts = [k.left for k in mg.keys]
+            drop = ["_line", *dict.fromkeys(lefts), *[c for c in clash if c not in lefts]]
+            keep = f"l.* EXCLUDE ({', '.join(ident(c) for c in drop)})"
+            keys_back = ", ".join(f"coalesce(l.{ident(k.left)}, r._mk{j}) AS {ident(k.left)}"
+                                  for j, k in enumerate(mg.keys) if k.left not in lefts[:j])
+            right = right.replace("true AS _matched", "true AS _matched, _line AS _rline")
+            raw = (f"(SELECT coalesce(l._line, -r._rline) AS _line, {keep}, {keys_back}, "
+                   f"{', '.join(f'r.{ident(a)}' for a in added)}, coalesce(r._matched, false) AS {flag} "
+                   f"FROM {raw} l FULL JOIN {right} r ON {on})")
+            b.full_merge = (load_id, table, other_header, other_file)
+        else:
+            keep = f"l.* EXCLUDE ({', '.join(ident(c) for c in clash)})" if clash else "l.*"
+            raw = (f"(SELECT {keep}, {', '.join(f'r.{ident(a)}' for a in added)}, coalesce(r._matched, false) AS {flag} "
+                   f"FROM {raw} l LEFT JOIN {right} r ON {on})")
         columns = [c for c in columns if c not in clash] + added
         if mg.how == "inner":
             passes.append(flag)
@@ -477,9 +492,10 @@ def _validate(b: _Batch, obj: ObjectDef, job: Job) -> None:
     b.sql(f"CREATE TEMP TABLE {found} (rid BIGINT, field VARCHAR, rule VARCHAR, value VARCHAR, message VARCHAR)")
     if compiled:
         b.sql(f"INSERT INTO {found} {failures_select(compiled, st, '_parse_error IS NULL')}")
-    n = (b.sql(f"SELECT max(_rid) FROM {st}").fetchone()[0] or 0) if fallback else 0
+    lo_id, n = (b.sql(f"SELECT coalesce(min(_rid), 0) - 1, coalesce(max(_rid), 0) FROM {st}").fetchone()
+                if fallback else (0, 0))
     for col in fallback:
-        for lo in range(0, n, PANDERA_CHUNK):
+        for lo in range(lo_id, n, PANDERA_CHUNK):
             frame = b.sql(f"SELECT _rid, {ident(col)} FROM {st} WHERE _parse_error IS NULL AND {ident(col)} IS NOT NULL "
                           f"AND _rid > ? AND _rid <= ?", [lo, lo + PANDERA_CHUNK]).df().set_index("_rid")
             fails = validation_failures(obj, frame, [col])
@@ -593,6 +609,13 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
               f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
               [res.job_run_id, job.name, run_id, load.source_file, now])
+        if b.full_merge is not None:  # rows only in the merged dataset: its file, its line, its values
+            other_load, other_table, other_header, other_file = b.full_merge
+            other = ", ".join(f"{q(h)}, r.{ident(h)}" for h in other_header)
+            b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
+                  f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
+                  f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
+                  [res.job_run_id, job.name, run_id, other_file, now])
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
 

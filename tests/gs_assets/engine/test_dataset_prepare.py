@@ -1,6 +1,8 @@
 """Dataset preparation: derived fields and filters run in DuckDB before mapping; filtered rows
 are counted, never lost; formulas are checked when the config loads."""
 
+import json
+
 import pytest
 
 from gs_assets.config.errors import ConfigError
@@ -201,3 +203,25 @@ def test_aggregation_only_exposes_groups_and_measures(harness):
     with pytest.raises(ConfigError) as e:
         harness(AGG_JOBS.replace("{source: Feature, target: feature}", "{source: Event, target: feature}"))
     assert "jobs.daily_usage.mappings[1].source" in str(e.value) and "only the group_by columns and measures" in str(e.value)
+
+
+def test_full_merge_brings_rows_only_in_the_dataset_reported_with_its_file_and_line(harness):
+    from gs_assets.engine.pipeline import apply_pending
+    h = harness(MERGE_JOBS % {"dataset": "accounts", "how": "full"})
+    h.load("accounts", ACCOUNTS + "A3,Gamma,es\n")
+    _, res = h.load("people", CONTACTS)
+    # 4 contact rows + account A3, which no contact has; its row has no email, so it is rejected,
+    # and the reject points at the accounts file, line 5.
+    assert (res.rows_read, res.inserted, res.rejected, res.filtered) == (5, 4, 1, 0) and res.conserved
+    (row,) = h.rows(f"SELECT source_file, line_number, original_values, reasons FROM gs_ops.rejects "
+                    f"WHERE job_run_id = '{res.job_run_id}'")
+    assert row[0].endswith("file1.csv") and row[1] == 5
+    assert json.loads(row[2]) == {"Id": "A3", "Name": "Gamma", "Country": "es"}
+    assert {r["field"] for r in json.loads(row[3])} >= {"email"}
+
+
+def test_only_one_full_merge_per_job(harness):
+    two = MERGE_JOBS.replace("      derived:", "        - {dataset: accounts, how: full, keys: [{left: Email, right: Id}], columns: [Name]}\n      derived:")
+    with pytest.raises(ConfigError) as e:
+        harness(two % {"dataset": "accounts", "how": "full"})
+    assert "jobs.people.prepare.merge[1].how" in str(e.value)
