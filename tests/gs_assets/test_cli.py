@@ -143,3 +143,11 @@ def test_run_a_chain(env, s3_server, bucket):
     assert "companies_2.csv" in p.stdout and "Partial Success" in p.stdout
     with duckdb.connect(env["GSDP_WAREHOUSE"], read_only=True) as con:
         assert con.execute("SELECT external_id FROM gs.company").fetchall() == [("A1",)]
+
+
+def test_example_configs_in_docs_are_valid():
+    from gs_assets.config.loader import load_platform_config
+    root = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        cfg = load_platform_config(folder)
+        assert cfg.jobs, folder
