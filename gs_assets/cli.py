@@ -9,6 +9,7 @@
                                   rejects; nothing is written (F is a local path or an S3 key)
     gsdp activity [--job J] [--csv FILE]    every job run, newest first
     gsdp rejects JOB_RUN_ID [--out FILE]    the error file of one job run (CSV)
+    gsdp keys create --name N [--jobs a,b] | list | rotate ID | revoke ID   Bulk API access keys
 
 Config from GSDP_CONFIG_DIR (default config/), warehouse from GSDP_WAREHOUSE, S3 from the
 GSDP_S3_* / AWS_* variables, Dagster runs into DAGSTER_HOME when set (so the UI shows them).
@@ -52,6 +53,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--job")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--csv", help="write every matching run to this CSV file")
+    p = sub.add_parser("keys", help="Bulk API access keys")
+    ks = p.add_subparsers(dest="keys_cmd", required=True)
+    k = ks.add_parser("create", help="a new key (shown once)")
+    k.add_argument("--name", required=True, help="who or what uses it")
+    k.add_argument("--jobs", help="comma-separated jobs it may upload to (default: every job)")
+    ks.add_parser("list", help="keys (ids, names, jobs; never secrets)")
+    k = ks.add_parser("rotate", help="a new secret for a key; the old one stops working")
+    k.add_argument("key_id")
+    k = ks.add_parser("revoke", help="switch a key off")
+    k.add_argument("key_id")
     p = sub.add_parser("rejects", help="error file of a job run")
     p.add_argument("job_run_id")
     p.add_argument("--out", help="CSV path (default: stdout)")
@@ -270,6 +281,39 @@ def cmd_test_run(a) -> int:
     return 0 if out.ok else 1
 
 
+def cmd_keys(a) -> int:
+    from gs_assets.bulk_api import access_keys as ak
+    con = ak.connect()
+    try:
+        if a.keys_cmd == "create":
+            jobs = [j.strip() for j in a.jobs.split(",") if j.strip()] if a.jobs else None
+            if jobs:
+                cfg = _cfg()
+                for j in jobs:
+                    _job(cfg, j)
+            key, full = ak.create_key(con, a.name, jobs)
+            print(f"created key {key.key_id} ({key.name}) for {', '.join(jobs) if jobs else 'every job'}:")
+            print(full)
+            print("store it now: it is not shown again (only its hash is kept). Send it as the accessKey header.",
+                  file=sys.stderr)
+        elif a.keys_cmd == "rotate":
+            key, full = ak.rotate_key(con, a.key_id)
+            print(f"rotated key {key.key_id} ({key.name}); the old secret no longer works:")
+            print(full)
+        elif a.keys_cmd == "revoke":
+            key = ak.revoke_key(con, a.key_id)
+            print(f"revoked key {key.key_id} ({key.name}) at {key.revoked_at}")
+        else:
+            _print_table(["key id", "name", "jobs", "created", "rotated", "revoked"],
+                         [(k.key_id, k.name, ", ".join(k.jobs) if k.jobs else "(every job)", k.created_at,
+                           k.rotated_at or "", k.revoked_at or "") for k in ak.list_keys(con)])
+    except ak.AccessKeyError as e:
+        raise UserError(str(e)) from None
+    finally:
+        con.close()
+    return 0
+
+
 def _file_chunks(path: Path):
     with open(path, "rb") as fh:
         while chunk := fh.read(8 << 20):
@@ -286,7 +330,7 @@ def _print_table(header: list[str], rows: list[tuple]) -> None:
 
 
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "jobs": cmd_jobs, "run": cmd_run,
-            "test-run": cmd_test_run, "activity": cmd_activity, "rejects": cmd_rejects}
+            "test-run": cmd_test_run, "activity": cmd_activity, "rejects": cmd_rejects, "keys": cmd_keys}
 
 if __name__ == "__main__":
     sys.exit(main())
