@@ -19,6 +19,7 @@ from resources.s3 import s3_resource_from_env
 from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
+from sensors.bulk_uploads import build_bulk_sensors
 from sensors.notifications import build_notification_sensors
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
@@ -51,7 +52,8 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
     return dg.Definitions(
         assets=[*source_assets, *object_assets],
         jobs=jobs,
-        sensors=([build_s3_files_sensor(cfg, watched, source_jobs)] if watched else []) + build_notification_sensors(cfg),
+        sensors=([build_s3_files_sensor(cfg, watched, source_jobs)] if watched else []) + build_notification_sensors(cfg)
+        + build_bulk_sensors(cfg, {j.name: j for j in jobs}),
         schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
             "warehouse": Warehouse(database=warehouse or warehouse_path(),

@@ -325,6 +325,7 @@ class Job(BaseModel):
     mappings: list[FieldMapping] = Field(min_length=1)
     lookups: list[Lookup] = Field(default_factory=list)
     null_overwrites: bool = Field(default=False, description="a null source value overwrites the stored value")
+    bulk_upload: bool = Field(default=False, description="accept CSV uploads through the Bulk API (jobId = job name)")
     reject_threshold_percent: Optional[float] = Field(default=None, ge=0, le=100,
         description="above this share of rejected rows the run is Failed and writes no records")
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
@@ -460,6 +461,19 @@ class Notification(BaseModel):
         return self
 
 
+class BulkApiSettings(BaseModel):
+    """Limits of the Bulk API service (one `bulk_api:` section in the config folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_upload_mb: float = Field(default=80, gt=0, description="larger uploads get 413 and nothing is stored")
+    calls_per_hour: int = Field(default=10, ge=1, description="upload calls per key per hour (429 beyond)")
+    calls_per_day: int = Field(default=100, ge=1, description="upload calls per key per day (429 beyond)")
+    content_types: list[str] = Field(default_factory=lambda: [
+        "text/csv", "text/plain", "application/csv", "application/vnd.ms-excel", "application/gzip",
+        "application/x-gzip", "application/octet-stream"], description="accepted Content-Type of the file part")
+    landing_prefix: str = Field(default="bulk/", description="where uploads land in the job's bucket")
+
+
 class PlatformFile(BaseModel):
     """Shape of a connections/jobs YAML file."""
 
@@ -468,6 +482,7 @@ class PlatformFile(BaseModel):
     jobs: dict[str, Job] = Field(default_factory=dict)
     chains: dict[str, Chain] = Field(default_factory=dict)
     notifications: dict[str, Notification] = Field(default_factory=dict)
+    bulk_api: Optional[BulkApiSettings] = None
 
 
 def job_json_schema() -> dict[str, Any]:

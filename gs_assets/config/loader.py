@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from gs_assets.config.errors import ConfigError, format_pydantic_errors
 from gs_assets.connectors.defaults import default_job_dicts
 from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
-from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, Chain, Connection, Job, Notification, Operation, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
@@ -32,6 +32,7 @@ class PlatformConfig:
     chains: dict[str, Chain] = field(default_factory=dict)
     chain_files: dict[str, str] = field(default_factory=dict)
     notifications: dict[str, Notification] = field(default_factory=dict)
+    bulk_api: BulkApiSettings = field(default_factory=BulkApiSettings)
 
     def chain_of(self, job_name: str) -> Optional[Chain]:
         return next((c for c in self.chains.values() if job_name in c.jobs), None)
@@ -230,6 +231,12 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
             _check_chain(chain, cfg, file)
             cfg.chains[name] = chain
             cfg.chain_files[name] = file
+    bulk_files = [file for file, pf in parsed if pf.bulk_api is not None]
+    if len(bulk_files) > 1:
+        raise ConfigError(bulk_files[1], "bulk_api", f"the Bulk API is already configured in {bulk_files[0]}; keep one section")
+    for file, pf in parsed:
+        if pf.bulk_api is not None:
+            cfg.bulk_api = pf.bulk_api
     for file, pf in parsed:
         for name, note in pf.notifications.items():
             if name in cfg.notifications:

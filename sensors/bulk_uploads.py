@@ -1,0 +1,100 @@
+"""Bulk API uploads through Dagster: a sensor turns queued uploads into runs of their job, and
+run status sensors write each run's outcome back to the upload's status.
+
+`bulk_uploads_sensor` reads the Bulk API's queue (its SQLite file) after its cursor and requests
+one run of `<job>_job` per upload, with the landed S3 key as the file partition, so an upload is
+loaded exactly like a file the S3 sensor found (and shows as a partition in the UI). The run key
+is the request id: a request is never run twice. `bulk_status_success_sensor` and
+`bulk_status_failure_sensor` copy the job run's status, counts, timings and error file into the
+request, which the service reports.
+"""
+
+import json
+
+import dagster as dg
+
+from gs_assets.assets.file_sources import source_objects
+from gs_assets.bulk_api import access_keys as ak
+from gs_assets.bulk_api import requests_store as rs
+from gs_assets.config.loader import PlatformConfig
+from resources.warehouse import Warehouse
+
+TAG = "gsdp/bulk_request"
+
+
+def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.SensorDefinition]:
+    bulk_jobs = [j for j in cfg.jobs.values() if j.bulk_upload]
+    if not bulk_jobs:
+        return []
+    sources = {(s.connection, s.name): s for s in source_objects(cfg)}
+
+    @dg.sensor(name="bulk_uploads_sensor", jobs=[jobs_by_name[f"{j.name}_job"] for j in bulk_jobs],
+               minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Loads files uploaded through the Bulk API (one run per upload, in arrival order)")
+    def _uploads(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        after = int(context.cursor or 0)
+        con = rs.ensure(ak.connect())
+        try:
+            queued = rs.queued_after(con, after)
+            runs, adds, last = [], {}, after
+            for req in queued:
+                job = cfg.jobs.get(req.job)
+                last = max(last, req.seq)
+                if job is None or not job.bulk_upload:
+                    rs.update(con, req.request_id, status="Failed",
+                              error=f"job {req.job!r} no longer accepts uploads (config changed); upload again later")
+                    continue
+                so = sources[(job.connection, job.source.object)]
+                adds.setdefault(so.partitions_name, []).append(req.s3_key)
+                runs.append(dg.RunRequest(run_key=req.request_id, job_name=f"{job.name}_job", partition_key=req.s3_key,
+                                          tags={TAG: req.request_id, "gsdp/etag": req.etag or "", "gsdp/job": job.name}))
+                rs.update(con, req.request_id, status="running")
+        finally:
+            con.close()
+        if not runs:
+            return dg.SensorResult(skip_reason="no queued uploads", cursor=str(last))
+        by_name = {s.partitions_name: s for s in sources.values()}
+        return dg.SensorResult(run_requests=runs, cursor=str(last), dynamic_partitions_requests=[
+            by_name[name].partitions_def.build_add_request(keys) for name, keys in adds.items()])
+
+    def record(run, warehouse: Warehouse, error: str | None) -> None:
+        request_id = run.tags.get(TAG)
+        if not request_id:
+            return
+        job_name = run.tags.get("gsdp/job")
+        with warehouse.connect() as con:
+            row = con.execute(
+                "SELECT r.job_run_id, r.status, r.started_at, r.ended_at, r.rows_read, r.inserted, r.updated, r.unchanged, "
+                "r.rejected, r.filtered, r.error, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
+                "ON l.load_id = r.load_id WHERE r.dagster_run_id = ? AND r.job = ? ORDER BY r.started_at DESC LIMIT 1",
+                [run.run_id, job_name]).fetchone()
+        db = rs.ensure(ak.connect())
+        try:
+            if row is None:
+                rs.update(db, request_id, status="Failed", dagster_run_id=run.run_id,
+                          error=error or "the load did not run; see the Dagster run")
+                return
+            files = json.loads(row[11]) if row[11] else []
+            mine = next((f for f in files if f.endswith(f".{job_name}.errors.csv")), None) or \
+                next((f for f in files if f.endswith(".errors.csv")), None)
+            rs.update(db, request_id, status=row[1], dagster_run_id=run.run_id, job_run_id=row[0],
+                      started_at=str(row[2]), ended_at=str(row[3]), rows_read=row[4], inserted=row[5], updated=row[6],
+                      unchanged=row[7], rejected=row[8], filtered=row[9], error=row[10] or (error if row[1] == "Failed" else None),
+                      error_file=mine)
+        finally:
+            db.close()
+
+    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="bulk_status_success_sensor",
+                          default_status=dg.DefaultSensorStatus.RUNNING,
+                          description="Writes the outcome of Bulk API loads back to their upload status")
+    def _done(context: dg.RunStatusSensorContext, warehouse: Warehouse):
+        record(context.dagster_run, warehouse, None)
+
+    @dg.run_failure_sensor(name="bulk_status_failure_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
+                           description="Marks Bulk API uploads whose load failed, with the error")
+    def _failed(context: dg.RunFailureSensorContext, warehouse: Warehouse):
+        errors = [e.event_specific_data.error.message.strip() for e in context.get_step_failure_events()
+                  if e.event_specific_data and e.event_specific_data.error]
+        record(context.dagster_run, warehouse, "; ".join(errors) or (context.failure_event.message if context.failure_event else None))
+
+    return [_uploads, _done, _failed]
