@@ -313,7 +313,30 @@ def _check_timezone(tz: str) -> str:
     return tz
 
 
-class Job(BaseModel):
+class Scheduled(BaseModel):
+    """What jobs and chains share: an optional schedule (a cron string is read as {cron: ...}) in a
+    time zone that the schedule itself may override."""
+
+    schedule: Optional[Union[Schedule, str]] = None
+    timezone: str = "UTC"
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _cron_text(cls, v):
+        return {"cron": v} if isinstance(v, str) else v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _check_timezone(v)
+
+    @property
+    def schedule_timezone(self) -> str:
+        return (self.schedule.timezone if isinstance(self.schedule, Schedule) and self.schedule.timezone
+                else self.timezone)
+
+
+class Job(Scheduled):
     model_config = ConfigDict(extra="forbid")
     name: SkipJsonSchema[str] = ""  # the key under `jobs:`, set by the loader
     connection: str
@@ -331,22 +354,6 @@ class Job(BaseModel):
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
         "when to scan the source and load new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
         "or a cron expression; without it the job runs on new files (sensor) and on demand"))
-    timezone: str = "UTC"
-
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _cron_text(cls, v):
-        return {"cron": v} if isinstance(v, str) else v
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        return _check_timezone(v)
-
-    @property
-    def schedule_timezone(self) -> str:
-        return (self.schedule.timezone if isinstance(self.schedule, Schedule) and self.schedule.timezone
-                else self.timezone)
     description: str = ""
 
     @property
@@ -384,7 +391,7 @@ class Job(BaseModel):
         return cols
 
 
-class Chain(BaseModel):
+class Chain(Scheduled):
     """Jobs that run one after another in one run, on the chain's own schedule (which replaces the
     member jobs' schedules; their files are picked up by the chain, not by the file sensor)."""
 
@@ -392,22 +399,9 @@ class Chain(BaseModel):
     name: SkipJsonSchema[str] = ""  # the key under `chains:`, set by the loader
     jobs: list[str] = Field(min_length=1, description="member jobs, in the order they run")
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description="when the chain runs (else on demand)")
-    timezone: str = "UTC"
     on_failure: Literal["stop", "continue"] = Field(default="stop", description=(
         "stop: a failed member ends the chain; continue: the next members still run (the run is still failed)"))
     description: str = ""
-
-    _cron_text = field_validator("schedule", mode="before")(lambda cls, v: {"cron": v} if isinstance(v, str) else v)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        return _check_timezone(v)
-
-    @property
-    def schedule_timezone(self) -> str:
-        return (self.schedule.timezone if isinstance(self.schedule, Schedule) and self.schedule.timezone
-                else self.timezone)
 
 
 class EmailTarget(BaseModel):

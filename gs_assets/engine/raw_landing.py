@@ -24,7 +24,6 @@ import duckdb
 
 from gs_assets.config.jobs import FileSource
 
-META_COLUMNS = ("_line", "_parse_error", "_raw_text")
 MAX_LINE_BYTES = 16 << 20  # one record (a line, or a quoted multi-line value) may be up to 16 MiB
 # DuckDB's CSV buffer defaults to 16 x max_line_size (256 MiB here, 1 GiB at 64 MiB lines) and is
 # allocated whole for files larger than that; a fixed 64 MiB buffer keeps landing inside the
