@@ -17,12 +17,11 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
-from gs_assets.assets.file_sources import SourceObject, _s3_chunks, matching_keys, source_objects
+from gs_assets.assets.file_sources import SourceObject, land_s3_object, matching_keys, source_objects
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.engine.pipeline import LoadError, apply_pending, land
-from resources.s3 import clean_etag
+from gs_assets.engine.pipeline import LoadError, apply_pending
 from resources.warehouse import Warehouse
 
 
@@ -37,14 +36,11 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
     if keys:
         context.instance.add_dynamic_partitions(so.partitions_name, keys)
     for key in keys:
-        head = client.head_object(Bucket=so.bucket, Key=key)
-        etag = clean_etag(head.get("ETag"))
-        res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
-                   chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=f"s3://{so.bucket}/{key}",
-                   etag=etag, size_bytes=head.get("ContentLength"), run_id=context.run.run_id)
+        res = land_s3_object(warehouse, cfg, so, client, key, client.head_object(Bucket=so.bucket, Key=key),
+                             context.run.run_id)
         context.log_event(dg.AssetMaterialization(
             asset_key=so.key, partition=key,
-            metadata={"file": f"s3://{so.bucket}/{key}", "etag": etag or "", "landing": res.status,
+            metadata={"file": res.source_file, "etag": res.etag or "", "landing": res.status,
                       "load_id": res.load_id or "", "dagster/row_count": res.rows_read, "chain_member": job.name}))
         if res.status == "failed":
             problems.append(f"{key}: {res.error}")

@@ -99,10 +99,8 @@ def _job(cfg, name: str):
 
 
 def _warehouse():
-    from gs_assets.definitions import warehouse_path
-    from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
-    return Warehouse(database=warehouse_path(),
-                     memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT))
+    from gs_assets.definitions import warehouse_from_env
+    return warehouse_from_env()
 
 
 def cmd_validate(a) -> int:

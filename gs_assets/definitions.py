@@ -30,6 +30,12 @@ def warehouse_path() -> str:
     return os.environ.get("GSDP_WAREHOUSE", str(DEFAULT_WAREHOUSE))
 
 
+def warehouse_from_env(database: str | None = None) -> Warehouse:
+    """The warehouse resource as configured by GSDP_WAREHOUSE / GSDP_WAREHOUSE_MEMORY_LIMIT."""
+    return Warehouse(database=database or warehouse_path(),
+                     memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT))
+
+
 def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | None = None) -> dg.Definitions:
     cfg = cfg or load_platform_config()
     sources = source_objects(cfg)
@@ -56,8 +62,7 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         + build_bulk_sensors(cfg, {j.name: j for j in jobs}),
         schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
-            "warehouse": Warehouse(database=warehouse or warehouse_path(),
-                                   memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)),
+            "warehouse": warehouse_from_env(warehouse),
             "s3": s3_resource_from_env(),
         },
     )

@@ -23,6 +23,27 @@ def platform(tmp_path: Path, jobs_yaml: str, objects_yaml: str | None = None):
     return cfg, defs
 
 
+_INSTANCES: list = []
+
+
+def persistent_instance(tmp_path: Path) -> dg.DagsterInstance:
+    """A local Dagster instance under tmp_path, kept alive for the session: schedule and run-status
+    contexts need an instance with a ref, and Dagster keeps only a weak reference to it."""
+    folder = tmp_path / "dagster"
+    folder.mkdir(exist_ok=True)
+    instance = dg.DagsterInstance.local_temp(str(folder))
+    _INSTANCES.append(instance)
+    return instance
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 (for the local servers tests start)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
     sensor = defs.resolve_sensor_def("s3_files_sensor")
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"s3": defs.resources["s3"]})

@@ -56,6 +56,14 @@ def matching_keys(client, bucket: str, src) -> list[str]:
                   if match_file(src.prefix, src.match, src.file_name, o["Key"]))
 
 
+def land_s3_object(warehouse, cfg: PlatformConfig, so: "SourceObject", client, key: str, head: dict, run_id: str):
+    """Land one S3 object, the version `head` describes, through the engine (streamed lazily:
+    an already-landed version is never downloaded)."""
+    return land(warehouse, cfg, connection=so.connection, source_object=so.name,
+                chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=f"s3://{so.bucket}/{key}",
+                etag=clean_etag(head.get("ETag")), size_bytes=head.get("ContentLength"), run_id=run_id)
+
+
 def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
     """The object's bytes, streamed. The GET is only sent when the first chunk is asked for, so a
     version the ledger already holds is never downloaded."""
@@ -102,9 +110,7 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
                                          f"it may have been deleted. Upload it again.") from None
         etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
         requested = context.run.tags.get("gsdp/etag")
-        res = land(warehouse, cfg, connection=so.connection, source_object=so.name,
-                   chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=uri,
-                   etag=etag, size_bytes=size, run_id=context.run.run_id)
+        res = land_s3_object(warehouse, cfg, so, client, key, head, context.run.run_id)
         meta = {
             "file": dg.MetadataValue.text(uri),
             "etag": etag or "",

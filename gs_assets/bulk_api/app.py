@@ -34,7 +34,6 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig, load_platform_config
-from gs_assets.engine.expressions import check_expression
 from gs_assets.engine.file_prep import normalise_encoding
 from gs_assets.engine.raw_landing import FileFormatError, read_header
 
@@ -44,16 +43,6 @@ MULTIPART_OVERHEAD = 64 << 10  # form fields and part headers on top of the file
 
 def _error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"result": False, "errorDesc": message}, headers=headers)
-
-
-def expected_columns(job) -> tuple[list[str], list[str]]:
-    """(required, allowed) header columns of a job's upload."""
-    required = job.mapped_source_columns
-    allowed = list(required)
-    for expr in [d.expression for d in job.prepare.derived] + [job.prepare.filter or ""]:
-        if expr:
-            allowed += [c for c in check_expression(expr).columns if c not in allowed]
-    return required, allowed
 
 
 def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Optional[Path] = None) -> FastAPI:
@@ -163,8 +152,8 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             header = read_header(sample, job.source, "upload")
         except FileFormatError as e:
             return str(e).replace("upload: ", "", 1)
-        required, allowed = expected_columns(job)
-        missing = [c for c in required if c not in header]
+        allowed = job.mapped_source_columns  # mapped, matched, merge keys and columns formulas read
+        missing = [c for c in allowed if c not in header]
         unexpected = [c for c in header if c not in allowed]
         if missing or unexpected:
             parts = ([f"missing column(s) {missing}"] if missing else []) + \

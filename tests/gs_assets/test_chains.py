@@ -7,9 +7,7 @@ import duckdb
 import pytest
 
 from gs_assets.config.errors import ConfigError
-from tests.dagster_helpers import platform, put
-
-_KEEP_ALIVE: list = []
+from tests.dagster_helpers import persistent_instance, platform, put
 
 JOBS = """
 connections:
@@ -92,9 +90,7 @@ def _files(s3_server, bucket, companies=COMPANIES):
 
 
 def _run_chain(tmp_path, defs):
-    (tmp_path / "dagster").mkdir(exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    _KEEP_ALIVE.append(instance)
+    instance = persistent_instance(tmp_path)
     schedule = defs.resolve_schedule_def("nightly_chain_schedule")
     ctx = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
     (req,) = schedule.evaluate_tick(ctx).run_requests

@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from tests.dagster_helpers import platform, put
+from tests.dagster_helpers import persistent_instance, platform, put
 
-_KEEP_ALIVE: list = []
 
 JOBS = """
 connections:
@@ -30,8 +29,7 @@ def test_a_scheduled_job_scans_its_source_and_registers_the_file_partition(tmp_p
     assert schedule.cron_schedule == "0 2 * * 1-5" and schedule.execution_timezone == "Europe/Berlin"
     # A persistent instance (schedule contexts need an instance ref), kept alive for the session:
     # Dagster's definitions-load context keeps a weak reference to the last instance it saw.
-    instance = dg.DagsterInstance.local_temp(str(tmp_path))
-    _KEEP_ALIVE.append(instance)
+    instance = persistent_instance(tmp_path)
     _scheduled_loads(defs, schedule, instance, s3_server, bucket)
 
 

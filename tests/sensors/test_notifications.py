@@ -2,7 +2,6 @@
 receiver) what each run did, for the jobs and events each notification asks for."""
 
 import json
-import socket
 import threading
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,9 +10,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.dagster_helpers import platform, put
-
-_KEEP_ALIVE: list = []
+from tests.dagster_helpers import free_port, persistent_instance, platform, put
 
 JOBS = """
 connections:
@@ -48,12 +45,6 @@ notifications:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Sink:
     def __init__(self):
         self.messages = []
@@ -65,7 +56,7 @@ class _Sink:
 
 @pytest.fixture
 def smtp(monkeypatch):
-    sink, port = _Sink(), _free_port()
+    sink, port = _Sink(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv("GSDP_SMTP_HOST", "127.0.0.1")
@@ -103,9 +94,7 @@ def receiver():
 
 
 def _run(tmp_path, defs, job_name, key):
-    (tmp_path / "dagster").mkdir(exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    _KEEP_ALIVE.append(instance)
+    instance = persistent_instance(tmp_path)
     part = f"files__crm__{job_name}"
     instance.add_dynamic_partitions(part, [key])
     result = defs.resolve_job_def(f"{job_name}_job").execute_in_process(partition_key=key, instance=instance,

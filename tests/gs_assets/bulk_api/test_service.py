@@ -2,11 +2,8 @@
 httpx, uploads landing in a moto S3 server, loaded by the Dagster sensor through the job's normal
 path, status and error files read back over HTTP."""
 
-import csv
-import io
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,10 +17,9 @@ import httpx
 import pytest
 
 from gs_assets.bulk_api import access_keys as ak
-from tests.dagster_helpers import platform
+from tests.dagster_helpers import free_port, persistent_instance, platform
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
-_KEEP_ALIVE: list = []
 
 JOBS = """
 connections:
@@ -55,15 +51,9 @@ GOOD = "Id,Name,Stage\nA1,Acme,Launched\nA2,Beta,Adopting\n"
 PARTIAL = 'Id,Name,Stage\nA3,Gamma,Launched\nA4,"Delta, Inc",Onboarding\n'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Service:
     def __init__(self, env: dict):
-        self.env, self.port, self.proc = env, _free_port(), None
+        self.env, self.port, self.proc = env, free_port(), None
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self):
@@ -96,9 +86,7 @@ def bulk(tmp_path, s3_server, bucket, monkeypatch):
     _, key = ak.create_key(con, "crm sync")
     _, users_only = ak.create_key(con, "hr sync", ["users"])
     con.close()
-    (tmp_path / "dagster").mkdir()
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    _KEEP_ALIVE.append(instance)
+    instance = persistent_instance(tmp_path)
     state = {"cursor": None}
 
     def load_queued():
