@@ -9,8 +9,6 @@ as it is now. Nothing is committed: no raw table, no ledger row, no record, no r
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -19,7 +17,7 @@ import pandas as pd
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import JobRunResult, LoadRef, _now, apply_load
-from gs_assets.engine.file_prep import prepare_file
+from gs_assets.engine.file_prep import prepared_copy
 from gs_assets.engine.pipeline import file_match
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from gs_assets.engine.sql_convert import ident
@@ -71,16 +69,8 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
     out = DryRunResult(job=job.name, source_file=source_file)
     obj = cfg.model.objects[job.destination]
     fm = file_match(job.source, name)
-    with tempfile.TemporaryDirectory(prefix="gsdp-dry-") as tmp:
-        path = os.path.join(tmp, "prepared.csv")
-        try:
-            with open(path, "wb") as fh:
-                prepare_file(chunks, name=name, label=source_file, encoding=job.source.encoding,
-                             compression=job.source.compression, out=fh, out_path=path)
-        except FileFormatError as e:
-            out.error = str(e)
-            return out
-        with warehouse.connect() as con:
+    try:
+        with prepared_copy(chunks, name=name, label=source_file, src=job.source) as path, warehouse.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 sync_object_tables(con, cfg.model)
@@ -100,8 +90,8 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
                 out.rejects = [(line, json.loads(reasons)) for line, reasons in con.execute(
                     "SELECT line_number, reasons FROM gs_ops.rejects WHERE job_run_id = ? ORDER BY line_number "
                     f"LIMIT {int(preview_rows)}", [out.result.job_run_id]).fetchall()]
-            except FileFormatError as e:
-                out.error = str(e)
             finally:
                 con.execute("ROLLBACK")
+    except FileFormatError as e:  # unreadable file or header: nothing to preview
+        out.error = str(e)
     return out

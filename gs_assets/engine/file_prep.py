@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import os
+import tempfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
@@ -165,6 +168,18 @@ def _write(decoder, chunk: bytes, enc: str, label: str, out: BinaryIO, offset: i
     b = text.encode("utf-8")
     out.write(b)
     return len(b)
+
+
+@contextmanager
+def prepared_copy(chunks: Iterable[bytes], *, name: str, label: str, src) -> Iterator[str]:
+    """The file, decompressed and converted to UTF-8 under the source's settings, as a temp file
+    that is removed when the block ends (raises FileFormatError when it cannot be read)."""
+    with tempfile.TemporaryDirectory(prefix="gsdp-prep-") as tmp:
+        path = os.path.join(tmp, "prepared.csv")
+        with open(path, "wb") as out:
+            prepare_file(chunks, name=name, label=label, encoding=src.encoding, compression=src.compression,
+                         out=out, out_path=path)
+        yield path
 
 
 def file_chunks(path: str, size: int = 8 << 20) -> Iterator[bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Iterable, Optional
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
-from gs_assets.engine.file_prep import prepare_file
+from gs_assets.engine.file_prep import prepared_copy
 from gs_assets.engine.pickup import FileMatch, match_file
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from resources.warehouse import Warehouse
@@ -65,26 +64,22 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
         return LandResult(load_id=prior[0], source_file=source_file, etag=etag, status="already_landed",
                           rows_read=prior[1])
     # Download and convert outside any transaction: the warehouse is only locked to write.
-    with tempfile.TemporaryDirectory(prefix="gsdp-land-") as tmp:
-        local_path = os.path.join(tmp, "prepared.csv")
-        try:
-            with open(local_path, "wb") as out:
-                prepare_file(chunks, name=name, label=source_file, encoding=src.encoding,
-                             compression=src.compression, out=out, out_path=local_path)
-            with warehouse.transaction() as con:
-                landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
-                                   source_object=source_object, src=src, required_columns=required,
-                                   jobs=[j.name for j in jobs])
-                _record_load(con, load_id=landed.load_id, connection=connection, source_object=source_object,
-                             raw_table=landed.raw_table, source_file=source_file, etag=etag, size_bytes=size_bytes,
-                             status="landed", rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
-                             header=json.dumps(landed.header), error=None, run_id=run_id, file_name=fm.file_name,
-                             file_date=fm.file_date)
-            return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
-                              rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
-                              header=landed.header)
-        except FileFormatError as e:
-            error = str(e)
+    try:
+        with prepared_copy(chunks, name=name, label=source_file, src=src) as local_path, \
+                warehouse.transaction() as con:
+            landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
+                               source_object=source_object, src=src, required_columns=required,
+                               jobs=[j.name for j in jobs])
+            _record_load(con, load_id=landed.load_id, connection=connection, source_object=source_object,
+                         raw_table=landed.raw_table, source_file=source_file, etag=etag, size_bytes=size_bytes,
+                         status="landed", rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
+                         header=json.dumps(landed.header), error=None, run_id=run_id, file_name=fm.file_name,
+                         file_date=fm.file_date)
+        return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
+                          rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
+                          header=landed.header)
+    except FileFormatError as e:
+        error = str(e)
     # A file that cannot be read fails every job that reads it; nothing reaches the objects.
     load_id = str(uuid.uuid4())
     with warehouse.transaction() as con:
