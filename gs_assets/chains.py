@@ -37,7 +37,7 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
         context.instance.add_dynamic_partitions(so.partitions_name, keys)
     for key in keys:
         res = land_s3_object(warehouse, cfg, so, client, key, client.head_object(Bucket=so.bucket, Key=key),
-                             context.run.run_id)
+                             context.run.run_id, log=context.log)
         context.log_event(dg.AssetMaterialization(
             asset_key=so.key, partition=key,
             metadata={"file": res.source_file, "etag": res.etag or "", "landing": res.status,

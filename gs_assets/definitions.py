@@ -21,6 +21,7 @@ from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.bulk_uploads import build_bulk_sensors
 from sensors.notifications import build_notification_sensors
+from sensors.run_recovery import build_run_recovery_sensor
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
 DEFAULT_WAREHOUSE = Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
@@ -57,9 +58,12 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
                       if (j.connection, j.source.object) == (so.connection, so.name))]
     return dg.Definitions(
         assets=[*source_assets, *object_assets],
+        # A run's steps share one process: each step process would import Dagster and the config
+        # again (seconds per step); steps that write wait for the `warehouse` pool either way.
+        executor=dg.in_process_executor,
         jobs=jobs,
         sensors=([build_s3_files_sensor(cfg, watched, source_jobs)] if watched else []) + build_notification_sensors(cfg)
-        + build_bulk_sensors(cfg, {j.name: j for j in jobs}),
+        + build_bulk_sensors(cfg, {j.name: j for j in jobs}) + [build_run_recovery_sensor()],
         schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
             "warehouse": warehouse_from_env(warehouse),

@@ -13,6 +13,7 @@ from dagster_aws.s3 import S3Resource
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import jobs_reading, land
+from gs_assets.engine.progress import logged_progress
 from gs_assets.assets.file_lifecycle import finish_files
 from gs_assets.assets.warehouse_setup import ensure_tables
 from resources.s3 import clean_etag
@@ -56,12 +57,16 @@ def matching_keys(client, bucket: str, src) -> list[str]:
                   if match_file(src.prefix, src.match, src.file_name, o["Key"]))
 
 
-def land_s3_object(warehouse, cfg: PlatformConfig, so: "SourceObject", client, key: str, head: dict, run_id: str):
+def land_s3_object(warehouse, cfg: PlatformConfig, so: "SourceObject", client, key: str, head: dict, run_id: str,
+                   log=None):
     """Land one S3 object, the version `head` describes, through the engine (streamed lazily:
-    an already-landed version is never downloaded)."""
+    an already-landed version is never downloaded). With `log`, download progress is logged."""
+    chunks = _s3_chunks(client, so.bucket, key, head["ETag"])
+    if log is not None:
+        chunks = logged_progress(chunks, total_bytes=head.get("ContentLength"), label=key, log=log)
     return land(warehouse, cfg, connection=so.connection, source_object=so.name,
-                chunks=_s3_chunks(client, so.bucket, key, head["ETag"]), name=key, source_file=f"s3://{so.bucket}/{key}",
-                etag=clean_etag(head.get("ETag")), size_bytes=head.get("ContentLength"), run_id=run_id)
+                chunks=chunks, name=key, source_file=f"s3://{so.bucket}/{key}",
+                etag=clean_etag(head.get("ETag")), size_bytes=head.get("ContentLength"), run_id=run_id, log=log)
 
 
 def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
@@ -77,13 +82,16 @@ def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
 def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsDefinition:
     jobs: list[Job] = jobs_reading(cfg, so.connection, so.name)
     src = jobs[0].source
+    per_run = cfg.connections[so.connection].backfill_files_per_run
     desc = (f"Files `{src.rule_text}` in bucket `{so.bucket}`, landed as they came, one table per file "
             f"version: `raw_{so.connection}.\"{so.name}__<load id>\"` (`gs_ops.loads.raw_table` names it). "
-            f"Read by job(s): {', '.join(j.name for j in jobs)}. One partition per file.")
+            f"Read by job(s): {', '.join(j.name for j in jobs)}. One partition per file; a backfill lands "
+            f"up to {per_run} files per run.")
 
     @dg.asset(
         key=so.key,
         partitions_def=so.partitions_def,
+        backfill_policy=dg.BackfillPolicy.multi_run(per_run),
         group_name=so.connection,
         kinds={"s3", "csv"},
         pool="warehouse",
@@ -92,44 +100,67 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
                   "jobs": ", ".join(j.name for j in jobs)},
     )
     def _source(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource) -> dg.MaterializeResult:
-        key = context.partition_key
+        keys = list(context.partition_keys)
         client = s3.get_client()
         ensure_tables(warehouse, cfg.model)
-        uri = f"s3://{so.bucket}/{key}"
-        try:
-            head = client.head_object(Bucket=so.bucket, Key=key)
-        except client.exceptions.ClientError as e:
-            with warehouse.connect() as con:
-                prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE source_file = ? "
-                                    "ORDER BY seq DESC LIMIT 1", [uri]).fetchone()
-            if prior and prior[2] == "landed":
-                context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
-                return dg.MaterializeResult(metadata={"file": uri, "etag": prior[1] or "", "load_id": prior[0],
-                                                      "landing": "already_landed", "archived_to": prior[3] or ""})
-            raise dg.Failure(description=f"{uri} cannot be read ({e.response['Error'].get('Code')}) and was never loaded; "
-                                         f"it may have been deleted. Upload it again.") from None
-        etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
-        requested = context.run.tags.get("gsdp/etag")
-        res = land_s3_object(warehouse, cfg, so, client, key, head, context.run.run_id)
-        meta = {
-            "file": dg.MetadataValue.text(uri),
-            "etag": etag or "",
-            "size_bytes": size or 0,
-            "load_id": res.load_id or "",
-            "landing": res.status,
-            "dagster/row_count": res.rows_read,
-            "malformed_rows": res.malformed_rows,
-        }
-        if requested and requested != etag:
-            meta["note"] = f"the sensor saw version {requested}; the file changed since, version {etag} was loaded"
-        if res.status == "failed":
-            (fin,) = finish_files(warehouse, cfg, client, [res.load_id], context.log) or [None]
-            if fin:
-                meta["moved_to"] = fin.moved_to
-                meta["error_files"] = ", ".join(fin.error_files)
-            raise dg.Failure(description=res.error, metadata=meta)
-        if res.status == "already_landed":
-            context.log.info(f"{key} version {etag} was already loaded (load {res.load_id}); nothing new landed")
-        return dg.MaterializeResult(metadata=meta)
+        if len(keys) == 1:
+            meta = _land_partition(context, cfg, so, warehouse, client, keys[0])
+            if "error" in meta:
+                raise dg.Failure(description=meta.pop("error"), metadata=meta)
+            return dg.MaterializeResult(metadata=meta)
+        # A backfill range: every file lands (or fails) on its own; each partition gets its own
+        # metadata; the run fails at the end if any file failed, naming them.
+        failed = []
+        for i, key in enumerate(keys, 1):
+            meta = _land_partition(context, cfg, so, warehouse, client, key)
+            context.log.info(f"file {i}/{len(keys)} ({100 * i // len(keys)}%): {key}: {meta.get('landing', 'failed')}, "
+                             f"{meta.get('dagster/row_count', 0):,} rows")
+            if "error" in meta:
+                failed.append(f"{key}: {meta.pop('error')}")
+            context.add_asset_metadata(meta, partition_key=key)
+        if failed:
+            raise dg.Failure(description=f"{len(failed)} of {len(keys)} file(s) could not be loaded (the others "
+                                         f"landed and stay landed):\n" + "\n".join(failed))
+        return dg.MaterializeResult(metadata={"files_in_run": len(keys)})
 
     return _source
+
+
+def _land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str) -> dict:
+    """Land one file partition; its metadata, with "error" when the file could not be loaded."""
+    uri = f"s3://{so.bucket}/{key}"
+    try:
+        head = client.head_object(Bucket=so.bucket, Key=key)
+    except client.exceptions.ClientError as e:
+        with warehouse.connect() as con:
+            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE source_file = ? "
+                                "ORDER BY seq DESC LIMIT 1", [uri]).fetchone()
+        if prior and prior[2] == "landed":
+            context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
+            return {"file": uri, "etag": prior[1] or "", "load_id": prior[0], "landing": "already_landed",
+                    "archived_to": prior[3] or ""}
+        return {"file": uri, "error": f"{uri} cannot be read ({e.response['Error'].get('Code')}) and was never "
+                                      f"loaded; it may have been deleted. Upload it again."}
+    etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
+    requested = context.run.tags.get("gsdp/etag")
+    res = land_s3_object(warehouse, cfg, so, client, key, head, context.run.run_id, log=context.log)
+    meta = {
+        "file": dg.MetadataValue.text(uri),
+        "etag": etag or "",
+        "size_bytes": size or 0,
+        "load_id": res.load_id or "",
+        "landing": res.status,
+        "dagster/row_count": res.rows_read,
+        "malformed_rows": res.malformed_rows,
+    }
+    if requested and requested != etag:
+        meta["note"] = f"the sensor saw version {requested}; the file changed since, version {etag} was loaded"
+    if res.status == "failed":
+        (fin,) = finish_files(warehouse, cfg, client, [res.load_id], context.log) or [None]
+        if fin:
+            meta["moved_to"] = fin.moved_to
+            meta["error_files"] = ", ".join(fin.error_files)
+        meta["error"] = res.error
+    elif res.status == "already_landed":
+        context.log.info(f"{key} version {etag} was already loaded (load {res.load_id}); nothing new landed")
+    return meta

@@ -47,6 +47,9 @@ class S3Connection(BaseModel):
     prefix: str = Field(default="", description="where the system's files land in the bucket (for its default jobs)")
     default_jobs: dict[str, Union[bool, dict[str, Any]]] = Field(default_factory=dict, description=(
         "per default job: false to switch it off, or keys that replace the default's (e.g. schedule, mappings)"))
+    backfill_files_per_run: int = Field(default=10, ge=1, le=500, description=(
+        "a backfill over this connection's file partitions lands up to this many files per run "
+        "(fewer runs to start; 1 = a run per file)"))
 
 
 Connection = S3Connection

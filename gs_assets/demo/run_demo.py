@@ -14,24 +14,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET_PREFIX = "inbound/"
 
-DAGSTER_YAML = """\
-# Local Dagster instance for gs-data-platform. Writers to the DuckDB warehouse share one pool:
-# DuckDB allows one writing process at a time, so steps queue instead of failing on the file lock.
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
-
 
 def prepare_env(root: Path = ROOT) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home"))
     os.environ.setdefault("GSDP_WAREHOUSE", str(root / "data" / "warehouse.duckdb"))
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    from gs_assets.instance_config import write_instance_config
+    write_instance_config(Path(os.environ["DAGSTER_HOME"]))
 
 
 def upload_sample(s3_client, bucket: str, sample_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
 from gs_assets.engine.file_prep import prepared_copy
 from gs_assets.engine.pickup import FileMatch, match_file
+from gs_assets.engine.progress import statement_progress
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from resources.warehouse import Warehouse
 
@@ -41,7 +42,7 @@ def jobs_reading(cfg: PlatformConfig, connection: str, source_object: str) -> li
 
 def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
          chunks: Iterable[bytes], name: str, source_file: str, etag: Optional[str],
-         size_bytes: Optional[int] = None, run_id: str = "", force: bool = False) -> LandResult:
+         size_bytes: Optional[int] = None, run_id: str = "", force: bool = False, log=None) -> LandResult:
     """Land a file in its raw table unless this exact version (key + ETag) already landed.
 
     `chunks` are the file's bytes as delivered (compressed or not, any supported encoding); they
@@ -66,7 +67,7 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
     # Download and convert outside any transaction: the warehouse is only locked to write.
     try:
         with prepared_copy(chunks, name=name, label=source_file, src=src) as local_path, \
-                warehouse.transaction() as con:
+                warehouse.transaction() as con, statement_progress(con, f"landing {source_file}", log):
             landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
                                source_object=source_object, src=src, required_columns=required,
                                jobs=[j.name for j in jobs])
@@ -137,7 +138,8 @@ def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *
             continue
         for load in pending_loads(warehouse, job):
             try:
-                with warehouse.transaction() as con:
+                with warehouse.transaction() as con, \
+                        statement_progress(con, f"{job.name} <- {load.source_file}", log):
                     res = apply_load(con, model=cfg.model, job=job, load=load, dagster_run_id=run_id)
             except Exception as e:  # noqa: BLE001 - recorded, then re-raised below
                 msg = f"job {job.name!r} on {load.source_file}: {type(e).__name__}: {e}"

@@ -23,7 +23,7 @@ def test_definitions_load_with_the_expected_assets_jobs_sensor():
     assert {"gs/person", "gs/company"} <= {k.to_user_string() for k in cp.asset_deps[cp.key]}
     # support_cases accepts Bulk API uploads: its sensors come with it (no notifications configured).
     assert {s.name for s in defs.sensors} == {"s3_files_sensor", "bulk_uploads_sensor", "bulk_status_success_sensor",
-                                              "bulk_status_failure_sensor"}
+                                              "bulk_status_failure_sensor", "run_recovery_sensor"}
     assert all(j.name.endswith("_job") for j in defs.jobs)
     assert {c.name for c in company.check_specs} == {"schema", "conservation", "lookups_resolve"}
 
