@@ -221,7 +221,7 @@ def cmd_run(a) -> int:
                                              tags={"gsdp/trigger": "cli"})
         run_ids.append(res.run_id)
         failed += not res.success
-    with _warehouse().connect() as con:
+    with _warehouse().read() as con:
         rows = con.execute(
             f"SELECT source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
             f"coalesce(error, ''), job_run_id FROM gs_ops.job_runs WHERE job = ? AND dagster_run_id IN "
@@ -245,7 +245,7 @@ def _run_chain(cfg, name: str) -> int:
     res = build_definitions(cfg).resolve_job_def(chain_job_name(chain)).execute_in_process(
         instance=_instance(), raise_on_error=False, tags={"gsdp/trigger": "cli"},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
-    with _warehouse().connect() as con:
+    with _warehouse().read() as con:
         rows = con.execute(
             "SELECT job, source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
             "coalesce(error, '') FROM gs_ops.job_runs WHERE dagster_run_id = ? ORDER BY started_at", [res.run_id]).fetchall()

@@ -62,7 +62,7 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
         if not request_id:
             return
         job_name = run.tags.get("gsdp/job")
-        with warehouse.connect() as con:
+        with warehouse.read(wait_seconds=40) as con:
             row = con.execute(
                 "SELECT r.job_run_id, r.status, r.started_at, r.ended_at, r.rows_read, r.inserted, r.updated, r.unchanged, "
                 "r.rejected, r.filtered, r.error, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "

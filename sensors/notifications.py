@@ -22,6 +22,8 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Optional
 
+from pathlib import Path
+
 import dagster as dg
 
 from gs_assets.config.jobs import Notification
@@ -37,7 +39,10 @@ class DeliveryError(RuntimeError):
 
 
 def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
-    with warehouse.connect() as con:
+    if warehouse.database not in (":memory:", "") and not Path(warehouse.database).exists():
+        return []
+    # Read-only, waiting for a load that is writing (bounded below the sensor's own timeout).
+    with warehouse.read(wait_seconds=40) as con:
         exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
                              "AND table_name = 'job_runs'").fetchone()[0]
         if not exists:
