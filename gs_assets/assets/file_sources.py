@@ -5,6 +5,7 @@ and lands it as it came in the raw table, once per file version (key + ETag).
 """
 
 
+import warnings
 from dataclasses import dataclass
 
 import dagster as dg
@@ -88,17 +89,6 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
             f"Read by job(s): {', '.join(j.name for j in jobs)}. One partition per file; a backfill lands "
             f"up to {per_run} files per run.")
 
-    @dg.asset(
-        key=so.key,
-        partitions_def=so.partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(per_run),
-        group_name=so.connection,
-        kinds={"s3", "csv"},
-        pool="warehouse",
-        description=desc,
-        metadata={"bucket": so.bucket, "prefix": src.prefix, "file_name": src.file_name, "match": src.match,
-                  "jobs": ", ".join(j.name for j in jobs)},
-    )
     def _source(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource) -> dg.MaterializeResult:
         keys = list(context.partition_keys)
         client = s3.get_client()
@@ -123,7 +113,19 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
                                          f"landed and stay landed):\n" + "\n".join(failed))
         return dg.MaterializeResult(metadata={"files_in_run": len(keys)})
 
-    return _source
+    with warnings.catch_warnings():  # backfill_policy is "beta" in Dagster: a note for us, not for users' logs
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(
+            key=so.key,
+            partitions_def=so.partitions_def,
+            backfill_policy=dg.BackfillPolicy.multi_run(per_run),
+            group_name=so.connection,
+            kinds={"s3", "csv"},
+            pool="warehouse",
+            description=desc,
+            metadata={"bucket": so.bucket, "prefix": src.prefix, "file_name": src.file_name, "match": src.match,
+                      "jobs": ", ".join(j.name for j in jobs)},
+        )(_source)
 
 
 def _land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str) -> dict:

@@ -7,19 +7,26 @@ polled from a helper thread. Lines are spaced out in time so a small file logs o
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional
 
-DEFAULT_EVERY_SECONDS = 5.0
+
+
+def default_every_seconds() -> float:
+    """Seconds between progress lines: GSDP_PROGRESS_SECONDS, default 5."""
+    return float(os.environ.get("GSDP_PROGRESS_SECONDS", "5"))
+
 _COMPRESSED = (".gz", ".gzip", ".bz2")
 
 
 def logged_progress(chunks: Iterable[bytes], *, total_bytes: Optional[int], label: str, log,
-                    every_seconds: float = DEFAULT_EVERY_SECONDS) -> Iterator[bytes]:
+                    every_seconds: Optional[float] = None) -> Iterator[bytes]:
     """Pass `chunks` through, logging bytes, percent and rows (line breaks; not for compressed
     files) at most every `every_seconds`, and once at the end when the file was big enough to log."""
+    every_seconds = default_every_seconds() if every_seconds is None else every_seconds
     count_rows = not label.lower().endswith(_COMPRESSED)
     done = rows = n = 0
     last = start = time.monotonic()
@@ -47,12 +54,13 @@ def _line(label: str, n: int, done: int, total: Optional[int], rows: Optional[in
 
 @contextmanager
 def statement_progress(con, label: str, log, *, rows: Optional[int] = None,
-                       every_seconds: float = DEFAULT_EVERY_SECONDS) -> Iterator[None]:
+                       every_seconds: Optional[float] = None) -> Iterator[None]:
     """Log DuckDB's percent-done of the statements run on `con` inside the block (with the row
     estimate when `rows` is known). No-op without a log."""
     if log is None:
         yield
         return
+    every_seconds = max(default_every_seconds() if every_seconds is None else every_seconds, 0.2)
     con.execute("SET enable_progress_bar = true")
     con.execute("SET enable_progress_bar_print = false")
     stop = threading.Event()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -76,7 +77,7 @@ class Drill:
 
     def start(self, warehouse: str) -> tuple[subprocess.Popen, dict]:
         env = {**os.environ, **self.s3.env(), "DAGSTER_HOME": str(self.home), "GSDP_CONFIG_DIR": str(self.config),
-               "GSDP_WAREHOUSE": warehouse}
+               "GSDP_WAREHOUSE": warehouse, "GSDP_PROGRESS_SECONDS": "0"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "gs_assets.definitions",
              "--select", "source/files/accounts,gs/company", "--partition", KEY],
@@ -97,7 +98,7 @@ class Drill:
     def run_clean(self, warehouse: str) -> float:
         proc, seen = self.start(warehouse)
         assert proc.wait(timeout=300) == 0, "".join(seen["log"][-40:])
-        return seen["run_done"] - seen["load_started"]
+        return seen["run_done"] - seen["load_started"], "".join(seen["log"])
 
     def state(self, warehouse: str) -> dict:
         if not Path(warehouse).exists():  # killed before the run created the warehouse
@@ -124,7 +125,10 @@ class Drill:
 def test_a_run_killed_mid_load_leaves_nothing_partial_and_the_rerun_equals_one_clean_run(tmp_path, s3_server, bucket):
     drill = Drill(tmp_path, s3_server, bucket)
     reference_wh = drill.fresh()
-    load_seconds = drill.run_clean(reference_wh)
+    load_seconds, log = drill.run_clean(reference_wh)
+    # Progress of the load is in the run's log: every downloaded chunk, DuckDB's percent of the landing.
+    assert re.search(r"downloading in/accounts_big.csv: chunk 1, 8.0 of [0-9.]+ MiB \(\d+%\), [0-9,]+ rows so far", log), log
+    assert re.search(r"landing s3://\S+/in/accounts_big.csv: \d+%", log), log
     reference = drill.state(reference_wh)
     read = ROWS
     rejected = len([i for i in range(ROWS) if i % 997 == 3])
