@@ -6,10 +6,14 @@ one run of `<job>_job` per upload, with the landed S3 key as the file partition,
 loaded exactly like a file the S3 sensor found (and shows as a partition in the UI). The run key
 is the request id: a request is never run twice. `bulk_status_success_sensor` and
 `bulk_status_failure_sensor` copy the job run's status, counts, timings and error file into the
-request, which the service reports.
+request, which the service reports. Dagster's run status sensors skip a run for good when they
+fail (say the warehouse stayed busy past their wait), so `bulk_uploads_sensor` also settles
+uploads still "running" whose run ended a while ago (GSDP_BULK_STATUS_GRACE_SECONDS, default 60).
 """
 
 import json
+import os
+import time
 
 import dagster as dg
 
@@ -17,7 +21,7 @@ from gs_assets.assets.file_sources import source_objects
 from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, WarehouseBusy
 
 TAG = "gsdp/bulk_request"
 
@@ -31,7 +35,8 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
     @dg.sensor(name="bulk_uploads_sensor", jobs=[jobs_by_name[f"{j.name}_job"] for j in bulk_jobs],
                minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Loads files uploaded through the Bulk API (one run per upload, in arrival order)")
-    def _uploads(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def _uploads(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
+        settled = settle_missed(context, warehouse)
         after = int(context.cursor or 0)
         con = rs.ensure(ak.connect())
         try:
@@ -52,17 +57,43 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
         finally:
             con.close()
         if not runs:
-            return dg.SensorResult(skip_reason="no queued uploads", cursor=str(last))
+            return dg.SensorResult(skip_reason="no queued uploads" + (f"; settled {settled} upload status(es) "
+                                   f"the status sensors missed" if settled else ""), cursor=str(last))
         by_name = {s.partitions_name: s for s in sources.values()}
         return dg.SensorResult(run_requests=runs, cursor=str(last), dynamic_partitions_requests=[
             by_name[name].partitions_def.build_add_request(keys) for name, keys in adds.items()])
 
-    def record(run, warehouse: Warehouse, error: str | None) -> None:
+    def settle_missed(context, warehouse: Warehouse) -> int:
+        """Record the outcome of uploads still "running" whose Dagster run ended over the grace
+        period ago (their status sensor missed them); a busy warehouse waits for the next tick."""
+        grace = float(os.environ.get("GSDP_BULK_STATUS_GRACE_SECONDS", "60"))
+        db = rs.ensure(ak.connect())
+        try:
+            running = rs.with_status(db, "running")
+        finally:
+            db.close()
+        settled = 0
+        for req in running:
+            recs = context.instance.get_run_records(dg.RunsFilter(tags={TAG: req.request_id}), limit=1)
+            if not recs or not recs[0].dagster_run.is_finished or not recs[0].end_time \
+                    or time.time() - recs[0].end_time < grace:
+                continue
+            run = recs[0].dagster_run
+            error = None if run.status == dg.DagsterRunStatus.SUCCESS else f"the load's Dagster run {run.run_id} {run.status.value.lower()}"
+            try:
+                record(run, warehouse, error, wait_seconds=10)
+            except WarehouseBusy as e:
+                context.log.info(f"upload {req.request_id}: {e}; settling on a later tick")
+                break
+            settled += 1
+        return settled
+
+    def record(run, warehouse: Warehouse, error: str | None, wait_seconds: float = 40) -> None:
         request_id = run.tags.get(TAG)
         if not request_id:
             return
         job_name = run.tags.get("gsdp/job")
-        with warehouse.read(wait_seconds=40) as con:
+        with warehouse.read(wait_seconds=wait_seconds) as con:
             row = con.execute(
                 "SELECT r.job_run_id, r.status, r.started_at, r.ended_at, r.rows_read, r.inserted, r.updated, r.unchanged, "
                 "r.rejected, r.filtered, r.error, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "

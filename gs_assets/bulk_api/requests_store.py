@@ -102,6 +102,12 @@ def queued_after(con: sqlite3.Connection, seq: int, limit: int = 200) -> list[Bu
     return [_row(r) for r in rows]
 
 
+def with_status(con: sqlite3.Connection, status: str, limit: int = 500) -> list[BulkRequest]:
+    rows = con.execute(f"SELECT seq, {', '.join(_FIELDS)} FROM bulk_requests WHERE status = ? ORDER BY seq LIMIT ?",
+                       [status, limit]).fetchall()
+    return [_row(r) for r in rows]
+
+
 def update(con: sqlite3.Connection, request_id: str, **values) -> None:
     sets = ", ".join(f"{k} = ?" for k in values)
     con.execute(f"UPDATE bulk_requests SET {sets} WHERE request_id = ?", [*values.values(), request_id])

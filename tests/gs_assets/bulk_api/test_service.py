@@ -89,16 +89,20 @@ def bulk(tmp_path, s3_server, bucket, monkeypatch):
     instance = persistent_instance(tmp_path)
     state = {"cursor": None}
 
-    def load_queued():
+    def load_queued(status_sensors: bool = True):
         """One tick of bulk_uploads_sensor, its runs, then the status sensors for each run."""
         sensor = defs.resolve_sensor_def("bulk_uploads_sensor")
-        res = sensor(dg.build_sensor_context(instance=instance, cursor=state["cursor"]))
+        res = sensor(dg.build_sensor_context(instance=instance, cursor=state["cursor"],
+                                             resources={"warehouse": defs.resources["warehouse"]}))
         state["cursor"] = res.cursor
+        state["last_skip"] = res.skip_reason.skip_message if res.skip_reason else None
         for req in res.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
         for rr in res.run_requests or []:
             result = defs.resolve_job_def(rr.job_name).execute_in_process(
                 partition_key=rr.partition_key, instance=instance, tags=rr.tags, raise_on_error=False)
+            if not status_sensors:  # as when Dagster's run status sensor failed and moved on
+                continue
             name = "bulk_status_success_sensor" if result.success else "bulk_status_failure_sensor"
             event = result.get_run_success_event() if result.success else result.get_run_failure_event()
             ctx = dg.build_run_status_sensor_context(sensor_name=name, dagster_event=event, dagster_instance=instance,
@@ -108,7 +112,7 @@ def bulk(tmp_path, s3_server, bucket, monkeypatch):
             sensor_def(ctx.for_run_failure() if not result.success else ctx)
         return len(res.run_requests or [])
 
-    yield {"service": service, "key": key, "users_only": users_only, "load": load_queued, "tmp": tmp_path,
+    yield {"service": service, "key": key, "users_only": users_only, "load": load_queued, "tmp": tmp_path, "state": state,
            "s3": s3_server.client(), "bucket": bucket, "env": env}
     service.stop()
 
@@ -147,6 +151,20 @@ def test_curl_upload_to_success_with_counts(bulk):
     assert st["errorFileUrl"] is None and st["startedAt"] and st["endedAt"]
     with duckdb.connect(bulk["env"]["GSDP_WAREHOUSE"], read_only=True) as con:
         assert con.execute("SELECT external_id FROM gs.company ORDER BY 1").fetchall() == [("A1",), ("A2",)]
+
+
+def test_an_upload_whose_status_sensor_missed_the_run_is_settled_by_the_uploads_sensor(bulk, monkeypatch):
+    # Dagster's run status sensors skip a run for good when they fail (e.g. the warehouse stayed busy).
+    f = bulk["tmp"] / "companies.csv"
+    f.write_text(GOOD)
+    _, body = curl_upload(bulk, "companies", f)
+    assert bulk["load"](status_sensors=False) == 1
+    assert status(bulk, body["statusId"]).json()["status"] == "running"
+    assert bulk["load"]() == 0 and "settled" not in bulk["state"]["last_skip"]  # within the grace period
+    monkeypatch.setenv("GSDP_BULK_STATUS_GRACE_SECONDS", "0")
+    assert bulk["load"]() == 0 and "settled 1 upload status" in bulk["state"]["last_skip"]
+    st = status(bulk, body["statusId"]).json()
+    assert st["status"] == "Success" and st["counts"]["rows_read"] == 2 and st["counts"]["inserted"] == 2
 
 
 def test_partial_success_and_its_error_file(bulk):
