@@ -28,7 +28,7 @@ import dagster as dg
 
 from gs_assets.config.jobs import Notification
 from gs_assets.config.loader import PlatformConfig
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, WarehouseBusy
 
 COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_read", "inserted", "updated",
            "unchanged", "rejected", "filtered", "superseded", "aggregated", "error", "started_at", "ended_at"]
@@ -42,7 +42,7 @@ def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
     if warehouse.database not in (":memory:", "") and not Path(warehouse.database).exists():
         return []
     # Read-only, waiting for a load that is writing (bounded below the sensor's own timeout).
-    with warehouse.read(wait_seconds=40) as con:
+    with warehouse.read(wait_seconds=float(os.environ.get("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "40"))) as con:
         exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
                              "AND table_name = 'job_runs'").fetchone()[0]
         if not exists:
@@ -75,7 +75,7 @@ def compose(event: str, dagster_run_id: str, job_name: str, runs: list[dict], er
         if r["rejected"]:
             lines.append(f"  rejects: gsdp rejects {r['job_run_id']}")
     if error and not any(r["error"] for r in runs):
-        lines += ["", f"error: {error}"]
+        lines += ["", f"{'note' if event == 'success' else 'error'}: {error}"]
     payload = {"event": f"job_run.{event}", "dagster_run_id": dagster_run_id, "dagster_job": job_name,
                "job_runs": runs, "error": error}
     return subject, "\n".join(lines) + "\n", payload
@@ -131,18 +131,38 @@ def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
 
 
 def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Optional[str], log) -> int:
-    """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made."""
-    runs = job_runs_of(warehouse, run.run_id)
+    """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made.
+
+    Dagster does not evaluate a run status sensor again for a run once it failed, so when the
+    warehouse stays busy the notice still goes out (to every notification for the event), without
+    the job-run counts and saying where to find them, rather than not at all."""
+    try:
+        runs = job_runs_of(warehouse, run.run_id)
+    except WarehouseBusy as e:
+        log.warning(f"notifications for run {run.run_id} go out without job-run counts: {e}")
+        unknown = (f"job-run counts unavailable (the warehouse was busy with another load); "
+                   f"see `gsdp activity` or the Dagster run {run.run_id}")
+        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log, lambda note: [])
     if event == "success":
         runs = [r for r in runs if r["status"] != "Failed"]
         if not runs:
             return 0  # nothing was applied (e.g. a file version already loaded): nothing to say
+
+    def select(note: Notification) -> Optional[list[dict]]:
+        mine = _selected(note, runs, run.tags)
+        return None if not mine and (event == "success" or note.jobs) else mine
+
+    return _deliver(cfg, event, run, error, log, select)
+
+
+def _deliver(cfg: PlatformConfig, event: str, run, error: Optional[str], log, select) -> int:
+    """Mail / post to every notification for `event` whose `select(note)` gives job runs (not None)."""
     sent, errors = 0, []
     for note in sorted(cfg.notifications.values(), key=lambda n: n.name):
         if event not in note.events:
             continue
-        mine = _selected(note, runs, run.tags)
-        if not mine and (event == "success" or note.jobs):
+        mine = select(note)
+        if mine is None:
             continue
         subject, body, payload = compose(event, run.run_id, run.job_name, mine, error)
         for deliver in ([lambda: send_email(note, subject, body)] if note.email else []) + \

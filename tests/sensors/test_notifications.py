@@ -128,6 +128,31 @@ def test_success_mails_and_posts_the_job_runs(tmp_path, s3_server, bucket, smtp,
     assert payload["job_runs"][0]["job"] == "companies" and payload["job_runs"][0]["rejected"] == 1
 
 
+def test_a_busy_warehouse_still_lets_the_notice_out_without_counts(tmp_path, s3_server, bucket, smtp, receiver, monkeypatch):
+    # Dagster never evaluates a run status sensor again for a run: waiting too long would lose the notice.
+    import subprocess
+    import sys
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
+    monkeypatch.setenv("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "0.5")
+    _, defs = platform(tmp_path, JOBS % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    put(s3_server, bucket, "in/companies_1.csv", "Id,Name,Stage\nA1,Acme,Launched\n")
+    instance, result = _run(tmp_path, defs, "companies", "in/companies_1.csv")
+    assert result.success
+    writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(5)", str(tmp_path / "wh.duckdb")],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "held"
+    try:
+        _evaluate(defs, instance, result, "notify_on_success_sensor")
+    finally:
+        writer.kill()
+    (_, msg), = smtp.messages
+    assert msg["Subject"] == "[gsdp] Success: companies_job"
+    assert "job-run counts unavailable" in msg.get_payload() and result.run_id in msg.get_payload()
+    (path, payload), = receiver["bodies"]
+    assert path == "/ops" and payload["job_runs"] == [] and "gsdp activity" in payload["error"]
+
+
 def test_failure_reaches_every_matching_notification_with_the_error(tmp_path, s3_server, bucket, smtp, receiver, monkeypatch):
     monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
     receiver["fail_first"] = 1  # the first POST gets a 503: it is retried
