@@ -17,7 +17,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
-from gs_assets.assets.file_sources import SourceObject, land_s3_object, matching_keys, source_objects
+from gs_assets.assets.file_sources import SourceObject, land_partition, matching_keys, source_objects
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
@@ -36,14 +36,12 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
     if keys:
         context.instance.add_dynamic_partitions(so.partitions_name, keys)
     for key in keys:
-        res = land_s3_object(warehouse, cfg, so, client, key, client.head_object(Bucket=so.bucket, Key=key),
-                             context.run.run_id, log=context.log)
-        context.log_event(dg.AssetMaterialization(
-            asset_key=so.key, partition=key,
-            metadata={"file": res.source_file, "etag": res.etag or "", "landing": res.status,
-                      "load_id": res.load_id or "", "dagster/row_count": res.rows_read, "chain_member": job.name}))
-        if res.status == "failed":
-            problems.append(f"{key}: {res.error}")
+        meta = land_partition(context, cfg, so, warehouse, client, key)
+        error = meta.pop("error", None)
+        context.log_event(dg.AssetMaterialization(asset_key=so.key, partition=key,
+                                                  metadata={**meta, "chain_member": job.name}))
+        if error:
+            problems.append(f"{key}: {error}")
     try:
         results = apply_pending(warehouse, cfg, job.destination, run_id=context.run.run_id, log=context.log,
                                 only_jobs={job.name})

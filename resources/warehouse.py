@@ -112,13 +112,13 @@ class Warehouse(DuckDBResource):
             try:
                 return duckdb.connect(self.database, read_only=read_only, config=dict(self.connection_config))
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or time.monotonic() + delay > deadline:
-                    if "lock" in str(e).lower():
-                        raise WarehouseBusy(
-                            f"the warehouse {self.database} is in use by another process (DuckDB allows one writer, "
-                            f"or readers, at a time); waited {wait_seconds:.0f} s. Try again when the running load "
-                            f"finishes (Dagster UI > Runs).") from None
+                if "lock" not in str(e).lower():
                     raise
+                if time.monotonic() + delay > deadline:
+                    raise WarehouseBusy(
+                        f"the warehouse {self.database} is in use by another process (DuckDB allows one writer, "
+                        f"or readers, at a time); waited {wait_seconds:.0f} s. Try again when the running load "
+                        f"finishes (Dagster UI > Runs).") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

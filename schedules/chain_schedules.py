@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from gs_assets.chains import chain_job_name
 from gs_assets.config.loader import PlatformConfig
 
 
@@ -11,7 +12,7 @@ def build_chain_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
         if chain.schedule is None:
             continue  # on demand: launch its job from the UI or `gsdp run <chain>`
         out.append(dg.ScheduleDefinition(
-            name=f"{chain.name}_chain_schedule", job_name=f"{chain.name}_chain_job",
+            name=f"{chain.name}_chain_schedule", job_name=chain_job_name(chain),
             cron_schedule=chain.schedule.cron_expression(), execution_timezone=chain.schedule_timezone,
             description=f"{chain.schedule.describe()} ({chain.schedule_timezone}): {' -> '.join(chain.jobs)}"))
     return out

@@ -46,6 +46,21 @@ def bucket(s3_server, request):
     return name
 
 
+_HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro'); "
+         "print('held', flush=True); time.sleep(float(sys.argv[3]))")
+
+
+def hold_warehouse(path, *, read_only: bool = False, seconds: float = 5):
+    """Another process that holds DuckDB's lock on `path` (as a writer, or a reader) for `seconds`;
+    returns once it holds it. Wait on or kill the returned process."""
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), "ro" if read_only else "rw", str(seconds)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
 def write_config(folder: Path, jobs_yaml: str, objects_yaml: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "jobs.yaml").write_text(textwrap.dedent(jobs_yaml))

@@ -94,7 +94,7 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         client = s3.get_client()
         ensure_tables(warehouse, cfg.model)
         if len(keys) == 1:
-            meta = _land_partition(context, cfg, so, warehouse, client, keys[0])
+            meta = land_partition(context, cfg, so, warehouse, client, keys[0])
             if "error" in meta:
                 raise dg.Failure(description=meta.pop("error"), metadata=meta)
             return dg.MaterializeResult(metadata=meta)
@@ -102,7 +102,7 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         # metadata; the run fails at the end if any file failed, naming them.
         failed = []
         for i, key in enumerate(keys, 1):
-            meta = _land_partition(context, cfg, so, warehouse, client, key)
+            meta = land_partition(context, cfg, so, warehouse, client, key)
             context.log.info(f"file {i}/{len(keys)} ({100 * i // len(keys)}%): {key}: {meta.get('landing', 'failed')}, "
                              f"{meta.get('dagster/row_count', 0):,} rows")
             if "error" in meta:
@@ -128,8 +128,9 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         )(_source)
 
 
-def _land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str) -> dict:
-    """Land one file partition; its metadata, with "error" when the file could not be loaded."""
+def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str) -> dict:
+    """Land one file partition (for the source asset and for chain members); its metadata, with
+    "error" when the file could not be loaded (a failed file is moved to the error prefix)."""
     uri = f"s3://{so.bucket}/{key}"
     try:
         head = client.head_object(Bucket=so.bucket, Key=key)

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.conftest import hold_warehouse
 from tests.dagster_helpers import free_port, persistent_instance, platform, put
 
 JOBS = """
@@ -130,18 +131,13 @@ def test_success_mails_and_posts_the_job_runs(tmp_path, s3_server, bucket, smtp,
 
 def test_a_busy_warehouse_still_lets_the_notice_out_without_counts(tmp_path, s3_server, bucket, smtp, receiver, monkeypatch):
     # Dagster never evaluates a run status sensor again for a run: waiting too long would lose the notice.
-    import subprocess
-    import sys
     monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
     monkeypatch.setenv("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "0.5")
     _, defs = platform(tmp_path, JOBS % {"bucket": bucket, "hook": receiver["url"] + "/users"})
     put(s3_server, bucket, "in/companies_1.csv", "Id,Name,Stage\nA1,Acme,Launched\n")
     instance, result = _run(tmp_path, defs, "companies", "in/companies_1.csv")
     assert result.success
-    writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(5)", str(tmp_path / "wh.duckdb")],
-                              stdout=subprocess.PIPE, text=True)
-    assert writer.stdout.readline().strip() == "held"
+    writer = hold_warehouse(tmp_path / "wh.duckdb")
     try:
         _evaluate(defs, instance, result, "notify_on_success_sensor")
     finally:
