@@ -31,12 +31,12 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _exists(client, bucket: str, key: str) -> bool:
+def _etag_at(client, bucket: str, key: str) -> Optional[str]:
+    """The ETag of the object at `key`, or None when there is none."""
     try:
-        client.head_object(Bucket=bucket, Key=key)
-        return True
+        return (client.head_object(Bucket=bucket, Key=key).get("ETag") or "").strip('"')
     except client.exceptions.ClientError:
-        return False
+        return None
 
 
 def finish_files(warehouse: Warehouse, cfg: PlatformConfig, client, load_ids: list[str], log=None) -> list[Finished]:
@@ -91,7 +91,9 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
     prefix = src.error_to if failed else src.archive_to
     target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
     new_key = target_dir + name
-    if prefix != "" and _exists(client, bucket, new_key):
+    # Another file of that name archived earlier keeps its place; this very version already there
+    # is an earlier move of this load that was interrupted (killed after the copy): finish it.
+    if prefix != "" and _etag_at(client, bucket, new_key) not in (None, etag):
         new_key = f"{target_dir}{load_id[:8]}_{name}"
     errors = [(path, new_key + suffix) for path, suffix in local]
     return _Plan(load_id, source_file, bucket, key, etag, new_key if prefix != "" else None, errors)
@@ -111,7 +113,9 @@ def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
                 client.delete_object(Bucket=p.bucket, Key=p.key)
             moved = f"s3://{p.bucket}/{p.new_key}"
         except client.exceptions.ClientError as e:
-            if log:
+            if p.etag and _etag_at(client, p.bucket, p.new_key) == p.etag:
+                moved = f"s3://{p.bucket}/{p.new_key}"  # an interrupted earlier move had finished the copy
+            elif log:
                 log.warning(f"{p.source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
     error_uris = [f"s3://{p.bucket}/{k}" for _, k in p.errors]
     with warehouse.connect() as con:
