@@ -47,7 +47,14 @@ def bucket(s3_server, request):
 
 
 _HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro'); "
-         "print('held', flush=True); time.sleep(float(sys.argv[3]))")
+         "print('held', flush=True); time.sleep(float(sys.argv[3])); print('releasing', flush=True); c.close()")
+
+
+def released(holder) -> bool:
+    """Whether a hold_warehouse process has said it is letting go of the lock (it says so just
+    before it closes the file, so whoever got the lock after it finds the line already there)."""
+    import select
+    return bool(select.select([holder.stdout], [], [], 0)[0]) and holder.stdout.readline().strip() == "releasing"
 
 
 def hold_warehouse(path, *, read_only: bool = False, seconds: float = 5):

@@ -25,6 +25,8 @@ from gs_assets.definitions import build_definitions
 from gs_assets.instance_config import write_instance_config
 from tests.conftest import REPO, write_config
 
+pytestmark = pytest.mark.drill
+
 ROWS = 250_000
 KEY = "in/accounts_big.csv"
 JOBS = """
@@ -126,9 +128,11 @@ def test_a_run_killed_mid_load_leaves_nothing_partial_and_the_rerun_equals_one_c
     drill = Drill(tmp_path, s3_server, bucket)
     reference_wh = drill.fresh()
     load_seconds, log = drill.run_clean(reference_wh)
-    # Progress of the load is in the run's log: every downloaded chunk, DuckDB's percent of the landing.
+    # Progress of the load is in the run's log. With GSDP_PROGRESS_SECONDS=0 every downloaded chunk
+    # is logged whatever the machine's speed. DuckDB's percent of a statement only shows when the
+    # statement outlasts one poll, which a fast machine may never give here: that part is proven by
+    # tests/gs_assets/engine/test_progress.py with a statement that is slow by construction.
     assert re.search(r"downloading in/accounts_big.csv: chunk 1, 8.0 of [0-9.]+ MiB \(\d+%\), [0-9,]+ rows so far", log), log
-    assert re.search(r"landing s3://\S+/in/accounts_big.csv: \d+%", log), log
     reference = drill.state(reference_wh)
     read = ROWS
     rejected = len([i for i in range(ROWS) if i % 997 == 3])

@@ -28,7 +28,8 @@ FILE = "inbound/users.csv"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (./dev test installs it)")
+pytestmark = [pytest.mark.drill,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (./dev test installs it)")]
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def test_a_busy_warehouse_still_lets_the_notice_out_without_counts(tmp_path, s3_
     put(s3_server, bucket, "in/companies_1.csv", "Id,Name,Stage\nA1,Acme,Launched\n")
     instance, result = _run(tmp_path, defs, "companies", "in/companies_1.csv")
     assert result.success
-    writer = hold_warehouse(tmp_path / "wh.duckdb")
+    writer = hold_warehouse(tmp_path / "wh.duckdb", seconds=600)  # held until killed below
     try:
         _evaluate(defs, instance, result, "notify_on_success_sensor")
     finally:

@@ -1,5 +1,7 @@
 """Progress lines for long loads: per downloaded chunk, and DuckDB's percent of a running statement."""
 
+import threading
+
 import duckdb
 
 from gs_assets.engine.progress import logged_progress, statement_progress
@@ -34,9 +36,34 @@ def test_compressed_files_log_bytes_without_guessing_rows_and_small_files_stay_q
 
 
 def test_a_long_statement_logs_its_percent_done():
+    """Slow by construction, not by size: each row passes a gate that opens only once a progress
+    line was logged, so the statement outlasts a poll on any machine (fast or slow)."""
+    con = duckdb.connect()
+    logged = threading.Event()
+
+    class GateLog(ListLog):
+        def info(self, msg):
+            super().info(msg)
+            logged.set()
+
+    log = GateLog()
+
+    def gate(x: int) -> int:
+        if not logged.wait(120):  # generous: a poll comes every 0.2 s; this only fails a broken reporter
+            raise RuntimeError("no progress line was logged while the statement ran")
+        return x
+
+    con.create_function("gate", gate, ["BIGINT"], "BIGINT")
+    with statement_progress(con, "landing big.csv", log, rows=100_000, every_seconds=0.2):
+        assert con.execute("SELECT sum(gate(i)) FROM range(100000) r(i)").fetchone() == (sum(range(100000)),)
+    assert log.lines and all(line.startswith("landing big.csv: ") for line in log.lines), log.lines
+    assert any("% (~" in line and "of 100,000 rows)" in line for line in log.lines), log.lines
+
+
+def test_a_statement_that_ends_before_the_first_poll_logs_nothing_and_leaves_no_thread():
     con = duckdb.connect()
     log = ListLog()
-    with statement_progress(con, "landing big.csv", log, rows=40_000_000, every_seconds=0.2):
-        con.execute("CREATE TABLE t AS SELECT i, md5(i::VARCHAR) FROM range(40000000) r(i)")
-    assert log.lines and all(line.startswith("landing big.csv: ") for line in log.lines), log.lines
-    assert any("% (~" in line and "of 40,000,000 rows)" in line for line in log.lines), log.lines
+    with statement_progress(con, "tiny", log, every_seconds=60):
+        con.execute("SELECT 1").fetchall()
+    assert log.lines == []
+    assert not [t for t in threading.enumerate() if t.name == "gsdp-progress"]
