@@ -23,7 +23,7 @@ from gs_assets.engine.expressions import check_expression, prepared_select
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
-from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
+from gs_assets.engine.sql_convert import clean_expr, defaulted_expr, ident, mapped_value, q, type_error_message
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, ObjectDef
 
@@ -68,6 +68,8 @@ class JobRunResult:
     filtered: int = 0
     superseded: int = 0
     aggregated: int = 0
+    defaulted: int = 0  # values a mapping's default replaced in the rows written (not a bucket of its own)
+    retry_of: Optional[str] = None  # the job run whose lookup rejects this run retried
     error: Optional[str] = None
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
@@ -102,6 +104,7 @@ class _Batch:
         self.aggregated = 0  # rows folded into another row of their group by an aggregation
         self.full_merge = None  # (load id, raw table, header, file) of a full merge's dataset
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
+        self.defaults: list[tuple[str, object]] = []  # (batch column, mapping) of mappings with a default
 
     def t(self, name: str) -> str:
         full = self.current.get(name, f"{name}_{self.tag}")
@@ -195,6 +198,10 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
         clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
         value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default, clean=clean)
         mapped.append(f"{value} AS {ident(m.target)}")
+        dv = defaulted_expr(f, job.source, m.source, m.constant, m.default, clean=clean)
+        if dv is not None:  # which rows the default replaced, and their value as sent
+            b.defaults.append((f"_dv{len(b.defaults)}", m))
+            mapped.append(f"{dv} AS {b.defaults[-1][0]}")
         if m.source is not None and m.default is None:
             mapped.append(f"{clean or clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
             checked.append(m.target)
@@ -546,9 +553,11 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                      run_id: str, actor: str) -> None:
     st, reasons = b.t("st"), b.t("reasons")
     data = [t for t in _targets(job) if t != "gsid"]
+    dflt = "".join(f", count({c}) FILTER (WHERE _ok AND _winner)" for c, _m in b.defaults)
     counts = b.sql(f"SELECT count(*), count(*) FILTER (WHERE NOT _ok), count(*) FILTER (WHERE _ok AND NOT _winner), "
-                   f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists) FROM {st}").fetchone()
-    res.rows_read, res.rejected, res.superseded, res.inserted = counts
+                   f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists){dflt} FROM {st}").fetchone()
+    res.rows_read, res.rejected, res.superseded, res.inserted = counts[:4]
+    defaulted = dict(zip((c for c, _m in b.defaults), counts[4:]))
     res.filtered, res.aggregated = b.filtered, b.aggregated
     res.rows_read += res.filtered + res.aggregated
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
@@ -562,7 +571,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.status = FAILED
         res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
                      f"{job.reject_threshold_percent:g}%; no records were written")
-        res.inserted = res.updated = res.unchanged = res.superseded = 0
+        res.inserted = res.updated = res.unchanged = res.superseded = 0  # and nothing was defaulted
         res.rejected = res.rows_read - res.filtered - res.aggregated  # every staged row is not loaded
     else:
         cols = ", ".join(ident(t) for t in data)
@@ -592,6 +601,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
                   f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
                   [res.job_run_id, job.name])
+        res.defaulted = sum(defaulted.values())
+        _record_defaulted(b, job, res, load, defaulted)
         res.status = PARTIAL if res.rejected else SUCCESS
 
     # Rejected rows with their original values, read back from the raw table (only those rows).
@@ -605,14 +616,14 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                        f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s "
                        f"LEFT JOIN ({reason_rows}) x ON x.rid = s._rid")
     if res.rejected:
-        b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
+        b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
               f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
               [res.job_run_id, job.name, run_id, load.source_file, now])
         if b.full_merge is not None:  # rows only in the merged dataset: its file, its line, its values
             other_load, other_table, other_header, other_file = b.full_merge
             other = ", ".join(f"{q(h)}, r.{ident(h)}" for h in other_header)
-            b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
+            b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
                   f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
                   f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
                   [res.job_run_id, job.name, run_id, other_file, now])
@@ -620,16 +631,36 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
     write_run_log(b.con, res, job, load, run_id, final=True)
 
 
+REJECT_COLUMNS = ("(job_run_id, job, dagster_run_id, source_file, line_number, original_values, reasons, "
+                  "rejected_at)")
+
+
+def _record_defaulted(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, counts: dict[str, int]) -> None:
+    """Each value a default replaced in a written row: its line, field, the value as sent and why
+    (missing or invalid). Only for mappings that replaced any: one INSERT ... SELECT each over
+    the batch, which carries the values (the raw rows are not read again)."""
+    st = b.t("st")
+    other_file = b.full_merge[3] if b.full_merge is not None else None
+    for col, m in b.defaults:
+        if not counts.get(col):
+            continue
+        b.sql(f"INSERT INTO gs_ops.defaulted SELECT ?, ?, CASE WHEN _rid < 0 THEN ? ELSE ? END, abs(_rid), ?, ?, "
+              f"NULLIF({col}, ''), CASE WHEN {col} = '' THEN 'missing' ELSE 'invalid' END, ? "
+              f"FROM {st} WHERE _ok AND _winner AND {col} IS NOT NULL",
+              [res.job_run_id, job.name, other_file, load.source_file, m.target, m.source,
+               str(m.default).lower() if isinstance(m.default, bool) else str(m.default)])
+
+
 def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
                   run_id: str, *, final: bool) -> None:
     con.execute(
         "INSERT INTO gs_ops.job_runs (job_run_id, job, connection, destination, load_id, source_file, etag, "
         "dagster_run_id, operation, started_at, ended_at, status, rows_read, inserted, updated, unchanged, rejected, "
-        "filtered, superseded, error, final, aggregated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "filtered, superseded, error, final, aggregated, defaulted, retry_of) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [res.job_run_id, job.name, job.connection, job.destination, res.load_id, res.source_file,
          load.etag if load else None, run_id, job.operation.value, res.started_at, res.ended_at or _now(),
          res.status, res.rows_read, res.inserted, res.updated, res.unchanged, res.rejected, res.filtered,
-         res.superseded, res.error, final, res.aggregated],
+         res.superseded, res.error, final, res.aggregated, res.defaulted, res.retry_of],
     )
 
