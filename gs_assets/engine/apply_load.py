@@ -20,6 +20,7 @@ import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
 from gs_assets.engine.expressions import check_expression, prepared_select
+from gs_assets.engine.lookup_retry import Retry
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
@@ -105,6 +106,7 @@ class _Batch:
         self.full_merge = None  # (load id, raw table, header, file) of a full merge's dataset
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
         self.defaults: list[tuple[str, object]] = []  # (batch column, mapping) of mappings with a default
+        self.retry: Optional[Retry] = None  # only the waiting lines it selects are applied
 
     def t(self, name: str) -> str:
         full = self.current.get(name, f"{name}_{self.tag}")
@@ -141,14 +143,19 @@ def apply_load(
     load: LoadRef,
     dagster_run_id: str = "",
     actor: str = "gsdp",
+    retry: Optional[Retry] = None,
 ) -> JobRunResult:
-    """Apply one landed load through one job. Call inside a transaction; writes run log + rejects."""
+    """Apply one landed load through one job. Call inside a transaction; writes run log + rejects.
+
+    With `retry`, only the load's lines waiting for a lookup (lookup_retry) that it selects are
+    applied, as a run of their own."""
     obj = model.objects[job.destination]
     started = _now()
     res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=obj.name,
                        load_id=load.load_id, source_file=load.source_file, status=SUCCESS,
-                       started_at=started)
+                       started_at=started, retry_of=retry.retry_of if retry else None)
     b = _Batch(con)
+    b.retry = retry
     try:
         _stage(b, model, obj, job, load)
         _self_lookups(b, model, obj, job)
@@ -184,11 +191,20 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     if job.prepare.filter:
         passes.append(f"coalesce(CAST({check_expression(job.prepare.filter).sql} AS BOOLEAN), false)")
     passes = " AND ".join(passes) or "true"
-    if passes != "true":
+    if b.retry is not None:
+        # A retry reads the prepared rows of the lines that wait (a group's line, after an aggregation).
+        lines = b.t("retry")
+        b.sql(f"CREATE TEMP TABLE {lines} AS SELECT line_number, last_job_run_id FROM gs_ops.lookup_waiting "
+              f"WHERE load_id = ? AND {b.retry.where}", [load.load_id, *b.retry.params])
+        if job.prepare.aggregate is None:
+            raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {lines}))"
+    if passes != "true" and not (b.retry is not None and job.prepare.aggregate is not None):
         b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT ({passes})").fetchone()[0]
     if job.prepare.aggregate is not None:
         raw = _aggregated(job.prepare.aggregate, raw, passes)
         passes = "true"
+        if b.retry is not None:
+            raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {b.t('retry')}))"
         b.aggregated = b.sql(f"SELECT coalesce(sum(_group_rows) - count(*), 0) FROM {raw} "
                              f"WHERE _parse_error IS NULL").fetchone()[0]
     mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
@@ -564,7 +580,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.reasons_by_rule[rule] = n
 
     considered = res.rows_read - res.filtered - res.aggregated  # a share of the rows the job maps
-    over = (job.reject_threshold_percent is not None and considered > 0
+    over = (job.reject_threshold_percent is not None and considered > 0 and b.retry is None  # the file passed it
+
             and 100.0 * res.rejected / considered > job.reject_threshold_percent)
     now = _now()
     if over:
@@ -627,6 +644,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                   f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
                   f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
                   [res.job_run_id, job.name, run_id, other_file, now])
+    if job.retry_unmatched_lookups is not None and (res.rejected or b.retry is not None):
+        _lookup_waits(b, job, res, load, over)
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
 
@@ -649,6 +668,33 @@ def _record_defaulted(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, cou
               f"FROM {st} WHERE _ok AND _winner AND {col} IS NOT NULL",
               [res.job_run_id, job.name, other_file, load.source_file, m.target, m.source,
                str(m.default).lower() if isinstance(m.default, bool) else str(m.default)])
+
+
+def _lookup_waits(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, failed: bool) -> None:
+    """Rows rejected only because a lookup to another object found nothing wait for its records
+    (gs_ops.lookup_waiting). A retry updates the rows it tried: loaded or rejected for another
+    reason, they stop waiting; still unmatched, they wait with one attempt more, until the bound.
+    The rejects it retried point at it (retried_in); a retried row rejected again is a reject of
+    the retry's run."""
+    st, reasons, opt = b.t("st"), b.t("reasons"), job.retry_unmatched_lookups
+    targets = {lk.target: lk.object for lk in job.retried_lookups}
+    objects = "CASE field " + " ".join(f"WHEN {q(t)} THEN {q(o)}" for t, o in targets.items()) + " END"
+    unmatched = (f"SELECT rid, list(DISTINCT {objects} ORDER BY {objects}) AS objects FROM {reasons} WHERE rid > 0 "
+                 f"GROUP BY rid HAVING bool_and(rule = 'lookup_no_match' AND field IN ({', '.join(q(t) for t in targets)}))")
+    if b.retry is None:
+        if not failed:  # a run over the reject threshold wrote nothing: its rows are re-applied by hand
+            b.sql(f"INSERT INTO gs_ops.lookup_waiting SELECT ?, ?, u.rid, ?, ?, 0, ?, ?, u.objects FROM ({unmatched}) u",
+                  [job.name, load.load_id, res.job_run_id, res.job_run_id, res.started_at, res.started_at])
+        return
+    lines = b.t("retry")
+    b.sql(f"UPDATE gs_ops.rejects AS r SET retried_in = ? FROM {lines} t "
+          f"WHERE r.job_run_id = t.last_job_run_id AND r.line_number = t.line_number", [res.job_run_id])
+    mine = f"job = ? AND load_id = ? AND line_number IN (SELECT line_number FROM {lines})"
+    b.sql(f"UPDATE gs_ops.lookup_waiting AS w SET attempts = attempts + 1, last_tried_at = ?, last_job_run_id = ?, "
+          f"objects = u.objects FROM ({unmatched}) u WHERE w.line_number = u.rid AND w.{mine.replace(' AND ', ' AND w.')}",
+          [res.started_at, res.job_run_id, job.name, load.load_id])
+    b.sql(f"DELETE FROM gs_ops.lookup_waiting WHERE {mine} AND (attempts >= ? OR last_job_run_id <> ?)",
+          [job.name, load.load_id, opt.attempts, res.job_run_id])
 
 
 def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
