@@ -156,3 +156,18 @@ def test_the_option_needs_a_lookup_that_can_find_nothing(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_platform_config(write_config(tmp_path / "config", text))
     assert "jobs.cases" in str(e.value) and "retry_unmatched_lookups needs a lookup" in str(e.value)
+
+
+def test_by_hand_the_error_file_loads_again_as_a_new_file(harness, tmp_path):
+    """What the README tells users without the option: download the rejects and send them again."""
+    import json
+
+    from gs_assets.engine.error_files import write_error_file
+    h = harness(JOBS % {"retry": ""})
+    landed, r = h.load("cases", CASES)
+    companies(h, "A1", "A2")
+    with h.warehouse.connect() as con:
+        header = json.loads(con.execute("SELECT header FROM gs_ops.loads WHERE load_id = ?", [landed.load_id]).fetchone()[0])
+        write_error_file(con, r.job_run_id, header, str(tmp_path / "errors.csv"))
+    _, again = h.load("cases", (tmp_path / "errors.csv").read_text(), name="cases_again.csv")
+    assert (again.rows_read, again.inserted, again.rejected) == (4, 2, 2)  # C1, C2 load; C3 (status), C4 (A9) do not
