@@ -162,6 +162,8 @@ def apply_load(
         _validate(b, obj, job)
         _reject_dangling_self_lookups(b, job)
         _dedupe(b, job)
+        if retry is not None and job.operation != Operation.INSERT and job.identifiers:
+            _superseded_by_later_loads(b, obj)
         _count_and_write(b, obj, job, res, load, dagster_run_id, actor)
     finally:
         b.drop()
@@ -194,7 +196,7 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     if b.retry is not None:
         # A retry reads the prepared rows of the lines that wait (a group's line, after an aggregation).
         lines = b.t("retry")
-        b.sql(f"CREATE TEMP TABLE {lines} AS SELECT line_number, last_job_run_id FROM gs_ops.lookup_waiting "
+        b.sql(f"CREATE TEMP TABLE {lines} AS SELECT line_number, last_job_run_id, first_rejected_at FROM gs_ops.lookup_waiting "
               f"WHERE load_id = ? AND {b.retry.where}", [load.load_id, *b.retry.params])
         if job.prepare.aggregate is None:
             raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {lines}))"
@@ -565,6 +567,15 @@ def _dedupe(b: _Batch, job: Job) -> None:
               f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _rid DESC) > 1)")
 
 
+def _superseded_by_later_loads(b: _Batch, obj: ObjectDef) -> None:
+    """A retried row whose record was written after the row was first rejected (by a newer load)
+    is older than what is stored: it is superseded, not applied over the newer values."""
+    st, lines = b.t("st"), b.t("retry")
+    b.sql(f"UPDATE {st} SET _winner = false WHERE _ok AND _winner AND _exists AND _rid IN (SELECT s._rid FROM {st} s "
+          f"JOIN {lines} t ON t.line_number = s._rid JOIN {obj.table} o ON o.gsid = s._gsid "
+          f"WHERE o.modified_at > t.first_rejected_at)")
+
+
 def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
                      run_id: str, actor: str) -> None:
     st, reasons = b.t("st"), b.t("reasons")
@@ -616,7 +627,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                          - res.inserted - res.updated)
         if res.superseded:
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
-                  f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
+                  f"LEFT JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
                   [res.job_run_id, job.name])
         res.defaulted = sum(defaulted.values())
         _record_defaulted(b, job, res, load, defaulted)

@@ -171,3 +171,18 @@ def test_by_hand_the_error_file_loads_again_as_a_new_file(harness, tmp_path):
         write_error_file(con, r.job_run_id, header, str(tmp_path / "errors.csv"))
     _, again = h.load("cases", (tmp_path / "errors.csv").read_text(), name="cases_again.csv")
     assert (again.rows_read, again.inserted, again.rejected) == (4, 2, 2)  # C1, C2 load; C3 (status), C4 (A9) do not
+
+
+def test_a_retried_row_never_overwrites_what_a_newer_load_wrote(harness):
+    h = harness(JOBS % {"retry": RETRY})
+    companies(h, "A2")
+    h.load("cases", "Number,Subject,Status,Account\nC1,Old subject,Open,A1\n")      # waits for A1
+    h.load("cases", "Number,Subject,Status,Account\nC1,New subject,Pending,A2\n")   # newer: loads
+    companies(h, "A1")
+    (r,) = apply_pending(h.warehouse, h.cfg, "case")
+    assert (r.rows_read, r.superseded, r.updated, r.rejected) == (1, 1, 0, 0) and conserved(h, r.job_run_id)
+    assert h.rows("SELECT c.subject, o.external_id FROM gs.case c JOIN gs.company o ON o.gsid = c.company_id") == [
+        ("New subject", "A2")]
+    assert h.rows(f"SELECT line_number, superseded_by_line FROM gs_ops.superseded WHERE job_run_id = '{r.job_run_id}'") == [
+        (2, None)]
+    assert waiting(h) == []
