@@ -28,18 +28,19 @@ jobs:
       - {source: Number, target: case_number}
       - {source: Subject, target: subject}
       - {source: Status, target: status}
+      - {source: Priority, target: priority, default: Low}
     lookups:
       - {target: company_id, object: company, match: [{source: Account, field: external_id}]}
 """
 RETRY = "retry_unmatched_lookups: {attempts: 2, within_hours: 72}"
 
 CASES = """
-Number,Subject,Status,Account
-C1,Login fails,Open,A1
-C2,Slow,Open,A2
-C3,Broken,Bogus,A1
-C4,Lost,Open,A9
-C5,No company,Open,
+Number,Subject,Status,Account,Priority
+C1,Login fails,Open,A1,
+C2,Slow,Open,A2,High
+C3,Broken,Bogus,A1,High
+C4,Lost,Open,A9,High
+C5,No company,Open,,High
 """
 
 
@@ -95,9 +96,9 @@ def test_cases_before_their_companies_wait_and_load_when_the_companies_arrive(ha
 
 def test_retries_apply_before_newer_loads_of_the_job(harness):
     h = harness(JOBS % {"retry": RETRY})
-    h.load("cases", "Number,Subject,Status,Account\nC1,Old subject,Open,A1\n")
+    h.load("cases", "Number,Subject,Status,Account,Priority\nC1,Old subject,Open,A1,High\n")
     companies(h, "A1")
-    _, r = h.load("cases", "Number,Subject,Status,Account\nC1,New subject,Pending,A1\n")
+    _, r = h.load("cases", "Number,Subject,Status,Account,Priority\nC1,New subject,Pending,A1,High\n")
     runs = h.rows("SELECT retry_of IS NOT NULL, rows_read, inserted, updated FROM gs_ops.job_runs "
                   "WHERE job = 'cases' ORDER BY started_at")
     assert runs == [(False, 1, 0, 0), (True, 1, 1, 0), (False, 1, 0, 1)]
@@ -176,8 +177,8 @@ def test_by_hand_the_error_file_loads_again_as_a_new_file(harness, tmp_path):
 def test_a_retried_row_never_overwrites_what_a_newer_load_wrote(harness):
     h = harness(JOBS % {"retry": RETRY})
     companies(h, "A2")
-    h.load("cases", "Number,Subject,Status,Account\nC1,Old subject,Open,A1\n")      # waits for A1
-    h.load("cases", "Number,Subject,Status,Account\nC1,New subject,Pending,A2\n")   # newer: loads
+    h.load("cases", "Number,Subject,Status,Account,Priority\nC1,Old subject,Open,A1,High\n")      # waits for A1
+    h.load("cases", "Number,Subject,Status,Account,Priority\nC1,New subject,Pending,A2,High\n")   # newer: loads
     companies(h, "A1")
     (r,) = apply_pending(h.warehouse, h.cfg, "case")
     assert (r.rows_read, r.superseded, r.updated, r.rejected) == (1, 1, 0, 0) and conserved(h, r.job_run_id)
