@@ -591,8 +591,8 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.reasons_by_rule[rule] = n
 
     considered = res.rows_read - res.filtered - res.aggregated  # a share of the rows the job maps
-    over = (job.reject_threshold_percent is not None and considered > 0 and b.retry is None  # the file passed it
-
+    over = (job.reject_threshold_percent is not None and considered > 0
+            and b.retry is None  # a retry's rows are part of a file that passed the threshold
             and 100.0 * res.rejected / considered > job.reject_threshold_percent)
     now = _now()
     if over:
@@ -700,11 +700,12 @@ def _lookup_waits(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, failed:
     lines = b.t("retry")
     b.sql(f"UPDATE gs_ops.rejects AS r SET retried_in = ? FROM {lines} t "
           f"WHERE r.job_run_id = t.last_job_run_id AND r.line_number = t.line_number", [res.job_run_id])
-    mine = f"job = ? AND load_id = ? AND line_number IN (SELECT line_number FROM {lines})"
+    tried = f"w.job = ? AND w.load_id = ? AND w.line_number IN (SELECT line_number FROM {lines})"
     b.sql(f"UPDATE gs_ops.lookup_waiting AS w SET attempts = attempts + 1, last_tried_at = ?, last_job_run_id = ?, "
-          f"objects = u.objects FROM ({unmatched}) u WHERE w.line_number = u.rid AND w.{mine.replace(' AND ', ' AND w.')}",
+          f"objects = u.objects FROM ({unmatched}) u WHERE w.line_number = u.rid AND {tried}",
           [res.started_at, res.job_run_id, job.name, load.load_id])
-    b.sql(f"DELETE FROM gs_ops.lookup_waiting WHERE {mine} AND (attempts >= ? OR last_job_run_id <> ?)",
+    # Loaded, superseded, filtered or rejected for another reason, or out of attempts: done waiting.
+    b.sql(f"DELETE FROM gs_ops.lookup_waiting AS w WHERE {tried} AND (w.attempts >= ? OR w.last_job_run_id <> ?)",
           [job.name, load.load_id, opt.attempts, res.job_run_id])
 
 

@@ -143,10 +143,10 @@ def retry_waiting(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, run_id
             return [], []
         due = due_loads(con, cfg.model, job, now)
         if not due:
-            stale = con.execute("SELECT count(*) FROM gs_ops.lookup_waiting WHERE " + expired(job, now)[0],
-                                expired(job, now)[1]).fetchone()[0]
-            if stale:  # out of attempts or time: they stay plain rejects
-                con.execute("DELETE FROM gs_ops.lookup_waiting WHERE " + expired(job, now)[0], expired(job, now)[1])
+            where, params = expired(job, now)
+            if con.execute(f"SELECT count(*) FROM gs_ops.lookup_waiting WHERE {where}", params).fetchone()[0]:
+                # out of attempts or time: they stay plain rejects
+                con.execute(f"DELETE FROM gs_ops.lookup_waiting WHERE {where}", params)
             return [], []
         refs = {r[0]: _load_ref(r) for r in con.execute(
             _LOAD_REF + f"WHERE l.load_id IN ({', '.join('?' for _ in due)})", [d[0] for d in due]).fetchall()}
