@@ -187,3 +187,28 @@ def test_a_retried_row_never_overwrites_what_a_newer_load_wrote(harness):
     assert h.rows(f"SELECT line_number, superseded_by_line FROM gs_ops.superseded WHERE job_run_id = '{r.job_run_id}'") == [
         (2, None)]
     assert waiting(h) == []
+
+
+def test_a_retry_that_fails_leaves_its_rows_waiting_and_the_new_loads_still_apply(harness, monkeypatch):
+    import gs_assets.engine.pipeline as pipeline
+    from gs_assets.engine.pipeline import LoadError
+
+    h = harness(JOBS % {"retry": RETRY})
+    _, r1 = h.load("cases", CASES)
+    companies(h, "A1")
+    real = pipeline.apply_load
+
+    def boom(*a, **kw):
+        if kw.get("retry") is not None:
+            raise RuntimeError("injected failure")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "apply_load", boom)
+    with pytest.raises(LoadError, match="retrying rows of .*injected failure"):
+        h.load("cases", "Number,Subject,Status,Account,Priority\nC7,New,Open,A1,High\n")
+    assert h.rows("SELECT status, final, retry_of FROM gs_ops.job_runs WHERE job = 'cases' ORDER BY started_at") == [
+        ("Partial Success", True, None), ("Failed", False, r1.job_run_id), ("Success", True, None)]
+    assert waiting(h) == [(2, 0, ["company"]), (3, 0, ["company"]), (5, 0, ["company"])]
+    monkeypatch.setattr(pipeline, "apply_load", real)
+    (r,) = apply_pending(h.warehouse, h.cfg, "case")
+    assert (r.retry_of, r.inserted, r.rejected) == (r1.job_run_id, 1, 2)
