@@ -56,7 +56,8 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
             asset_key=dg.AssetKey(["gs", job.destination]),
             metadata={"chain_member": job.name, "job_runs": len(results),
                       **{k: sum(getattr(r, k) for r in results)
-                         for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded")}}))
+                         for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
+                                   "aggregated", "defaulted")}}))
     context.log.info(f"{job.name}: {len(keys)} file(s), {len(results)} load(s) applied"
                      + (f"; failed: {'; '.join(problems)}" if problems else ""))
     return problems

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 ACTIVITY_COLUMNS = ["job_run_id", "job", "connection", "destination", "source_file", "etag", "status", "started_at",
                     "ended_at", "rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
-                    "aggregated", "error", "dagster_run_id"]
+                    "aggregated", "defaulted", "retry_of", "error", "dagster_run_id"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -159,9 +159,9 @@ def cmd_activity(a) -> int:
             return 0
         rows = con.execute(sql + f" LIMIT {int(a.limit)}", params).fetchall()
     shown = [(r[0][:8], r[1], os.path.basename(r[4] or ""), r[6], str(r[7])[:19], r[9], r[10], r[11], r[12], r[13],
-              r[14], r[15], f"gsdp rejects {r[0]}" if r[13] else "") for r in rows]
+              r[14], r[15], r[17], (r[18] or "")[:8], f"gsdp rejects {r[0]}" if r[13] else "") for r in rows]
     _print_table(["run", "job", "file", "status", "started", "read", "ins", "upd", "same", "rej", "filt", "sup",
-                  "rejects"], shown)
+                  "dflt", "retry of", "rejects"], shown)
     return 0
 
 

@@ -20,6 +20,7 @@ from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.bulk_uploads import build_bulk_sensors
+from sensors.lookup_retry import build_apply_objects_job, build_lookup_retry_sensor
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
@@ -52,6 +53,11 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
             tags={"gsdp/job": job.name},
         ))
     jobs += [build_chain_job(cfg, chain) for chain in sorted(cfg.chains.values(), key=lambda c: c.name)]
+    # Rows waiting for a looked-up record are retried by their destination's materialization.
+    retry_sensors = []
+    if any(j.retry_unmatched_lookups is not None for j in cfg.jobs.values()):
+        jobs.append(build_apply_objects_job())
+        retry_sensors.append(build_lookup_retry_sensor(cfg, jobs[-1]))
     # Files of sources read only by chain members are picked up by their chain, not the sensor.
     watched = [so for so in sources
                if any(cfg.chain_of(j.name) is None for j in cfg.jobs.values()
@@ -63,7 +69,7 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         executor=dg.in_process_executor,
         jobs=jobs,
         sensors=([build_s3_files_sensor(cfg, watched, source_jobs)] if watched else []) + build_notification_sensors(cfg)
-        + build_bulk_sensors(cfg, {j.name: j for j in jobs}) + [build_run_recovery_sensor()],
+        + build_bulk_sensors(cfg, {j.name: j for j in jobs}) + [build_run_recovery_sensor()] + retry_sensors,
         schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
             "warehouse": warehouse_from_env(warehouse),

@@ -53,6 +53,21 @@ OPS_DDL = [
     "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS aggregated BIGINT DEFAULT 0",
     """CREATE TABLE IF NOT EXISTS gs_ops.superseded (
         job_run_id VARCHAR, job VARCHAR, line_number BIGINT, superseded_by_line BIGINT)""",
+    # Values a mapping's `default` replaced (reason: missing = the source value was empty,
+    # invalid = it did not convert); rows written by the run only.
+    "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS defaulted BIGINT DEFAULT 0",
+    """CREATE TABLE IF NOT EXISTS gs_ops.defaulted (
+        job_run_id VARCHAR, job VARCHAR, source_file VARCHAR, line_number BIGINT, field VARCHAR,
+        source VARCHAR, original_value VARCHAR, reason VARCHAR, default_value VARCHAR)""",
+    # Lookup retries (job option retry_unmatched_lookups): rows rejected only because a direct
+    # lookup found nothing wait here until a looked-up object gets new records; a retry is a job
+    # run of its own (retry_of: the run that first rejected them), and the reject it retried
+    # points at it (retried_in).
+    "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS retry_of VARCHAR",
+    "ALTER TABLE gs_ops.rejects ADD COLUMN IF NOT EXISTS retried_in VARCHAR",
+    """CREATE TABLE IF NOT EXISTS gs_ops.lookup_waiting (
+        job VARCHAR, load_id VARCHAR, line_number BIGINT, job_run_id VARCHAR, last_job_run_id VARCHAR,
+        attempts INTEGER, first_rejected_at TIMESTAMP, last_tried_at TIMESTAMP, objects VARCHAR[])""",
 ]
 
 

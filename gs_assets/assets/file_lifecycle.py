@@ -70,7 +70,7 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
         conn, obj, source_file, etag, status, _, load_error, header = row
         jobs = jobs_reading(cfg, conn, obj)
         runs = con.execute("SELECT job, job_run_id, status, rejected FROM gs_ops.job_runs "
-                           "WHERE load_id = ? AND final ORDER BY job", [load_id]).fetchall()
+                           "WHERE load_id = ? AND final AND retry_of IS NULL ORDER BY job", [load_id]).fetchall()
         if {j.name for j in jobs} - {r[0] for r in runs}:
             return None  # another job still has to apply this file
         local: list[tuple[str, str]] = []  # (local path, suffix after the file's new key)

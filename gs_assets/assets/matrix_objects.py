@@ -135,7 +135,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         # The activity log of this materialization; rejects download with `gsdp rejects <id>`.
         runs = pd.DataFrame([{**{k: r.as_dict()[k] for k in ("job", "source_file", "status", "started_at", "ended_at",
                                                              "rows_read", "inserted", "updated", "unchanged", "rejected",
-                                                             "filtered", "superseded", "aggregated")},
+                                                             "filtered", "superseded", "aggregated", "defaulted",
+                                                             "retry_of")},
                               "job_run_id": r.job_run_id,
                               "rejects": f"gsdp rejects {r.job_run_id}" if r.rejected else ""} for r in results])
         yield dg.MaterializeResult(metadata={
@@ -147,6 +148,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             "superseded": sum(r.superseded for r in results),
             "filtered": sum(r.filtered for r in results),
             "aggregated": sum(r.aggregated for r in results),
+            # values a mapping's default replaced (in gs_ops.defaulted with line and value as sent)
+            "defaulted": sum(r.defaulted for r in results),
             "job_runs": dg.MetadataValue.md(_md_table(runs)) if len(runs) else dg.MetadataValue.text("no pending loads"),
             "preview": dg.MetadataValue.md(_md_table(preview)),
             "dagster/column_schema": table_schema(obj),

@@ -339,6 +339,18 @@ class Scheduled(BaseModel):
                 else self.timezone)
 
 
+class LookupRetry(BaseModel):
+    """Retry rows whose lookup found nothing once the looked-up object gets new records (records
+    that arrive a little after the rows that point at them, e.g. cases one tick before their
+    companies)."""
+
+    model_config = ConfigDict(extra="forbid")
+    attempts: int = Field(default=3, ge=1, le=100, description=(
+        "retries per row at most; a row still unmatched after them stays a plain reject"))
+    within_hours: float = Field(default=72, gt=0, le=24 * 366, description=(
+        "rows are retried only this long after they were first rejected"))
+
+
 class Job(Scheduled):
     model_config = ConfigDict(extra="forbid")
     name: SkipJsonSchema[str] = ""  # the key under `jobs:`, set by the loader
@@ -357,7 +369,23 @@ class Job(Scheduled):
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
         "when to scan the source and load new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
         "or a cron expression; without it the job runs on new files (sensor) and on demand"))
+    retry_unmatched_lookups: Optional[LookupRetry] = Field(default=None, description=(
+        "rows rejected only because a lookup to another object (on_none: error) found nothing are applied "
+        "again when that object gets new or changed records, up to `attempts` times within `within_hours` "
+        "(default: off; e.g. {attempts: 3, within_hours: 72})"))
     description: str = ""
+
+    @model_validator(mode="after")
+    def _retry_needs_a_lookup(self) -> "Job":
+        if self.retry_unmatched_lookups is not None and not self.retried_lookups:
+            raise ValueError("retry_unmatched_lookups needs a lookup to another object with on_none: error "
+                             "(rows of other lookups are never rejected for finding nothing)")
+        return self
+
+    @property
+    def retried_lookups(self) -> list[Lookup]:
+        """Lookups whose unmatched rows `retry_unmatched_lookups` retries: to other objects, on_none: error."""
+        return [lk for lk in self.lookups if lk.object != self.destination and lk.on_none == OnNone.ERROR]
 
     @property
     def source_asset_path(self) -> list[str]:

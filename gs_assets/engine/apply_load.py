@@ -20,10 +20,11 @@ import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
 from gs_assets.engine.expressions import check_expression, prepared_select
+from gs_assets.engine.lookup_retry import Retry
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
-from gs_assets.engine.sql_convert import clean_expr, ident, mapped_value, q, type_error_message
+from gs_assets.engine.sql_convert import clean_expr, defaulted_expr, ident, mapped_value, q, type_error_message
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, ObjectDef
 
@@ -68,6 +69,8 @@ class JobRunResult:
     filtered: int = 0
     superseded: int = 0
     aggregated: int = 0
+    defaulted: int = 0  # values a mapping's default replaced in the rows written (not a bucket of its own)
+    retry_of: Optional[str] = None  # the job run whose lookup rejects this run retried
     error: Optional[str] = None
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
@@ -102,6 +105,8 @@ class _Batch:
         self.aggregated = 0  # rows folded into another row of their group by an aggregation
         self.full_merge = None  # (load id, raw table, header, file) of a full merge's dataset
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
+        self.defaults: list[tuple[str, object]] = []  # (batch column, mapping) of mappings with a default
+        self.retry: Optional[Retry] = None  # only the waiting lines it selects are applied
 
     def t(self, name: str) -> str:
         full = self.current.get(name, f"{name}_{self.tag}")
@@ -138,20 +143,27 @@ def apply_load(
     load: LoadRef,
     dagster_run_id: str = "",
     actor: str = "gsdp",
+    retry: Optional[Retry] = None,
 ) -> JobRunResult:
-    """Apply one landed load through one job. Call inside a transaction; writes run log + rejects."""
+    """Apply one landed load through one job. Call inside a transaction; writes run log + rejects.
+
+    With `retry`, only the load's lines waiting for a lookup (lookup_retry) that it selects are
+    applied, as a run of their own."""
     obj = model.objects[job.destination]
     started = _now()
     res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=obj.name,
                        load_id=load.load_id, source_file=load.source_file, status=SUCCESS,
-                       started_at=started)
+                       started_at=started, retry_of=retry.retry_of if retry else None)
     b = _Batch(con)
+    b.retry = retry
     try:
         _stage(b, model, obj, job, load)
         _self_lookups(b, model, obj, job)
         _validate(b, obj, job)
         _reject_dangling_self_lookups(b, job)
         _dedupe(b, job)
+        if retry is not None and job.operation != Operation.INSERT and job.identifiers:
+            _superseded_by_later_loads(b, obj)
         _count_and_write(b, obj, job, res, load, dagster_run_id, actor)
     finally:
         b.drop()
@@ -181,11 +193,20 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     if job.prepare.filter:
         passes.append(f"coalesce(CAST({check_expression(job.prepare.filter).sql} AS BOOLEAN), false)")
     passes = " AND ".join(passes) or "true"
-    if passes != "true":
+    if b.retry is not None:
+        # A retry reads the prepared rows of the lines that wait (a group's line, after an aggregation).
+        lines = b.t("retry")
+        b.sql(f"CREATE TEMP TABLE {lines} AS SELECT line_number, last_job_run_id, first_rejected_at FROM gs_ops.lookup_waiting "
+              f"WHERE load_id = ? AND {b.retry.where}", [load.load_id, *b.retry.params])
+        if job.prepare.aggregate is None:
+            raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {lines}))"
+    if passes != "true" and not (b.retry is not None and job.prepare.aggregate is not None):
         b.filtered = b.sql(f"SELECT count(*) FROM {raw} WHERE _parse_error IS NULL AND NOT ({passes})").fetchone()[0]
     if job.prepare.aggregate is not None:
         raw = _aggregated(job.prepare.aggregate, raw, passes)
         passes = "true"
+        if b.retry is not None:
+            raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {b.t('retry')}))"
         b.aggregated = b.sql(f"SELECT coalesce(sum(_group_rows) - count(*), 0) FROM {raw} "
                              f"WHERE _parse_error IS NULL").fetchone()[0]
     mapped = ["_line AS _rid", "_parse_error", "_raw_text"]  # a row's id is its file line
@@ -195,6 +216,10 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
         clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
         value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default, clean=clean)
         mapped.append(f"{value} AS {ident(m.target)}")
+        dv = defaulted_expr(f, job.source, m.source, m.constant, m.default, clean=clean)
+        if dv is not None:  # which rows the default replaced, and their value as sent
+            b.defaults.append((f"_dv{len(b.defaults)}", m))
+            mapped.append(f"{dv} AS {b.defaults[-1][0]}")
         if m.source is not None and m.default is None:
             mapped.append(f"{clean or clean_expr(m.source)} AS {ident('_sv_' + m.target)}")
             checked.append(m.target)
@@ -542,13 +567,24 @@ def _dedupe(b: _Batch, job: Job) -> None:
               f"QUALIFY row_number() OVER (PARTITION BY _gsid ORDER BY _rid DESC) > 1)")
 
 
+def _superseded_by_later_loads(b: _Batch, obj: ObjectDef) -> None:
+    """A retried row whose record was written after the row was first rejected (by a newer load)
+    is older than what is stored: it is superseded, not applied over the newer values."""
+    st, lines = b.t("st"), b.t("retry")
+    b.sql(f"UPDATE {st} SET _winner = false WHERE _ok AND _winner AND _exists AND _rid IN (SELECT s._rid FROM {st} s "
+          f"JOIN {lines} t ON t.line_number = s._rid JOIN {obj.table} o ON o.gsid = s._gsid "
+          f"WHERE o.modified_at > t.first_rejected_at)")
+
+
 def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
                      run_id: str, actor: str) -> None:
     st, reasons = b.t("st"), b.t("reasons")
     data = [t for t in _targets(job) if t != "gsid"]
+    dflt = "".join(f", count({c}) FILTER (WHERE _ok AND _winner)" for c, _m in b.defaults)
     counts = b.sql(f"SELECT count(*), count(*) FILTER (WHERE NOT _ok), count(*) FILTER (WHERE _ok AND NOT _winner), "
-                   f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists) FROM {st}").fetchone()
-    res.rows_read, res.rejected, res.superseded, res.inserted = counts
+                   f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists){dflt} FROM {st}").fetchone()
+    res.rows_read, res.rejected, res.superseded, res.inserted = counts[:4]
+    defaulted = dict(zip((c for c, _m in b.defaults), counts[4:]))
     res.filtered, res.aggregated = b.filtered, b.aggregated
     res.rows_read += res.filtered + res.aggregated
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
@@ -556,13 +592,14 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
 
     considered = res.rows_read - res.filtered - res.aggregated  # a share of the rows the job maps
     over = (job.reject_threshold_percent is not None and considered > 0
+            and b.retry is None  # a retry's rows are part of a file that passed the threshold
             and 100.0 * res.rejected / considered > job.reject_threshold_percent)
     now = _now()
     if over:
         res.status = FAILED
         res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
                      f"{job.reject_threshold_percent:g}%; no records were written")
-        res.inserted = res.updated = res.unchanged = res.superseded = 0
+        res.inserted = res.updated = res.unchanged = res.superseded = 0  # and nothing was defaulted
         res.rejected = res.rows_read - res.filtered - res.aggregated  # every staged row is not loaded
     else:
         cols = ", ".join(ident(t) for t in data)
@@ -590,8 +627,10 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                          - res.inserted - res.updated)
         if res.superseded:
             b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
-                  f"JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
+                  f"LEFT JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
                   [res.job_run_id, job.name])
+        res.defaulted = sum(defaulted.values())
+        _record_defaulted(b, job, res, load, defaulted)
         res.status = PARTIAL if res.rejected else SUCCESS
 
     # Rejected rows with their original values, read back from the raw table (only those rows).
@@ -605,19 +644,69 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                        f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s "
                        f"LEFT JOIN ({reason_rows}) x ON x.rid = s._rid")
     if res.rejected:
-        b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
+        b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
               f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
               [res.job_run_id, job.name, run_id, load.source_file, now])
         if b.full_merge is not None:  # rows only in the merged dataset: its file, its line, its values
             other_load, other_table, other_header, other_file = b.full_merge
             other = ", ".join(f"{q(h)}, r.{ident(h)}" for h in other_header)
-            b.sql(f"INSERT INTO gs_ops.rejects SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
+            b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
                   f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
                   f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
                   [res.job_run_id, job.name, run_id, other_file, now])
+    if job.retry_unmatched_lookups is not None and (res.rejected or b.retry is not None):
+        _lookup_waits(b, job, res, load, over)
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
+
+
+REJECT_COLUMNS = ("(job_run_id, job, dagster_run_id, source_file, line_number, original_values, reasons, "
+                  "rejected_at)")
+
+
+def _record_defaulted(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, counts: dict[str, int]) -> None:
+    """Each value a default replaced in a written row: its line, field, the value as sent and why
+    (missing or invalid). Only for mappings that replaced any: one INSERT ... SELECT each over
+    the batch, which carries the values (the raw rows are not read again)."""
+    st = b.t("st")
+    other_file = b.full_merge[3] if b.full_merge is not None else None
+    for col, m in b.defaults:
+        if not counts.get(col):
+            continue
+        b.sql(f"INSERT INTO gs_ops.defaulted SELECT ?, ?, CASE WHEN _rid < 0 THEN ? ELSE ? END, abs(_rid), ?, ?, "
+              f"NULLIF({col}, ''), CASE WHEN {col} = '' THEN 'missing' ELSE 'invalid' END, ? "
+              f"FROM {st} WHERE _ok AND _winner AND {col} IS NOT NULL",
+              [res.job_run_id, job.name, other_file, load.source_file, m.target, m.source,
+               str(m.default).lower() if isinstance(m.default, bool) else str(m.default)])
+
+
+def _lookup_waits(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, failed: bool) -> None:
+    """Rows rejected only because a lookup to another object found nothing wait for its records
+    (gs_ops.lookup_waiting). A retry updates the rows it tried: loaded or rejected for another
+    reason, they stop waiting; still unmatched, they wait with one attempt more, until the bound.
+    The rejects it retried point at it (retried_in); a retried row rejected again is a reject of
+    the retry's run."""
+    st, reasons, opt = b.t("st"), b.t("reasons"), job.retry_unmatched_lookups
+    targets = {lk.target: lk.object for lk in job.retried_lookups}
+    objects = "CASE field " + " ".join(f"WHEN {q(t)} THEN {q(o)}" for t, o in targets.items()) + " END"
+    unmatched = (f"SELECT rid, list(DISTINCT {objects} ORDER BY {objects}) AS objects FROM {reasons} WHERE rid > 0 "
+                 f"GROUP BY rid HAVING bool_and(rule = 'lookup_no_match' AND field IN ({', '.join(q(t) for t in targets)}))")
+    if b.retry is None:
+        if not failed:  # a run over the reject threshold wrote nothing: its rows are re-applied by hand
+            b.sql(f"INSERT INTO gs_ops.lookup_waiting SELECT ?, ?, u.rid, ?, ?, 0, ?, ?, u.objects FROM ({unmatched}) u",
+                  [job.name, load.load_id, res.job_run_id, res.job_run_id, res.started_at, res.started_at])
+        return
+    lines = b.t("retry")
+    b.sql(f"UPDATE gs_ops.rejects AS r SET retried_in = ? FROM {lines} t "
+          f"WHERE r.job_run_id = t.last_job_run_id AND r.line_number = t.line_number", [res.job_run_id])
+    tried = f"w.job = ? AND w.load_id = ? AND w.line_number IN (SELECT line_number FROM {lines})"
+    b.sql(f"UPDATE gs_ops.lookup_waiting AS w SET attempts = attempts + 1, last_tried_at = ?, last_job_run_id = ?, "
+          f"objects = u.objects FROM ({unmatched}) u WHERE w.line_number = u.rid AND {tried}",
+          [res.started_at, res.job_run_id, job.name, load.load_id])
+    # Loaded, superseded, filtered or rejected for another reason, or out of attempts: done waiting.
+    b.sql(f"DELETE FROM gs_ops.lookup_waiting AS w WHERE {tried} AND (w.attempts >= ? OR w.last_job_run_id <> ?)",
+          [job.name, load.load_id, opt.attempts, res.job_run_id])
 
 
 def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
@@ -625,11 +714,11 @@ def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, l
     con.execute(
         "INSERT INTO gs_ops.job_runs (job_run_id, job, connection, destination, load_id, source_file, etag, "
         "dagster_run_id, operation, started_at, ended_at, status, rows_read, inserted, updated, unchanged, rejected, "
-        "filtered, superseded, error, final, aggregated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "filtered, superseded, error, final, aggregated, defaulted, retry_of) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [res.job_run_id, job.name, job.connection, job.destination, res.load_id, res.source_file,
          load.etag if load else None, run_id, job.operation.value, res.started_at, res.ended_at or _now(),
          res.status, res.rows_read, res.inserted, res.updated, res.unchanged, res.rejected, res.filtered,
-         res.superseded, res.error, final, res.aggregated],
+         res.superseded, res.error, final, res.aggregated, res.defaulted, res.retry_of],
     )
 

@@ -45,7 +45,8 @@ class DryRunResult:
         r = self.result
         out.append(f"status: {r.status}   read {r.rows_read:,}   would insert {r.inserted:,}   update {r.updated:,}   "
                    f"unchanged {r.unchanged:,}   reject {r.rejected:,}   filter {r.filtered:,}   supersede {r.superseded:,}"
-                   + (f"   aggregate {r.aggregated:,}" if r.aggregated else ""))
+                   + (f"   aggregate {r.aggregated:,}" if r.aggregated else "")
+                   + (f"   defaulted values {r.defaulted:,}" if r.defaulted else ""))
         if r.error:
             out.append(f"error: {r.error}")
         out.append("")

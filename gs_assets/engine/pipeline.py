@@ -17,6 +17,7 @@ from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
 from gs_assets.engine.file_prep import prepared_copy
+from gs_assets.engine.lookup_retry import Retry, due_condition, due_loads, expired, last_changes, waiting_table_exists
 from gs_assets.engine.pickup import FileMatch, match_file
 from gs_assets.engine.progress import statement_progress
 from gs_assets.engine.raw_landing import FileFormatError, land_file
@@ -112,15 +113,71 @@ def _record_load(con, **v) -> None:
          _now(), v["file_name"], v["file_date"]])
 
 
+_LOAD_REF = "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header, l.file_name, l.file_date FROM gs_ops.loads l "
+
+
+def _load_ref(r) -> LoadRef:
+    return LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]),
+                   file_name=r[5], file_date=r[6])
+
+
 def pending_loads(warehouse: Warehouse, job: Job) -> list[LoadRef]:
     with warehouse.connect() as con:
         rows = con.execute(
-            "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header, l.file_name, l.file_date FROM gs_ops.loads l "
-            "WHERE l.connection = ? AND l.source_object = ? AND l.status = 'landed' AND NOT EXISTS ("
+            _LOAD_REF + "WHERE l.connection = ? AND l.source_object = ? AND l.status = 'landed' AND NOT EXISTS ("
             " SELECT 1 FROM gs_ops.job_runs r WHERE r.job = ? AND r.load_id = l.load_id AND r.final) "
             "ORDER BY l.seq", [job.connection, job.source.object, job.name]).fetchall()
-    return [LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]),
-                    file_name=r[5], file_date=r[6]) for r in rows]
+    return [_load_ref(r) for r in rows]
+
+
+def retry_waiting(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, run_id: str = "",
+                  log=None) -> tuple[list[JobRunResult], list[str]]:
+    """Apply again the job's rows that wait for a looked-up record which has arrived since they
+    were last tried (job option retry_unmatched_lookups): one job run per load, one transaction
+    each. Returns the results and the errors (a failed retry leaves its rows waiting)."""
+    if job.retry_unmatched_lookups is None:
+        return [], []
+    now = _now()
+    with warehouse.connect() as con:
+        if not waiting_table_exists(con):
+            return [], []
+        due = due_loads(con, cfg.model, job, now)
+        if not due:
+            where, params = expired(job, now)
+            if con.execute(f"SELECT count(*) FROM gs_ops.lookup_waiting WHERE {where}", params).fetchone()[0]:
+                # out of attempts or time: they stay plain rejects
+                con.execute(f"DELETE FROM gs_ops.lookup_waiting WHERE {where}", params)
+            return [], []
+        refs = {r[0]: _load_ref(r) for r in con.execute(
+            _LOAD_REF + f"WHERE l.load_id IN ({', '.join('?' for _ in due)})", [d[0] for d in due]).fetchall()}
+    results, errors = [], []
+    for load_id, retry_of, n, _last in due:
+        load = refs[load_id]
+        try:
+            with warehouse.transaction() as con, \
+                    statement_progress(con, f"{job.name} <- {load.source_file} (retry of {n} row(s))", log):
+                cond = due_condition(job, last_changes(con, cfg.model, job), now)
+                res = apply_load(con, model=cfg.model, job=job, load=load, dagster_run_id=run_id,
+                                 retry=Retry(retry_of, *cond))
+        except Exception as e:  # noqa: BLE001 - recorded, then reported by the caller
+            msg = f"job {job.name!r} retrying rows of {load.source_file}: {type(e).__name__}: {e}"
+            if log:
+                log.error(msg + "\n" + traceback.format_exc())
+            res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=job.destination,
+                               load_id=load.load_id, source_file=load.source_file, status=FAILED, retry_of=retry_of,
+                               error=f"{type(e).__name__}: {e}; nothing was written, the rows keep waiting and are "
+                                     f"retried by the next materialization", started_at=_now())
+            with warehouse.transaction() as con:
+                write_run_log(con, res, job, load, run_id, final=False)
+            results.append(res)
+            errors.append(msg)
+            continue
+        results.append(res)
+        if log:
+            log.info(f"{job.name} <- {load.source_file}: retried {res.rows_read} row(s) waiting for a lookup "
+                     f"(retry of job run {retry_of}): {res.status}: inserted {res.inserted}, updated {res.updated}, "
+                     f"unchanged {res.unchanged}, rejected {res.rejected}")
+    return results, errors
 
 
 class LoadError(RuntimeError):
@@ -136,6 +193,10 @@ def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *
     for job in sorted(cfg.jobs_into(destination), key=lambda j: j.name):
         if only_jobs is not None and job.name not in only_jobs:
             continue
+        # Rows waiting for a lookup go before the job's new loads (arrival order).
+        retried, failed = retry_waiting(warehouse, cfg, job, run_id=run_id, log=log)
+        results += retried
+        errors += failed
         for load in pending_loads(warehouse, job):
             try:
                 with warehouse.transaction() as con, \

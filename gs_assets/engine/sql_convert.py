@@ -120,3 +120,15 @@ def mapped_value(f: FieldDef, src: FileSource, source: Optional[str], constant: 
     value = f"COALESCE({conv}, {dflt})" if dflt else conv
     failed = None if dflt else f"({clean} IS NOT NULL AND {conv} IS NULL)"
     return value, failed
+
+
+def defaulted_expr(f: FieldDef, src: FileSource, source: Optional[str], constant: Any, default: Any,
+                   clean: Optional[str] = None) -> Optional[str]:
+    """For a mapping whose `default` can replace its source value: SQL that is NULL when the value
+    was kept, '' when the default replaced an empty (missing) value, and the value as sent (trimmed)
+    when the default replaced a value that did not convert (invalid). None: the mapping has no
+    source value to replace (no default, a constant, or only a default)."""
+    if constant is not None or default is None or source is None:
+        return None
+    clean = clean or clean_expr(source)
+    return f"(CASE WHEN {convert_expr(clean, f, src, strict=True)} IS NULL THEN coalesce({clean}, '') END)"

@@ -158,3 +158,52 @@ def test_bad_chains_fail_at_load_with_file_and_key(tmp_path, chain, key, message
     with pytest.raises(ConfigError) as e:
         platform(tmp_path, text)
     assert key in str(e.value) and message in str(e.value)
+
+
+AGG_JOBS = """
+connections:
+  crm: {type: s3, bucket: %(bucket)s}
+jobs:
+  companies:
+    connection: crm
+    source: {object: companies, prefix: crm/, file_name: "companies_*.csv", match: glob}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Account ID, target: external_id}
+      - {source: Name, target: name}
+      - {source: Industry, target: industry, default: Other}
+  usage:
+    connection: crm
+    source: {object: usage, prefix: usage/, file_name: "usage_{yyyy}-{MM}-{dd}.csv", match: date_pattern}
+    destination: company_usage
+    identifiers: [company_id, usage_date, feature]
+    prepare:
+      aggregate:
+        group_by: [Account ID, Feature]
+        measures: [{name: Events, function: count}]
+    mappings:
+      - {source: $file_date, target: usage_date}
+      - {source: Feature, target: feature}
+      - {source: Events, target: event_count}
+    lookups:
+      - {target: company_id, object: company, match: [{source: Account ID, field: external_id}]}
+chains:
+  nightly: {jobs: [companies, usage], schedule: {every: day, at: "02:30"}}
+"""
+
+
+def test_chain_metadata_counts_aggregated_and_defaulted_rows(tmp_path, s3_server, bucket):
+    put(s3_server, bucket, "crm/companies_1.csv", "Account ID,Name,Industry\nA1,Acme,Retail\nA2,Beta,Bakery\nA3,Gamma,\n")
+    put(s3_server, bucket, "usage/usage_2026-11-26.csv",
+        "Account ID,Feature\nA1,reports\nA1,reports\nA1,reports\nA2,reports\nA2,export\n")
+    _, defs = platform(tmp_path, AGG_JOBS % {"bucket": bucket})
+    instance, result = _run_chain(tmp_path, defs)
+    assert result.success
+
+    def meta(obj):
+        md = instance.get_latest_materialization_event(dg.AssetKey(["gs", obj])).asset_materialization.metadata
+        return {k: md[k].value for k in ("rows_read", "inserted", "aggregated", "defaulted")}
+
+    assert meta("company") == {"rows_read": 3, "inserted": 3, "aggregated": 0, "defaulted": 2}
+    assert meta("company_usage") == {"rows_read": 5, "inserted": 3, "aggregated": 2, "defaulted": 0}

@@ -119,8 +119,9 @@ def test_run_imports_now_then_activity_and_rejects(env, s3_server, bucket, tmp_p
         assert con.execute("SELECT name FROM gs.company").fetchall() == [("Acme",)]
     gsdp(env, "activity", "--csv", str(tmp_path / "activity.csv"))
     log = list(csv.DictReader(open(tmp_path / "activity.csv")))
-    assert [(r["job"], r["status"], r["rows_read"], r["inserted"], r["rejected"], r["filtered"]) for r in log] == [
-        ("companies", "Partial Success", "3", "1", "1", "1")]
+    assert [(r["job"], r["status"], r["rows_read"], r["inserted"], r["rejected"], r["filtered"], r["defaulted"],
+             r["retry_of"]) for r in log] == [("companies", "Partial Success", "3", "1", "1", "1", "0", "")]
+    assert "dflt" in act and "retry of" in act
 
 
 def test_unknown_job_and_run_id_are_clear_errors(env):

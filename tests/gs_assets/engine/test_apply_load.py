@@ -272,3 +272,33 @@ def test_an_exception_mid_load_rolls_everything_back_and_the_load_stays_pending(
     (res,) = apply_pending(h.warehouse, h.cfg, "company")
     assert (res.inserted, res.updated, res.rejected) == (1, 1, 1)
     assert h.rows("SELECT external_id, name FROM gs.company ORDER BY 1") == [("A1", "Acme 2"), ("A2", "New")]
+
+
+DEFAULTS = cfg().replace("      - {source: Industry, target: industry, default: Other}\n",
+                         "      - {source: Industry, target: industry, default: Other}\n"
+                         "      - {source: Employees, target: employees, default: 0}\n")
+DEFAULTS_HEADER = "Id,Name,Status,ARR,Industry,CSM,Parent,Employees\n"
+
+
+def test_values_replaced_by_a_default_are_counted_and_traceable_to_their_row(harness):
+    h = harness(DEFAULTS)
+    h.load("users", USERS)
+    _, r = h.load("companies", DEFAULTS_HEADER +
+                  "A1,Acme,Active,1,Software,ann@x.io,,10\n"       # nothing defaulted
+                  "A2,Beta,Active,1,,ann@x.io,,\n"                  # industry and employees missing
+                  "A3,Gamma,Active,1,Bakery,ann@x.io,, lots \n"     # industry and employees invalid
+                  "A4,Delta,Bogus,1,Bakery,ann@x.io,,5\n")          # rejected: nothing of it is written
+    assert (r.status, r.inserted, r.rejected, r.defaulted, r.conserved) == ("Partial Success", 3, 1, 4, True)
+    assert h.rows(f"SELECT rows_read, inserted, rejected, defaulted FROM gs_ops.job_runs "
+                  f"WHERE job_run_id = '{r.job_run_id}'") == [(4, 3, 1, 4)]
+    assert h.rows("SELECT external_id, industry, employees FROM gs.company ORDER BY 1") == [
+        ("A1", "Software", 10), ("A2", "Other", 0), ("A3", "Other", 0)]
+    assert h.rows(f"SELECT line_number, field, source, original_value, reason, default_value FROM gs_ops.defaulted "
+                  f"WHERE job_run_id = '{r.job_run_id}' ORDER BY line_number, field") == [
+        (3, "employees", "Employees", None, "missing", "0"),
+        (3, "industry", "Industry", None, "missing", "Other"),
+        (4, "employees", "Employees", "lots", "invalid", "0"),
+        (4, "industry", "Industry", "Bakery", "invalid", "Other")]
+    # A run with nothing defaulted records nothing.
+    _, r2 = h.load("companies", DEFAULTS_HEADER + "A1,Acme,Active,1,Software,ann@x.io,,10\n")
+    assert r2.defaulted == 0 and h.rows(f"SELECT count(*) FROM gs_ops.defaulted WHERE job_run_id = '{r2.job_run_id}'") == [(0,)]

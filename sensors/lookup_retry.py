@@ -1,0 +1,70 @@
+"""`lookup_retry_sensor`: when rows wait for a looked-up record (job option
+`retry_unmatched_lookups`) and that object has got new or changed records since they were last
+tried, request a run of the waiting job's destination object (`apply_objects_job`, with the object
+as asset selection); its materialization retries them (gs_assets/engine/lookup_retry.py).
+
+The sensor reads the warehouse read-only, waiting for a load that is writing (bounded below the
+sensor's own timeout). The run key holds what it saw (the due rows per load and when the
+looked-up objects last changed), so one change is requested once; a later change asks again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.lookup_retry import due_loads, last_changes, waiting_table_exists
+from resources.warehouse import Warehouse, WarehouseBusy
+
+APPLY_OBJECTS_JOB = "apply_objects_job"
+TAG = "gsdp/lookup_retry"
+
+
+def build_apply_objects_job() -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(APPLY_OBJECTS_JOB, selection=dg.AssetSelection.groups("matrix"), description=(
+        "Apply pending loads (and rows waiting for a lookup) into matrix objects; run with the objects to "
+        "apply as asset selection"))
+
+
+def due_destinations(cfg: PlatformConfig, warehouse: Warehouse, now: datetime | None = None) -> dict[str, list[str]]:
+    """Destination objects with rows due for a lookup retry -> what makes them due (for the run key)."""
+    jobs = sorted((j for j in cfg.jobs.values() if j.retry_unmatched_lookups is not None), key=lambda j: j.name)
+    if not jobs or (warehouse.database not in (":memory:", "") and not Path(warehouse.database).exists()):
+        return {}
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    out: dict[str, list[str]] = {}
+    with warehouse.read(wait_seconds=float(os.environ.get("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "40"))) as con:
+        if not waiting_table_exists(con):
+            return {}
+        for job in jobs:
+            due = due_loads(con, cfg.model, job, now)
+            if due:
+                changes = last_changes(con, cfg.model, job)
+                out.setdefault(job.destination, []).extend(
+                    [f"{job.name}:{load_id}:{n}:{last}" for load_id, _of, n, last in due]
+                    + [f"{name}@{ts}" for name, ts in sorted(changes.items())])
+    return out
+
+
+def build_lookup_retry_sensor(cfg: PlatformConfig, job_def) -> dg.SensorDefinition:
+    @dg.sensor(name="lookup_retry_sensor", job=job_def, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Retries rows whose lookup found nothing once the looked-up object has new records "
+                           "(jobs with retry_unmatched_lookups): requests a run of their destination object")
+    def _sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
+        try:
+            due = due_destinations(cfg, warehouse)
+        except WarehouseBusy as e:
+            return dg.SkipReason(f"{e} Checking again on the next tick.")
+        if not due:
+            return dg.SkipReason("no rows wait for a looked-up record that has arrived since they were tried")
+        return [dg.RunRequest(run_key=f"lookup_retry:{dest}:{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}",
+                              asset_selection=[dg.AssetKey(["gs", dest])], tags={TAG: dest})
+                for dest, parts in sorted(due.items())]
+
+    return _sensor
