@@ -317,3 +317,33 @@ chains:
                                                    dg.AssetKey(["gs", "user"])})) == {"users"}
     assert run_jobs(cfg, run("__ASSET_JOB", assets={dg.AssetKey(["gs", "company"])})) == {"companies"}
     assert run_jobs(cfg, run("something_else")) == set()
+
+
+def test_a_run_failed_by_the_run_recovery_sensor_reaches_its_jobs_notifications(tmp_path, bucket, smtp, receiver,
+                                                                                  monkeypatch):
+    import os
+    from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+    from sensors.run_recovery import build_run_recovery_sensor
+    import subprocess
+    import sys
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
+    _, defs = platform(tmp_path, FILTERED % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    instance = persistent_instance(tmp_path)
+    # A run of the source job whose process was killed (SIGKILL, OOM) before it logged a job run.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = instance.add_run(dg.DagsterRun(job_name="load_crm__users_job", status=dg.DagsterRunStatus.STARTED,
+                                         run_id=os.urandom(16).hex()[:8] + "-0000-0000-0000-000000000000"))
+    instance.report_dagster_event(DagsterEvent(event_type_value=DagsterEventType.ENGINE_EVENT.value, job_name=run.job_name,
+                                               message="Started process for run", event_specific_data=EngineEventData({}),
+                                               pid=gone.pid), run_id=run.run_id)
+    build_run_recovery_sensor()(dg.build_sensor_context(instance=instance))
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    event = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records[0].event_log_entry
+    ctx = dg.build_run_status_sensor_context(sensor_name="notify_on_failure_sensor", dagster_event=event.dagster_event,
+                                             dagster_instance=instance, dagster_run=failed,
+                                             resources={"warehouse": defs.resources["warehouse"]})
+    next(s for s in defs.sensors if s.name == "notify_on_failure_sensor")(ctx.for_run_failure())
+    assert sorted(p for p, _ in receiver["bodies"]) == ["/ops", "/users"]  # not /companies
+    assert all("Re-execute the run" in b["error"] for _, b in receiver["bodies"])
