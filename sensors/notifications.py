@@ -223,15 +223,18 @@ def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Op
     """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made.
 
     Dagster does not evaluate a run status sensor again for a run once it failed, so when the
-    warehouse stays busy the notice still goes out (to every notification for the event), without
-    the job-run counts and saying where to find them, rather than not at all."""
+    warehouse stays busy the notice still goes out (to every notification for the event whose jobs,
+    if it names any, the run belongs to: `run_jobs`), without the job-run counts and saying where to
+    find them, rather than not at all."""
     try:
         runs = job_runs_of(warehouse, run.run_id)
     except WarehouseBusy as e:
         log.warning(f"notifications for run {run.run_id} go out without job-run counts: {e}")
         unknown = (f"job-run counts unavailable (the warehouse was busy with another load); "
                    f"see `gsdp activity` or the Dagster run {run.run_id}")
-        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log, lambda note: [])
+        belongs_to = run_jobs(cfg, run)
+        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log,
+                        lambda note: [] if not note.jobs or not belongs_to or belongs_to & set(note.jobs) else None)
     if event == "success":
         runs = [r for r in runs if r["status"] != "Failed"]
         if not runs:

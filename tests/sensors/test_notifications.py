@@ -347,3 +347,20 @@ def test_a_run_failed_by_the_run_recovery_sensor_reaches_its_jobs_notifications(
     next(s for s in defs.sensors if s.name == "notify_on_failure_sensor")(ctx.for_run_failure())
     assert sorted(p for p, _ in receiver["bodies"]) == ["/ops", "/users"]  # not /companies
     assert all("Re-execute the run" in b["error"] for _, b in receiver["bodies"])
+
+
+def test_a_busy_warehouse_sends_a_failure_only_to_the_notifications_of_the_runs_jobs(tmp_path, s3_server, bucket, smtp,
+                                                                                       receiver, monkeypatch):
+    monkeypatch.setenv("GSDP_TEST_HOOK", receiver["url"] + "/ops")
+    monkeypatch.setenv("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "0.5")
+    _, defs = platform(tmp_path, FILTERED % {"bucket": bucket, "hook": receiver["url"] + "/users"})
+    put(s3_server, bucket, "in/users_1.csv", "Mail,Name\nann@x.io,Ann\n")  # lacks the mapped 'Email'
+    instance, result = _run(tmp_path, defs, "users", "in/users_1.csv")
+    assert not result.success
+    writer = hold_warehouse(tmp_path / "wh.duckdb")
+    try:
+        _evaluate(defs, instance, result, "notify_on_failure_sensor")
+    finally:
+        writer.kill()
+    assert sorted(p for p, _ in receiver["bodies"]) == ["/ops", "/users"]  # not /companies
+    assert all("job-run counts unavailable" in b["error"] for _, b in receiver["bodies"])
