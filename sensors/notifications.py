@@ -4,21 +4,28 @@ When a run ends, the sensor reads what it did from the activity log (`gs_ops.job
 the run's id: job, file, status, counts, error) and tells every configured notification whose
 `on` and `jobs` match. Partial Success counts as success (the message gives the rejects and how to
 download them). A run that failed before any job run was logged (a systemic error) is still
-reported, with Dagster's error.
+reported, with Dagster's error, to the notifications of the jobs the run belongs to (from its tags,
+its Dagster job name or its asset selection: `run_jobs`).
 
 Delivery: email through the SMTP server named by GSDP_SMTP_* env vars; webhooks as a JSON POST,
 retried on connection errors, 429 and 5xx (three attempts, honouring Retry-After up to 5 s). If a
 delivery fails after its attempts, the tick fails, so the failure shows in the UI and Dagster
 evaluates the run again on the next tick (a recipient that already got it may get it twice).
-Secrets (SMTP password, webhook URLs from `url_env`) are never logged.
+Each recipient is tried on its own: an error of one (any exception) never keeps the others from
+getting theirs; the failures are reported together at the end.
+Secrets (SMTP password, webhook URLs) never reach a log or an exception: every message raised or
+logged here goes through `redact`, and a webhook URL is named by where it comes from.
 """
 
+import base64
 import json
 import os
+import re
 import smtplib
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 from email.message import EmailMessage
 from typing import Optional
 
@@ -26,8 +33,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from gs_assets.config.jobs import Notification
+from gs_assets.config.jobs import Notification, webhook_url_problem
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine.pipeline import jobs_reading
 from resources.warehouse import Warehouse, WarehouseBusy
 
 COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_read", "inserted", "updated",
@@ -36,6 +44,45 @@ COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_re
 
 class DeliveryError(RuntimeError):
     pass
+
+
+_URL = re.compile(r"(?i)\b(https?)://([^\s/?#'\"<>]*)[^\s'\"<>]*")
+
+
+def _secrets(cfg: Optional[PlatformConfig] = None) -> list[str]:
+    """The values no message may hold: the SMTP password (also as sent in AUTH), every webhook URL,
+    and the parts of a URL from `url_env` that may carry a token (credentials, path, query, and
+    each word of them, as urllib quotes a path with a space)."""
+    out: list[str] = []
+    pw, user = os.environ.get("GSDP_SMTP_PASSWORD", ""), os.environ.get("GSDP_SMTP_USER", "")
+    if pw:
+        out += [pw, base64.b64encode(pw.encode()).decode(), base64.b64encode(f"\0{user}\0{pw}".encode()).decode()]
+    for note in (cfg.notifications.values() if cfg else []):
+        if note.webhook is None:
+            continue
+        if note.webhook.url is not None:
+            out.append(note.webhook.url)
+            continue
+        url = os.environ.get(note.webhook.url_env or "", "")
+        pieces = [url, url.strip()]
+        try:
+            u = urlsplit(url.strip())
+            pieces += [u.path, u.query, u.fragment]
+            pieces += [u.netloc, u.username or "", u.password or ""] if "@" in u.netloc else []
+        except ValueError:
+            pass
+        pieces += [w for p in pieces for w in p.split()]
+        out += [p for p in pieces if len(p) >= 4]
+    return sorted(set(out), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str] = ()) -> str:
+    """`text` with every http(s) URL cut to scheme and host (`https://host/…`) and every secret
+    value (see `_secrets`) replaced by `…`."""
+    text = _URL.sub(lambda m: f"{m.group(1)}://{m.group(2).rsplit('@', 1)[-1]}/…", text)
+    for secret in secrets:
+        text = text.replace(secret, "…")
+    return text
 
 
 def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
@@ -58,6 +105,44 @@ def _selected(note: Notification, runs: list[dict], tags: dict) -> list[dict]:
     if tags.get("gsdp/chain") in note.jobs:
         return runs
     return [r for r in runs if r["job"] in note.jobs]
+
+
+def run_jobs(cfg: PlatformConfig, run) -> set[str]:
+    """The gsdp jobs (and chain) a Dagster run belongs to, read from the run itself, for a run that
+    ended before it logged a job run: its tags (`gsdp/job` from schedules and the Bulk API,
+    `gsdp/chain`, `gsdp/source`: every job reading that source object), else its Dagster job name
+    (`<job>_job`, `<chain>_chain_job`, `load_<connection>__<object>_job`), else its asset
+    selection (a source object: the jobs reading it; only objects: the jobs loading them)."""
+    tags = run.tags or {}
+    names: set[str] = set()
+
+    def chain(name: str) -> None:
+        names.update([name, *cfg.chains[name].jobs])
+
+    if tags.get("gsdp/job") in cfg.jobs:
+        names.add(tags["gsdp/job"])
+    if tags.get("gsdp/chain") in cfg.chains:
+        chain(tags["gsdp/chain"])
+    source = str(tags.get("gsdp/source", "")).split("/")
+    if len(source) == 3 and source[0] == "source":
+        names.update(j.name for j in jobs_reading(cfg, source[1], source[2]))
+    if names:
+        return names
+    job_name = run.job_name or ""
+    for job in cfg.jobs.values():
+        if job_name in (f"{job.name}_job", f"load_{job.connection}__{job.source.object}_job"):
+            names.add(job.name)
+    for name in cfg.chains:
+        if job_name == f"{name}_chain_job":
+            chain(name)
+    if names:
+        return names
+    keys = [tuple(k.path) for k in (run.asset_selection or ())]
+    sources = {k[1:] for k in keys if len(k) == 3 and k[0] == "source"}
+    if sources:
+        return {j.name for j in cfg.jobs.values() if (j.connection, j.source.object) in sources}
+    objects = {k[1] for k in keys if len(k) == 2 and k[0] == "gs"}
+    return {j.name for j in cfg.jobs.values() if j.destination in objects}
 
 
 def compose(event: str, dagster_run_id: str, job_name: str, runs: list[dict], error: Optional[str]) -> tuple[str, str, dict]:
@@ -96,14 +181,19 @@ def send_email(note: Notification, subject: str, body: str) -> None:
                 smtp.login(os.environ["GSDP_SMTP_USER"], os.environ.get("GSDP_SMTP_PASSWORD", ""))
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as e:
-        raise DeliveryError(f"notification {note.name!r}: mail to {', '.join(note.email.to)} failed: "
-                            f"{type(e).__name__}: {e}") from None
+        raise DeliveryError(redact(f"notification {note.name!r}: mail to {', '.join(note.email.to)} failed: "
+                                   f"{type(e).__name__}: {e}", _secrets())) from None
 
 
 def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
     url = note.webhook.url or os.environ.get(note.webhook.url_env or "", "")
+    where = "the configured URL" if note.webhook.url else f"the URL in {note.webhook.url_env}"
     if not url:
         raise DeliveryError(f"notification {note.name!r}: env var {note.webhook.url_env} (the webhook URL) is not set")
+    problem = webhook_url_problem(url)
+    if problem:
+        raise DeliveryError(f"notification {note.name!r}: {where} is not a usable webhook URL: {problem}; "
+                            f"give an http:// or https:// URL with a host and no spaces (nothing was sent)")
     data = json.dumps(payload, default=str).encode()
     last = ""
     for attempt in range(1, attempts + 1):
@@ -126,7 +216,6 @@ def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
             last = type(e).__name__
         if attempt < attempts:
             time.sleep(0.5 * attempt)
-    where = "the configured URL" if note.webhook.url else f"the URL in {note.webhook.url_env}"
     raise DeliveryError(f"notification {note.name!r}: POST to {where} failed after {attempts} attempt(s): {last}")
 
 
@@ -134,23 +223,37 @@ def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Op
     """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made.
 
     Dagster does not evaluate a run status sensor again for a run once it failed, so when the
-    warehouse stays busy the notice still goes out (to every notification for the event), without
-    the job-run counts and saying where to find them, rather than not at all."""
+    warehouse stays busy the notice still goes out (to every notification for the event whose jobs,
+    if it names any, the run belongs to: `run_jobs`), without the job-run counts and saying where to
+    find them, rather than not at all."""
     try:
         runs = job_runs_of(warehouse, run.run_id)
     except WarehouseBusy as e:
         log.warning(f"notifications for run {run.run_id} go out without job-run counts: {e}")
         unknown = (f"job-run counts unavailable (the warehouse was busy with another load); "
                    f"see `gsdp activity` or the Dagster run {run.run_id}")
-        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log, lambda note: [])
+        belongs_to = run_jobs(cfg, run)
+        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log,
+                        lambda note: [] if not note.jobs or not belongs_to or belongs_to & set(note.jobs) else None)
     if event == "success":
         runs = [r for r in runs if r["status"] != "Failed"]
         if not runs:
             return 0  # nothing was applied (e.g. a file version already loaded): nothing to say
 
+    belongs: Optional[set[str]] = None
+
     def select(note: Notification) -> Optional[list[dict]]:
+        nonlocal belongs
         mine = _selected(note, runs, run.tags)
-        return None if not mine and (event == "success" or note.jobs) else mine
+        if mine or (event == "failure" and not note.jobs):
+            return mine
+        if event == "failure":
+            # None of its jobs logged a job run (the run failed before: file gone, warehouse busy,
+            # out of memory, killed): it still hears of it if the run belongs to one of its jobs.
+            belongs = run_jobs(cfg, run) if belongs is None else belongs
+            if belongs & set(note.jobs):
+                return mine
+        return None
 
     return _deliver(cfg, event, run, error, log, select)
 
@@ -158,21 +261,31 @@ def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Op
 def _deliver(cfg: PlatformConfig, event: str, run, error: Optional[str], log, select) -> int:
     """Mail / post to every notification for `event` whose `select(note)` gives job runs (not None)."""
     sent, errors = 0, []
+    secrets = _secrets(cfg)
     for note in sorted(cfg.notifications.values(), key=lambda n: n.name):
         if event not in note.events:
             continue
-        mine = select(note)
-        if mine is None:
+        try:
+            mine = select(note)
+            if mine is None:
+                continue
+            subject, body, payload = compose(event, run.run_id, run.job_name, mine, error)
+        except Exception as e:  # one notification's bug must not keep the others from theirs
+            errors.append(redact(f"notification {note.name!r}: {type(e).__name__}: {e}", secrets))
+            log.error(errors[-1])
             continue
-        subject, body, payload = compose(event, run.run_id, run.job_name, mine, error)
-        for deliver in ([lambda: send_email(note, subject, body)] if note.email else []) + \
-                       ([lambda: post_webhook(note, payload)] if note.webhook else []):
+        for what, deliver in ([("mail", lambda: send_email(note, subject, body))] if note.email else []) + \
+                             ([("webhook", lambda: post_webhook(note, payload))] if note.webhook else []):
             try:
                 deliver()
                 sent += 1
             except DeliveryError as e:
-                errors.append(str(e))
-        log.info(f"notification {note.name}: {subject}")
+                errors.append(redact(str(e), secrets))
+                log.error(errors[-1])
+            except Exception as e:  # anything else while building or sending: this recipient only
+                errors.append(redact(f"notification {note.name!r}: {what} failed: {type(e).__name__}: {e}", secrets))
+                log.error(errors[-1])
+        log.info(redact(f"notification {note.name}: {subject}", secrets))
     if errors:
         raise DeliveryError("; ".join(errors))
     return sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -13,10 +14,12 @@ from gs_assets.config.errors import ConfigError, format_pydantic_errors
 from gs_assets.connectors.defaults import default_job_dicts
 from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
+from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def config_dir() -> Path:
@@ -173,6 +176,27 @@ def _check_chain(chain: Chain, cfg: "PlatformConfig", file: str) -> None:
                                   f"put {later[0]!r} before {name!r}")
 
 
+def _check_webhook(note: Notification, file: str) -> None:
+    """A webhook URL is http(s) with a host and no whitespace; one in `url_env` is checked when the
+    variable is set now (else at delivery). Messages name the key and the variable, never the URL."""
+    key = f"notifications.{note.name}.webhook"
+    hint = "give an http:// or https:// URL with a host and no spaces"
+    if note.webhook.url is not None:
+        problem = webhook_url_problem(note.webhook.url)
+        if problem:
+            raise ConfigError(file, f"{key}.url", f"the webhook URL is not usable: {problem}; {hint} "
+                              f"(a URL that carries a token belongs in an env var named by url_env)")
+        return
+    var = note.webhook.url_env
+    if not var or not ENV_VAR.match(var):
+        raise ConfigError(file, f"{key}.url_env", "url_env is the name of an environment variable (letters, digits, _)")
+    value = os.environ.get(var)
+    problem = webhook_url_problem(value) if value else None
+    if problem:
+        raise ConfigError(file, f"{key}.url_env", f"env var {var} does not hold a usable webhook URL: {problem}; "
+                          f"set {var} to an http:// or https:// URL with a host and no spaces (its value is not shown)")
+
+
 def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     """Read config/objects.yaml and every YAML file under config/ that holds connections or jobs."""
     directory = Path(directory) if directory else config_dir()
@@ -246,6 +270,8 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
                 if j not in cfg.jobs and j not in cfg.chains:
                     raise ConfigError(file, f"notifications.{name}.jobs[{i}]",
                                       f"unknown job or chain {j!r}; known: {', '.join(sorted([*cfg.jobs, *cfg.chains]))}")
+            if note.webhook is not None:
+                _check_webhook(note, file)
             cfg.notifications[name] = note
     # A merged dataset is a source object of the same connection (some job lands its files).
     for job in cfg.jobs.values():

@@ -176,8 +176,8 @@ def test_partial_success_and_its_error_file(bulk):
     errors = httpx.get(st["errorFileUrl"], headers={"accessKey": bulk["key"]}, timeout=30)
     assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
     assert errors.text == (
-        "line_number,Id,Name,Stage,unparsed_row,reasons\n"
-        "3,A4,\"Delta, Inc\",Onboarding,,\"stage: not one of ['New Customer', 'Kicked Off', 'Launched', 'Adopting', "
+        "\"line_number\",\"Id\",\"Name\",\"Stage\",\"unparsed_row\",\"reasons\"\n"  # every field quoted (CSV injection)
+        "\"3\",\"A4\",\"Delta, Inc\",\"Onboarding\",,\"stage: not one of ['New Customer', 'Kicked Off', 'Launched', 'Adopting', "
         "'Will Expand', 'Will Churn', 'Churned'] (value Onboarding)\"\n")
 
 
