@@ -6,6 +6,7 @@ import pytest
 
 from gs_assets.config.errors import ConfigError
 from gs_assets.config.loader import load_platform_config
+from tests.memory import run_and_measure
 
 GOOD = """
 connections:
@@ -64,3 +65,30 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_the_shipped_config_is_valid():
     cfg = load_platform_config()
     assert {"crm_users", "crm_companies", "crm_people", "crm_company_people", "product_usage", "support_cases"} <= set(cfg.jobs)
+
+
+# Item 6: a formula is type-checked when the config loads, without computing its constants.
+_LOAD = "import sys; from gs_assets.config.loader import load_platform_config; load_platform_config(sys.argv[1])"
+
+
+@pytest.mark.parametrize("where, bomb", [
+    # DuckDB's optimizer folds constants: this filter was computed (100 MB) at every config load.
+    ("filter", "repeat('x', {n}) = 'a'"),
+    # Functions whose pattern/format is constant evaluate it while binding (LIKE, regexp, strftime).
+    ("derived", "CASE WHEN \\\"Name\\\" LIKE lpad('%', {n}, '%') THEN 'y' END"),
+    ("derived", "strftime(TRY_CAST(\\\"Name\\\" AS DATE), repeat('%d', {n} // 50))"),
+])
+def test_a_huge_constant_in_a_formula_is_not_computed_when_the_config_loads(tmp_path, where, bomb):
+    def config(n: int) -> str:
+        expr = bomb.format(n=n)
+        prepare = (f'      filter: "{expr}"\n' if where == "filter"
+                   else f'      derived:\n        - {{name: Extra, expression: "{expr}"}}\n')
+        return GOOD.replace("    mappings:", "    prepare:\n" + prepare + "    mappings:", 1)
+    small, big = tmp_path / "small", tmp_path / "big"
+    for folder, n in ((small, 3), (big, 100_000_000)):
+        folder.mkdir()
+        (folder / "jobs.yaml").write_text(textwrap.dedent(config(n)))
+    assert load_platform_config(small).jobs["companies"].prepare  # a valid config
+    # The check of a 100 MB constant costs (almost) nothing over the check of a 3-byte one.
+    grown = run_and_measure(_LOAD, str(big))[1] - run_and_measure(_LOAD, str(small))[1]
+    assert grown < 50, f"checking the config took {grown:.0f} MiB more"
