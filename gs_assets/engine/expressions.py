@@ -70,11 +70,13 @@ def check_expression(expr: str) -> CheckedExpression:
     con = duckdb.connect()
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [f"SELECT ({expr})"]).fetchone()[0])
+        statements = tree.get("statements", [])
+        if tree.get("error") or len(statements) != 1:
+            _refuse_statements(con, expr)
     finally:
         con.close()
     if tree.get("error"):
         raise ExpressionError(f"not an expression: {tree.get('error_message', 'cannot be parsed')}")
-    statements = tree.get("statements", [])
     if len(statements) != 1:
         raise ExpressionError("one expression only (no ';')")
     node = statements[0]["node"]
@@ -87,6 +89,24 @@ def check_expression(expr: str) -> CheckedExpression:
     _walk(node["select_list"][0], columns)
     return CheckedExpression(sql=f"({expr})", columns=tuple(dict.fromkeys(columns)),
                              check_sql=_without_constant_amplifiers(expr, node["select_list"][0]))
+
+
+def _refuse_statements(con, expr: str) -> None:
+    """If `expr` (as written, or spliced into `SELECT (...)` as the engine would) parses as SQL
+    statements, say so in plain words. Parsing only; nothing runs."""
+    for text in (expr, f"SELECT ({expr})"):
+        try:
+            kinds = [st.type.name.removesuffix("_STATEMENT") for st in con.extract_statements(text)]
+        except duckdb.Error:
+            continue
+        if len(kinds) > 1:
+            found = f"these are {len(kinds)} statements ({', '.join(kinds)})"
+        elif kinds and text == expr and kinds[0] != "SELECT":
+            found = f"this is {'an' if kinds[0][0] in 'AEIOU' else 'a'} {kinds[0]} statement"
+        else:
+            continue
+        raise ExpressionError(f"not an expression: {found}; a filter or derived field is one expression "
+                              f"over the source columns (for example \"Status\" <> 'Churned'), not a statement")
 
 
 def _without_constant_amplifiers(expr: str, tree: dict) -> str:
