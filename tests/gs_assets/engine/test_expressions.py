@@ -63,3 +63,18 @@ def test_a_constant_call_is_type_checked_as_text_and_type_errors_are_still_found
     assert where == "filter" and "Cannot compare" in message
     [(where, message)] = bind_errors([("D", "repeat(\"A\", 2) * 12")], None, ["A"])
     assert where == "derived[0].expression" and "TRY_CAST" in message
+
+
+@pytest.mark.parametrize("expr, found", [
+    ("DELETE FROM gs.company", "a DELETE statement"),
+    ("SELECT 1; DROP TABLE x", "2 statements (SELECT, DROP)"),
+    ("CREATE TABLE t AS SELECT 1", "a CREATE statement"),
+    ("1); INSTALL httpfs; SELECT (1", "3 statements (SELECT, LOAD, SELECT)"),
+    ("INSERT INTO gs.company VALUES (1)", "an INSERT statement"),
+])
+def test_a_statement_is_refused_in_plain_words(expr, found):
+    with pytest.raises(ExpressionError) as e:
+        check_expression(expr)
+    msg = str(e.value)
+    assert found in msg and "one expression" in msg and "not a statement" in msg, msg
+    assert "serialized to json" not in msg and "syntax error" not in msg, msg
