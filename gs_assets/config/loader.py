@@ -165,15 +165,65 @@ def _check_chain(chain: Chain, cfg: "PlatformConfig", file: str) -> None:
         other = cfg.chain_of(name)
         if other is not None:
             raise ConfigError(file, k, f"job {name!r} is already in chain {other.name!r}; a job belongs to one chain")
-    for i, name in enumerate(chain.jobs):
+    # needs[a][b]: the object job a looks up (not its own) that job b loads, so b must run first.
+    needs: dict[str, dict[str, str]] = {name: {} for name in chain.jobs}
+    for name in chain.jobs:
         for lk in cfg.jobs[name].lookups:
-            if lk.object == cfg.jobs[name].destination:
-                continue
-            later = [m for m in chain.jobs[i + 1:] if cfg.jobs[m].destination == lk.object]
-            if later:
-                raise ConfigError(file, f"{key}.jobs[{i}]",
-                                  f"job {name!r} looks up {lk.object!r}, which job {later[0]!r} loads later in this chain; "
-                                  f"put {later[0]!r} before {name!r}")
+            if lk.object != cfg.jobs[name].destination:
+                for m in chain.jobs:
+                    if m != name and cfg.jobs[m].destination == lk.object:
+                        needs[name].setdefault(m, lk.object)
+    cycle = _lookup_cycle(chain.jobs, needs)
+    if cycle:
+        why = "; ".join(f"{a} looks up {needs[a][b]!r}, which {b} loads" for a, b in zip(cycle, cycle[1:]))
+        raise ConfigError(file, f"{key}.jobs",
+                          f"the lookups of these jobs go round in a circle: {' -> '.join(cycle)} ({why}), so no order "
+                          f"of this chain runs each job after the jobs it looks up. Take one of these lookups out of "
+                          f"the chain (remove it from its job and fill that field with an update job that runs outside "
+                          f"this chain, on its own or in another chain), or put these jobs in separate chains")
+    for i, name in enumerate(chain.jobs):
+        later = [m for m in chain.jobs[i + 1:] if m in needs[name]]
+        if later:
+            raise ConfigError(file, f"{key}.jobs[{i}]",
+                              f"job {name!r} looks up {needs[name][later[0]]!r}, which job {later[0]!r} loads later in "
+                              f"this chain; put {later[0]!r} before {name!r} (an order that works: "
+                              f"jobs: [{', '.join(_order_that_works(chain.jobs, needs))}])")
+
+
+def _lookup_cycle(jobs: list[str], needs: dict[str, dict[str, str]]) -> list[str]:
+    """A cycle a -> b -> ... -> a of `needs` (a looks up what b loads), the first found in chain
+    order, or []."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(a: str, path: list[str]) -> list[str]:
+        state[a] = 1
+        path.append(a)
+        for b in needs[a]:
+            if state.get(b) == 1:
+                return path[path.index(b):] + [b]
+            if b not in state:
+                found = visit(b, path)
+                if found:
+                    return found
+        path.pop()
+        state[a] = 2
+        return []
+
+    for a in jobs:
+        if a not in state:
+            found = visit(a, [])
+            if found:
+                return found
+    return []
+
+
+def _order_that_works(jobs: list[str], needs: dict[str, dict[str, str]]) -> list[str]:
+    """The chain's jobs with each after the jobs it looks up, otherwise as close to the given
+    order as possible (there is no cycle)."""
+    order: list[str] = []
+    while len(order) < len(jobs):
+        order.append(next(a for a in jobs if a not in order and all(b in order for b in needs[a])))
+    return order
 
 
 def _check_webhook(note: Notification, file: str) -> None:
@@ -211,7 +261,7 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
         try:
             pf = PlatformFile.model_validate(raw)
         except ValidationError as e:
-            raise format_pydantic_errors(str(p), "", e) from e
+            raise format_pydantic_errors(str(p), "", e, PlatformFile) from e
         for name, conn in pf.connections.items():
             if name in cfg.connections:
                 raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
@@ -231,7 +281,7 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
         try:
             job = Job.model_validate(raw)
         except ValidationError as e:
-            raise format_pydantic_errors(file, key, e) from e
+            raise format_pydantic_errors(file, key, e, Job) from e
         job.name = name
         try:
             _check_job(job, model, cfg.connections, file)

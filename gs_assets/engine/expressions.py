@@ -12,6 +12,7 @@ files or the network are refused when the config loads, naming the file and key.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,6 +43,12 @@ FUNCTIONS = OPERATORS | {
     "to_minutes", "to_seconds", "age", "dayname", "monthname", "isodow",
 }
 SPECIAL_NAMES = {"current_date", "current_timestamp", "today"}  # parse as column names without ()
+# Functions whose result can be far larger than their arguments (`repeat('x', 200000000)`). DuckDB
+# computes constant calls while it checks a formula (the optimizer folds them; LIKE, regexp and
+# strftime evaluate a constant pattern or format while binding), so the type check replaces a
+# constant call of one of these by a text NULL: same type, nothing computed.
+AMPLIFIERS = {"repeat", "lpad", "rpad", "printf", "format", "replace", "regexp_replace"}
+CHECK_MEMORY_LIMIT = "128MB"  # the type check reads no rows; a second guard for anything computed
 
 
 class ExpressionError(ValueError):
@@ -52,6 +59,7 @@ class ExpressionError(ValueError):
 class CheckedExpression:
     sql: str
     columns: tuple[str, ...]  # column names it reads, as written
+    check_sql: str = ""  # what the type check binds: `sql` with constant AMPLIFIERS calls as text NULLs
 
 
 @lru_cache(maxsize=1024)
@@ -62,11 +70,13 @@ def check_expression(expr: str) -> CheckedExpression:
     con = duckdb.connect()
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [f"SELECT ({expr})"]).fetchone()[0])
+        statements = tree.get("statements", [])
+        if tree.get("error") or len(statements) != 1:
+            _refuse_statements(con, expr)
     finally:
         con.close()
     if tree.get("error"):
         raise ExpressionError(f"not an expression: {tree.get('error_message', 'cannot be parsed')}")
-    statements = tree.get("statements", [])
     if len(statements) != 1:
         raise ExpressionError("one expression only (no ';')")
     node = statements[0]["node"]
@@ -77,7 +87,75 @@ def check_expression(expr: str) -> CheckedExpression:
         raise ExpressionError("one expression only: no SELECT, FROM, WHERE, GROUP BY or WITH")
     columns: list[str] = []
     _walk(node["select_list"][0], columns)
-    return CheckedExpression(sql=f"({expr})", columns=tuple(dict.fromkeys(columns)))
+    return CheckedExpression(sql=f"({expr})", columns=tuple(dict.fromkeys(columns)),
+                             check_sql=_without_constant_amplifiers(expr, node["select_list"][0]))
+
+
+def _refuse_statements(con, expr: str) -> None:
+    """If `expr` (as written, or spliced into `SELECT (...)` as the engine would) parses as SQL
+    statements, say so in plain words. Parsing only; nothing runs."""
+    for text in (expr, f"SELECT ({expr})"):
+        try:
+            kinds = [st.type.name.removesuffix("_STATEMENT") for st in con.extract_statements(text)]
+        except duckdb.Error:
+            continue
+        if len(kinds) > 1:
+            found = f"these are {len(kinds)} statements ({', '.join(kinds)})"
+        elif kinds and text == expr and kinds[0] != "SELECT":
+            found = f"this is {'an' if kinds[0][0] in 'AEIOU' else 'a'} {kinds[0]} statement"
+        else:
+            continue
+        raise ExpressionError(f"not an expression: {found}; a filter or derived field is one expression "
+                              f"over the source columns (for example \"Status\" <> 'Churned'), not a statement")
+
+
+def _without_constant_amplifiers(expr: str, tree: dict) -> str:
+    """`(expr)` with every outermost call of an AMPLIFIERS function that reads no column replaced by
+    `CAST(NULL AS VARCHAR)` (they all return text), found by the parser's positions in
+    `SELECT (expr)`; a position that does not hold that call is left alone."""
+    raw = f"SELECT ({expr})".encode()  # the parser's positions count bytes
+    spans: list[tuple[int, int]] = []
+    _amplifier_spans(tree, raw, spans)
+    for loc, length in sorted(spans, reverse=True):
+        raw = raw[:loc] + b"CAST(NULL AS VARCHAR)" + raw[loc + length:]
+    text = raw.decode()
+    if spans:  # the replaced text must still be one expression
+        con = duckdb.connect()
+        try:
+            parsed = json.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+        finally:
+            con.close()
+        if parsed.get("error") or len(parsed.get("statements", [])) != 1:
+            return f"({expr})"
+    return text[len("SELECT "):]
+
+
+def _amplifier_spans(n, raw: bytes, spans: list[tuple[int, int]]) -> None:
+    if isinstance(n, list):
+        for x in n:
+            _amplifier_spans(x, raw, spans)
+        return
+    if not isinstance(n, dict):
+        return
+    name = str(n.get("function_name", "")).lower()
+    if n.get("class") == "FUNCTION" and name in AMPLIFIERS and not n.get("is_operator") and not _reads_a_column(n):
+        loc, length = n.get("query_location"), n.get("query_location_length")
+        if isinstance(loc, int) and isinstance(length, int) and re.fullmatch(
+                rb"%s\s*\(.*\)" % re.escape(name.encode()), raw[loc:loc + length], re.IGNORECASE | re.DOTALL):
+            spans.append((loc, length))
+            return
+    for k, v in n.items():
+        _amplifier_spans(v, raw, spans)
+
+
+def _reads_a_column(n) -> bool:
+    if isinstance(n, list):
+        return any(_reads_a_column(x) for x in n)
+    if not isinstance(n, dict):
+        return False
+    if n.get("class") == "COLUMN_REF" and str((n.get("column_names") or [""])[-1]).lower() not in SPECIAL_NAMES:
+        return True
+    return any(_reads_a_column(v) for v in n.values())
 
 
 def _walk(n, columns: list[str]) -> None:
@@ -117,15 +195,16 @@ def _walk(n, columns: list[str]) -> None:
         _walk(v, columns)
 
 
-def prepared_select(source: str, derived: list[tuple[str, str]], header: list[str]) -> str:
+def prepared_select(source: str, derived: list[tuple[str, str]], header: list[str], *, check: bool = False) -> str:
     """SELECT over `source` (text columns) adding derived fields as text, so they flow through
     the same type conversion as file columns. Each derived field may use the ones before it (one
     nested SELECT per field); one named like an existing column replaces it, computed from the
-    old value."""
+    old value. `check`: the formulas as the type check binds them (CheckedExpression.check_sql)."""
     present = {h.lower() for h in header}
     sql = f"SELECT * FROM {source}"
     for n, e in derived:
-        value = f"CAST({check_expression(e).sql} AS VARCHAR) AS {_ident(n)}"
+        ce = check_expression(e)
+        value = f"CAST({ce.check_sql if check else ce.sql} AS VARCHAR) AS {_ident(n)}"
         sql = f"SELECT * REPLACE ({value}) FROM ({sql})" if n.lower() in present else f"SELECT *, {value} FROM ({sql})"
         present.add(n.lower())
     return sql
@@ -133,22 +212,25 @@ def prepared_select(source: str, derived: list[tuple[str, str]], header: list[st
 
 def bind_errors(derived: list[tuple[str, str]], filter_expr: str | None, columns: list[str]) -> list[tuple[str, str]]:
     """Type-check the formulas against text columns of these names (no rows read): returns
-    (where, message) for each formula DuckDB cannot bind, e.g. arithmetic on text without a cast."""
+    (where, message) for each formula DuckDB cannot bind, e.g. arithmetic on text without a cast.
+    Nothing is computed: the optimizer (which folds constants) is off on this connection, constant
+    calls of AMPLIFIERS are bound as text NULLs, and the connection has a small memory limit."""
     errors: list[tuple[str, str]] = []
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1, "memory_limit": CHECK_MEMORY_LIMIT})
     try:
+        con.execute("PRAGMA disable_optimizer")
         src = "(SELECT " + (", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c)}" for c in columns) or "1 AS _none") + " WHERE false)"
         good: list[tuple[str, str]] = []
         for i, (n, e) in enumerate(derived):
             try:
-                con.execute(f"SELECT * FROM ({prepared_select(src, good + [(n, e)], columns)})").fetchall()
+                con.execute(f"SELECT * FROM ({prepared_select(src, good + [(n, e)], columns, check=True)})").fetchall()
                 good.append((n, e))
             except duckdb.Error as ex:
                 errors.append((f"derived[{i}].expression", _first_line(ex)))
         if filter_expr:
             try:
-                con.execute(f"SELECT * FROM ({prepared_select(src, good, columns)}) s "
-                            f"WHERE CAST({check_expression(filter_expr).sql} AS BOOLEAN)").fetchall()
+                con.execute(f"SELECT * FROM ({prepared_select(src, good, columns, check=True)}) s "
+                            f"WHERE CAST({check_expression(filter_expr).check_sql} AS BOOLEAN)").fetchall()
             except duckdb.Error as ex:
                 errors.append(("filter", _first_line(ex)))
     finally:

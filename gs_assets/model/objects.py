@@ -118,14 +118,61 @@ class DataModel(BaseModel):
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """A YAML config file whose top level is a mapping; anything else is a ConfigError naming the file."""
+    """A YAML config file whose top level is a mapping; anything else is a ConfigError naming the file.
+    A key written twice in one mapping (YAML would keep the last silently) is an error too."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _refuse_duplicate_keys(loader, node, "", str(path))
+            data = (loader.construct_document(node) if node is not None else None) or {}
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         raise ConfigError(str(path), "(file)", f"not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(str(path), "(file)", "the top level must be a mapping")
     return data
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, key: str, file: str,
+                           seen: Optional[set[int]] = None) -> None:
+    """Walk the composed YAML (before it becomes dicts, where a repeated key just overwrites)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias to an anchor already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, tuple[int, str]] = {}
+        for knode, vnode in node.value:
+            name = _key_value(loader, knode)
+            shown = knode.value if isinstance(knode, yaml.ScalarNode) else "?"
+            child = f"{key}.{shown}" if key else str(shown)
+            if name is not None and knode.tag != "tag:yaml.org,2002:merge":
+                line = knode.start_mark.line + 1
+                if name in first:
+                    line0, shown0 = first[name]
+                    same = "written twice" if shown0 == shown else f"the same key as {shown0!r} once YAML reads them"
+                    raise ConfigError(file, child, f"key {shown!r} is {same} in one mapping (lines {line0} and {line}); "
+                                                   f"YAML would keep only the last: remove one")
+                first[name] = (line, shown)
+            _refuse_duplicate_keys(loader, vnode, child, file, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(loader, item, f"{key}[{i}]", file, seen)
+
+
+def _key_value(loader: yaml.SafeLoader, knode: yaml.Node) -> Any:
+    """A scalar key as YAML reads it (`1` and `"1"` differ, `yes` and `true` are the same), else None."""
+    if not isinstance(knode, yaml.ScalarNode):
+        return None
+    try:
+        value = loader.construct_object(knode)
+        hash(value)
+        return value
+    except (yaml.YAMLError, TypeError):
+        return knode.value
 
 
 def _parse_object(name: str, body: Any, file: str, key: str, custom: bool) -> ObjectDef:
@@ -134,7 +181,7 @@ def _parse_object(name: str, body: Any, file: str, key: str, custom: bool) -> Ob
     try:
         obj = ObjectDef.model_validate({**body, "name": name, "custom": custom})
     except ValidationError as e:
-        raise format_pydantic_errors(file, key, e) from e
+        raise format_pydantic_errors(file, key, e, ObjectDef) from e
     for fname, fdef in obj.fields.items():
         fdef.name = fname
         fdef.label = fdef.label or fname.replace("__gc", "").replace("_", " ").title()
@@ -184,7 +231,7 @@ def load_data_model(custom_file: Optional[Path] = None) -> DataModel:
                 try:
                     fdef = FieldDef.model_validate(fbody)
                 except ValidationError as e:
-                    raise format_pydantic_errors(cfile, fkey, e) from e
+                    raise format_pydantic_errors(cfile, fkey, e, FieldDef) from e
                 fdef.name = fname
                 fdef.label = fdef.label or fname.replace("__gc", "").replace("_", " ").title()
                 objects[obj_name].fields[fname] = fdef
