@@ -16,7 +16,7 @@ import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, Optional
 
 from gs_assets.engine.raw_landing import FileFormatError
 
@@ -59,31 +59,95 @@ def compression_from_name(name: str) -> str:
     return "none"
 
 
-def _decompress(chunks: Iterator[bytes], kind: str, label: str) -> Iterator[bytes]:
+STEP_BYTES = 1 << 20  # decompressed output per step: memory stays at about one chunk whatever the ratio
+RATIO_FLOOR_BYTES = 64 << 20  # the compression-ratio guard applies once this much has been inflated
+
+
+@dataclass(frozen=True)
+class DecompressLimit:
+    """How far a compressed file may inflate, and the setting that says so (named in the error)."""
+    max_bytes: Optional[int]
+    setting: str = "max_decompressed_mb"
+    value: float = 0  # the setting's current value, in MB
+    max_ratio: Optional[float] = None
+    ratio_setting: str = "max_compression_ratio"
+    ratio_floor: int = RATIO_FLOOR_BYTES
+
+
+class DecompressedTooLarge(FileFormatError):
+    """A compressed file inflates past its limit (a decompression bomb, or a limit set too low)."""
+
+
+def _new_decompressor(kind: str):
+    return zlib.decompressobj(16 + zlib.MAX_WBITS) if kind == "gzip" else bz2.BZ2Decompressor()
+
+
+def _inflate(dec, kind: str, data: bytes) -> Iterator[bytes]:
+    """Feed `data` to one stream's decompressor, yielding at most STEP_BYTES at a time; stops at the
+    stream's end (what follows is in `dec.unused_data`) or when the decompressor needs more input."""
+    if kind == "gzip":
+        while True:
+            out = dec.decompress(data, STEP_BYTES)
+            data = dec.unconsumed_tail
+            if out:
+                yield out
+            if dec.eof or (not data and len(out) < STEP_BYTES):
+                return
+    else:
+        while True:
+            out = dec.decompress(data, STEP_BYTES)
+            data = b""
+            if out:
+                yield out
+            if dec.eof or dec.needs_input:
+                return
+
+
+def _decompress(chunks: Iterator[bytes], kind: str, label: str,
+                limit: Optional[DecompressLimit] = None) -> Iterator[bytes]:
     if kind == "none":
         yield from chunks
         return
-    dec = zlib.decompressobj(16 + zlib.MAX_WBITS) if kind == "gzip" else bz2.BZ2Decompressor()
+    dec = _new_decompressor(kind)
+    fed = total = 0
     try:
         for chunk in chunks:
+            fed += len(chunk)
             while chunk:
-                out = dec.decompress(chunk)
-                if out:
+                for out in _inflate(dec, kind, chunk):
+                    total += len(out)
+                    if limit is not None:
+                        _check_limit(limit, total, fed, kind, label)
                     yield out
                 if dec.eof:  # concatenated members: start the next one on what is left
                     chunk = dec.unused_data
                     if chunk:
-                        dec = zlib.decompressobj(16 + zlib.MAX_WBITS) if kind == "gzip" else bz2.BZ2Decompressor()
+                        dec = _new_decompressor(kind)
                 else:
                     chunk = b""
         if not dec.eof:
             raise FileFormatError(f"{label}: the {kind} stream ends early (truncated file); upload the complete file again.")
-    except (zlib.error, OSError) as e:
+    except (zlib.error, OSError, EOFError) as e:
         raise FileFormatError(f"{label}: the {kind} data is corrupt ({e}); upload the file again.") from e
 
 
+def _check_limit(limit: DecompressLimit, total: int, fed: int, kind: str, label: str) -> None:
+    if limit.max_bytes is not None and total > limit.max_bytes:
+        raise DecompressedTooLarge(
+            f"{label}: the decompressed size passed the limit: this {kind} file inflates to more than "
+            f"{limit.max_bytes / (1 << 20):,.0f} MB (from {fed:,} compressed bytes read so far), the limit set by "
+            f"{limit.setting} (now {limit.value:g}). Nothing was loaded; if the file is genuine, raise "
+            f"{limit.setting} and load it again.")
+    if limit.max_ratio is not None and total > limit.ratio_floor and total > limit.max_ratio * fed:
+        raise DecompressedTooLarge(
+            f"{label}: the decompressed size passed the limit: this {kind} file had inflated {total / max(fed, 1):,.0f} "
+            f"times ({total / (1 << 20):,.0f} MB from {fed:,} compressed bytes), over the compression ratio allowed by "
+            f"{limit.ratio_setting} (now {limit.max_ratio:g}) past the first {limit.ratio_floor / (1 << 20):,.0f} MB. "
+            f"Nothing was loaded; if the file is genuine, raise {limit.ratio_setting} and load it again.")
+
+
 def prepare_file(chunks: Iterable[bytes], *, name: str, label: str, encoding: str, compression: str,
-                 out: BinaryIO, out_path: str) -> PreparedFile:
+                 out: BinaryIO, out_path: str, limit: Optional[DecompressLimit] = None) -> PreparedFile:
     """Stream `chunks` (the file as delivered) into `out` as UTF-8 without BOM."""
     it = iter(chunks)
     first = b""
@@ -111,7 +175,7 @@ def prepare_file(chunks: Iterable[bytes], *, name: str, label: str, encoding: st
                               f"{' (from its name)' if compression == 'auto' else ''} but its bytes are "
                               f"{'not compressed' if by_bytes == 'none' else by_bytes}; fix the file or the job's compression setting.")
     enc = normalise_encoding(encoding)
-    data = _decompress(counted(), kind, label)
+    data = _decompress(counted(), kind, label, limit)
     return _transcode(data, enc, label, out, out_path, kind, bytes_in)
 
 
@@ -171,14 +235,15 @@ def _write(decoder, chunk: bytes, enc: str, label: str, out: BinaryIO, offset: i
 
 
 @contextmanager
-def prepared_copy(chunks: Iterable[bytes], *, name: str, label: str, src) -> Iterator[str]:
+def prepared_copy(chunks: Iterable[bytes], *, name: str, label: str, src,
+                  limit: Optional[DecompressLimit] = None) -> Iterator[str]:
     """The file, decompressed and converted to UTF-8 under the source's settings, as a temp file
     that is removed when the block ends (raises FileFormatError when it cannot be read)."""
     with tempfile.TemporaryDirectory(prefix="gsdp-prep-") as tmp:
         path = os.path.join(tmp, "prepared.csv")
         with open(path, "wb") as out:
             prepare_file(chunks, name=name, label=label, encoding=src.encoding, compression=src.compression,
-                         out=out, out_path=path)
+                         out=out, out_path=path, limit=limit)
         yield path
 
 
