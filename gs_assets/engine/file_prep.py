@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import json
 import os
+import re
+import shutil
+import uuid
 import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional
 
-from gs_assets.engine.raw_landing import FileFormatError
+from gs_assets.engine.raw_landing import MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -234,16 +238,164 @@ def _write(decoder, chunk: bytes, enc: str, label: str, out: BinaryIO, offset: i
     return len(b)
 
 
+class _LongLineWatch:
+    """Passes the prepared UTF-8 bytes to `out` and notes every line longer than one record may be
+    (MAX_LINE_BYTES). C-speed work per chunk (find / rfind / count), nothing per byte or per line.
+
+    DuckDB rejects a record over max_line_size with its line, except a record longer than its read
+    buffer: that one vanishes and the lines after it shift. Noting long lines here lets
+    `prepared_copy` replace each with a short placeholder record that DuckDB rejects at the same
+    line, and land_file gives it the real reason. Quote counts tell whether a long line is a whole
+    record (even quotes before it and in it) or part of a quoted value spanning lines."""
+
+    def __init__(self, out: BinaryIO, quote: str, limit: int = MAX_LINE_BYTES):
+        self.out, self.q, self.limit = out, quote.encode(), limit
+        self.pos = self.line_start = self.quotes_before = self.line_quotes = 0
+        self.long: list[tuple[int, int, int, int]] = []  # (start, end incl. newline, quotes before, quotes in line)
+
+    def write(self, b: bytes) -> int:
+        self.out.write(b)
+        for i in range(0, len(b), self.limit):  # lines inside one piece are then never over the limit
+            self._scan(b[i:i + self.limit] if len(b) > self.limit else b)
+        return len(b)
+
+    def _scan(self, b: bytes) -> None:
+        first = b.find(b"\n")
+        if first < 0:
+            self.line_quotes += b.count(self.q)
+        else:
+            quotes = self.line_quotes + b.count(self.q, 0, first)
+            self._line_ends(self.pos + first + 1, quotes)
+            last = b.rfind(b"\n")
+            self.quotes_before += quotes + b.count(self.q, first + 1, last + 1)
+            self.line_start, self.line_quotes = self.pos + last + 1, b.count(self.q, last + 1)
+        self.pos += len(b)
+
+    def _line_ends(self, end: int, quotes: int) -> None:
+        if end - self.line_start > self.limit:
+            self.long.append((self.line_start, end, self.quotes_before, quotes))
+
+    def close(self) -> None:
+        if self.pos > self.line_start:
+            self._line_ends(self.pos, self.line_quotes)
+
+
+def _replace_long_lines(path: str, long: list[tuple[int, int, int, int]], src, label: str) -> None:
+    """Rewrite the prepared file with each over-long record replaced by a placeholder record that
+    DuckDB rejects (one field more than the header has), and note the records beside it for land_file."""
+    token = uuid.uuid4().hex
+    with open(path, "rb") as fh:
+        header_line = fh.readline()
+    sep = src.delimiter.encode()
+    fields = header_line.count(sep) + 2  # more than the header's fields, whatever its quoting
+    records = []
+    tmp = path + ".rewrite"
+    with open(path, "rb") as fh, open(tmp, "wb") as out:
+        done = 0
+        for k, (start, end, quotes_before, quotes) in enumerate(long):
+            mib = (end - start) / (1 << 20)
+            if start == 0:
+                raise FileFormatError(f"{label}: the header line is {mib:,.0f} MiB, over the "
+                                      f"{MAX_LINE_BYTES >> 20} MiB limit of one record; check the file's delimiter and format.")
+            if quotes_before % 2 or quotes % 2:
+                raise FileFormatError(
+                    f"{label}: a line at byte {start:,} is {mib:,.0f} MiB, over the {MAX_LINE_BYTES >> 20} MiB limit of "
+                    f"one record, inside a quoted value that spans lines, so the records around it cannot be told "
+                    f"apart; shorten that value or fix its quotes.")
+            _copy_range(fh, out, done, start)
+            fh.seek(start)
+            head = fh.read(1000).decode("utf-8", errors="replace")
+            marker = f"gsdp-oversized-{token}-{k}"
+            out.write(marker.encode() + (sep + b"x") * (fields - 1) + (b"\r\n" if _ends_crlf(fh, end) else b"\n"))
+            records.append({"marker": marker, "bytes": end - start, "head": head})
+            done = end
+        _copy_range(fh, out, done, None)
+    os.replace(tmp, path)
+    with open(path + OVERSIZED_SUFFIX, "w", encoding="utf-8") as fh:
+        json.dump({"records": records}, fh)
+
+
+def _ends_crlf(fh, end: int) -> bool:
+    fh.seek(max(end - 2, 0))
+    return fh.read(2) == b"\r\n"
+
+
+def _copy_range(fh, out, start: int, end: Optional[int]) -> None:
+    fh.seek(start)
+    left = None if end is None else end - start
+    while left is None or left > 0:
+        b = fh.read(8 << 20 if left is None else min(8 << 20, left))
+        if not b:
+            return
+        out.write(b)
+        if left is not None:
+            left -= len(b)
+
+
+_SCRATCH_NAME = re.compile(r"^gsdp-[a-z]+-(\d+)-")
+
+
+def scratch_root() -> str:
+    """The one folder that holds every temp folder of this user's gsdp processes."""
+    return os.path.join(tempfile.gettempdir(), f"gsdp-{os.getuid()}")
+
+
+def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temp folder `<scratch_root>/<prefix><pid>-…`, removed when its block ends. A process killed
+    with -9 cannot remove its own, so leftovers of dead processes are removed first (never those
+    of a live process: concurrent runs share the root)."""
+    root = scratch_root()
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    st = os.lstat(root)
+    if not os.path.isdir(root) or os.path.islink(root) or st.st_uid != os.getuid():
+        return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-")  # not ours: no sweeping there
+    remove_leftovers(root)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=root)
+
+
+def remove_leftovers(root: Optional[str] = None) -> list[str]:
+    """Remove the temp folders under `root` whose owning process is gone; returns their names."""
+    root = root or scratch_root()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        m = _SCRATCH_NAME.match(name)
+        if m and not _alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextmanager
 def prepared_copy(chunks: Iterable[bytes], *, name: str, label: str, src,
                   limit: Optional[DecompressLimit] = None) -> Iterator[str]:
     """The file, decompressed and converted to UTF-8 under the source's settings, as a temp file
-    that is removed when the block ends (raises FileFormatError when it cannot be read)."""
-    with tempfile.TemporaryDirectory(prefix="gsdp-prep-") as tmp:
+    that is removed when the block ends (raises FileFormatError when it cannot be read). A record
+    over the record-size limit is replaced by a placeholder that landing rejects at its line."""
+    with scratch_dir("gsdp-prep-") as tmp:
         path = os.path.join(tmp, "prepared.csv")
         with open(path, "wb") as out:
+            watch = _LongLineWatch(out, src.quote)
             prepare_file(chunks, name=name, label=label, encoding=src.encoding, compression=src.compression,
-                         out=out, out_path=path, limit=limit)
+                         out=watch, out_path=path, limit=limit)
+            watch.close()
+        if watch.long:
+            _replace_long_lines(path, watch.long, src, label)
         yield path
 
 

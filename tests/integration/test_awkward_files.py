@@ -138,9 +138,9 @@ def test_loaded_files_move_to_the_archive_with_their_error_files(loaded):
     import csv, io
     assert list(csv.reader(io.StringIO(body))) == [
         ["line_number", "Id", "Name", "Employees", "Renewal", "unparsed_row", "reasons"],
-        ["3", "", "", "", "", "R2,Short", "row: row could not be parsed: Expected Number of Columns: 4 Found: 2 (value R2,Short)"],
+        ["3", "", "", "", "", "R2,Short", "row: row could not be parsed: row has 2 fields, the header has 4 (value R2,Short)"],
         ["4", "", "", "", "", "R3,Long,1,2025-01-01,extra",
-         "row: row could not be parsed: Expected Number of Columns: 4 Found: 5 (value R3,Long,1,2025-01-01,extra)"],
+         "row: row could not be parsed: row has 5 fields, the header has 4 (value R3,Long,1,2025-01-01,extra)"],
     ]
     archived = rows(tmp_path, f"SELECT archived_to, error_files FROM gs_ops.loads WHERE source_file = 's3://{bucket}/in/plain_ragged.csv'")
     assert archived == [(f"s3://{bucket}/in/archive/plain_ragged.csv",

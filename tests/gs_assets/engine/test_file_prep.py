@@ -143,3 +143,43 @@ def test_the_ratio_guard_applies_past_its_floor_only():
     prepare_file([gz.compress(text)], name="t.csv.gz", label="s3://b/t", encoding="utf-8", compression="auto",
                  out=out, out_path="x", limit=limit)
     assert out.size == len(text) > 2 << 20
+
+
+def test_temp_folders_left_by_a_killed_process_are_removed_by_the_next_landing(harness, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        root = os.path.join(tempfile.gettempdir(), f"gsdp-{os.getuid()}")  # where every gsdp temp folder lives
+        os.makedirs(root)
+        leftovers = {f"gsdp-prep-{dead.pid}-x1": True, f"gsdp-err-{dead.pid}-x2": True,
+                     f"gsdp-prep-{live.pid}-x3": False, "someone-elses": False}
+        for name in leftovers:
+            os.makedirs(os.path.join(root, name, "sub"))
+            with open(os.path.join(root, name, "sub", "prepared.csv"), "wb") as fh:
+                fh.write(b"x" * 1000)
+        h = harness("""
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+""")
+        landed, run = h.load("companies", "Id,Name\nA1,One\n")
+        assert landed.status == "landed" and run.inserted == 1
+        assert sorted(os.listdir(root)) == sorted(n for n, gone in leftovers.items() if not gone)
+    finally:
+        live.kill()
+        live.wait()

@@ -87,3 +87,54 @@ def test_each_load_has_its_own_table_and_lines_survive_commit_and_reopen(tmp_pat
                             f"ORDER BY _line").fetchall() for n, lf in landed.items()}
     assert lines["clean"] == [(2, "1", False), (3, "3", False), (4, "5", False)]
     assert lines["ragged"] == [(2, "1", False), (3, None, True), (4, "x\ny", False), (5, None, True), (6, "8", False)]
+
+
+def test_a_malformed_row_states_its_real_field_count(tmp_path):
+    text = 'a,b,c,d,e,f,g\n1,2,3,4,5,6,7\n1,2,3,4,5,6,7,8,9\n1,2\n"x,y",2,3,4,5,6,7,"8\n8"\n' + "1," * 9000 + "1\n"
+    p = tmp_path / "f.csv"
+    p.write_text(text)
+    con = duckdb.connect()
+    lf = land_file(con, path=str(p), file_label="f.csv", connection="c", source_object="o",
+                   src=FileSource(object="o"), required_columns=["a"], jobs=["j"])
+    errors = dict(con.execute(f"SELECT _line, _parse_error FROM {raw_rows_sql(con, lf.raw_table, lf.load_id)} "
+                              f"WHERE _parse_error IS NOT NULL ORDER BY _line").fetchall())
+    assert errors == {3: "row has 9 fields, the header has 7", 4: "row has 2 fields, the header has 7",
+                      5: "row has 8 fields, the header has 7", 6: "row has 9001 fields, the header has 7"}
+
+
+JOB = """
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+      - {source: Employees, target: employees}
+"""
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_record_over_the_record_size_limit_is_rejected_at_its_line_and_later_lines_stay_exact(harness, quoted):
+    h = harness(JOB)
+    big = "x" * (70 << 20)
+    text = ("Id,Name,Employees\nA1,One,1\nA2," + (f'"{big}"' if quoted else big) + ",2\nA3,Three,3\n"
+            "A4,Short\nA5,Five,many\nA6,Six,6\n")
+    landed, run = h.load("companies", text)
+    del big, text
+    assert (landed.rows_read, landed.malformed_rows) == (6, 2)
+    assert run.rejected == 3 and run.inserted == 3
+    rejects = {line: [(r["rule"], r["message"]) for r in reasons] for line, reasons in h.rejects(run.job_run_id)}
+    assert sorted(rejects) == [3, 5, 6]
+    ((rule, message),) = rejects[3]
+    assert rule == "malformed_row" and "record is 70 MiB, over the 16 MiB limit of one record" in message
+    assert rejects[5] == [("malformed_row", "row could not be parsed: row has 2 fields, the header has 3")]
+    assert rejects[6][0][0] != "malformed_row"
+    (raw,) = h.rows(f"SELECT original_values FROM gs_ops.rejects WHERE job_run_id = '{run.job_run_id}' AND line_number = 3")[0]
+    assert len(raw) < 2000, "the reject keeps the record's start, not 70 MiB"
+    assert h.rows("SELECT external_id FROM gs.company ORDER BY 1") == [("A1",), ("A3",), ("A6",)]
