@@ -240,18 +240,17 @@ def _write(decoder, chunk: bytes, enc: str, label: str, out: BinaryIO, offset: i
 
 class _LongLineWatch:
     """Passes the prepared UTF-8 bytes to `out` and notes every line longer than one record may be
-    (MAX_LINE_BYTES). C-speed work per chunk (find / rfind / count), nothing per byte or per line.
+    (MAX_LINE_BYTES). Two C-speed calls per chunk (find / rfind), nothing per byte or per line.
 
     DuckDB rejects a record over max_line_size with its line, except a record longer than its read
     buffer: that one vanishes and the lines after it shift. Noting long lines here lets
     `prepared_copy` replace each with a short placeholder record that DuckDB rejects at the same
-    line, and land_file gives it the real reason. Quote counts tell whether a long line is a whole
-    record (even quotes before it and in it) or part of a quoted value spanning lines."""
+    line, and land_file gives it the real reason."""
 
-    def __init__(self, out: BinaryIO, quote: str, limit: int = MAX_LINE_BYTES):
-        self.out, self.q, self.limit = out, quote.encode(), limit
-        self.pos = self.line_start = self.quotes_before = self.line_quotes = 0
-        self.long: list[tuple[int, int, int, int]] = []  # (start, end incl. newline, quotes before, quotes in line)
+    def __init__(self, out: BinaryIO, limit: int = MAX_LINE_BYTES):
+        self.out, self.limit = out, limit
+        self.pos = self.line_start = 0
+        self.long: list[tuple[int, int]] = []  # (start, end including the newline)
 
     def write(self, b: bytes) -> int:
         self.out.write(b)
@@ -261,47 +260,59 @@ class _LongLineWatch:
 
     def _scan(self, b: bytes) -> None:
         first = b.find(b"\n")
-        if first < 0:
-            self.line_quotes += b.count(self.q)
-        else:
-            quotes = self.line_quotes + b.count(self.q, 0, first)
-            self._line_ends(self.pos + first + 1, quotes)
-            last = b.rfind(b"\n")
-            self.quotes_before += quotes + b.count(self.q, first + 1, last + 1)
-            self.line_start, self.line_quotes = self.pos + last + 1, b.count(self.q, last + 1)
+        if first >= 0:
+            self._line_ends(self.pos + first + 1)
+            self.line_start = self.pos + b.rfind(b"\n") + 1
         self.pos += len(b)
 
-    def _line_ends(self, end: int, quotes: int) -> None:
+    def _line_ends(self, end: int) -> None:
         if end - self.line_start > self.limit:
-            self.long.append((self.line_start, end, self.quotes_before, quotes))
+            self.long.append((self.line_start, end))
 
     def close(self) -> None:
         if self.pos > self.line_start:
-            self._line_ends(self.pos, self.line_quotes)
+            self._line_ends(self.pos)
 
 
-def _replace_long_lines(path: str, long: list[tuple[int, int, int, int]], src, label: str) -> None:
+def _count_in(fh, start: int, end: int, q: bytes) -> int:
+    fh.seek(start)
+    n, left = 0, end - start
+    while left > 0:
+        b = fh.read(min(8 << 20, left))
+        if not b:
+            break
+        n += b.count(q)
+        left -= len(b)
+    return n
+
+
+def _replace_long_lines(path: str, long: list[tuple[int, int]], src, label: str) -> None:
     """Rewrite the prepared file with each over-long record replaced by a placeholder record that
-    DuckDB rejects (one field more than the header has), and note the records beside it for land_file."""
+    DuckDB rejects (one field more than the header has), and note the records beside it for land_file.
+    Quote counts (read again from the file, only here) tell whether a long line is a whole record
+    (an even number of quotes before it and in it) or part of a quoted value spanning lines."""
     token = uuid.uuid4().hex
     with open(path, "rb") as fh:
         header_line = fh.readline()
-    sep = src.delimiter.encode()
+    sep, q = src.delimiter.encode(), src.quote.encode()
     fields = header_line.count(sep) + 2  # more than the header's fields, whatever its quoting
     records = []
     tmp = path + ".rewrite"
     with open(path, "rb") as fh, open(tmp, "wb") as out:
-        done = 0
-        for k, (start, end, quotes_before, quotes) in enumerate(long):
+        done = quotes_before = 0
+        for k, (start, end) in enumerate(long):
             mib = (end - start) / (1 << 20)
             if start == 0:
                 raise FileFormatError(f"{label}: the header line is {mib:,.0f} MiB, over the "
                                       f"{MAX_LINE_BYTES >> 20} MiB limit of one record; check the file's delimiter and format.")
+            quotes_before += _count_in(fh, done, start, q)
+            quotes = _count_in(fh, start, end, q)
             if quotes_before % 2 or quotes % 2:
                 raise FileFormatError(
                     f"{label}: a line at byte {start:,} is {mib:,.0f} MiB, over the {MAX_LINE_BYTES >> 20} MiB limit of "
                     f"one record, inside a quoted value that spans lines, so the records around it cannot be told "
                     f"apart; shorten that value or fix its quotes.")
+            quotes_before += quotes
             _copy_range(fh, out, done, start)
             fh.seek(start)
             head = fh.read(1000).decode("utf-8", errors="replace")
@@ -390,7 +401,7 @@ def prepared_copy(chunks: Iterable[bytes], *, name: str, label: str, src,
     with scratch_dir("gsdp-prep-") as tmp:
         path = os.path.join(tmp, "prepared.csv")
         with open(path, "wb") as out:
-            watch = _LongLineWatch(out, src.quote)
+            watch = _LongLineWatch(out)
             prepare_file(chunks, name=name, label=label, encoding=src.encoding, compression=src.compression,
                          out=watch, out_path=path, limit=limit)
             watch.close()

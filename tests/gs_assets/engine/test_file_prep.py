@@ -183,3 +183,33 @@ jobs:
     finally:
         live.kill()
         live.wait()
+
+
+def test_bulk_uploads_land_under_the_bulk_api_limit_and_other_files_under_their_connections(tmp_path):
+    from gs_assets.config.loader import load_platform_config
+    from gs_assets.engine.pipeline import decompress_limit
+    from tests.conftest import write_config
+    cfg = load_platform_config(write_config(tmp_path / "config", """
+connections:
+  files: {type: s3, bucket: test-bucket, max_decompressed_mb: 500, max_compression_ratio: 300}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+bulk_api: {max_upload_mb: 8}
+"""))
+    s3 = decompress_limit(cfg, "files", "s3://test-bucket/in/companies.csv.gz")
+    assert (s3.max_bytes, s3.max_ratio, s3.setting) == (500 << 20, 300, "connections.files.max_decompressed_mb")
+    bulk = decompress_limit(cfg, "files", "s3://test-bucket/bulk/companies/2026/12/01/r1.csv.gz")
+    assert bulk.max_bytes == 80 << 20 and bulk.setting.startswith("bulk_api.max_decompressed_mb") and bulk.max_ratio == 300
+    defaults = load_platform_config(write_config(tmp_path / "c2", """
+connections:
+  files: {type: s3, bucket: test-bucket}
+"""))
+    assert (defaults.connections["files"].max_decompressed_mb, defaults.connections["files"].max_compression_ratio,
+            defaults.bulk_api.decompressed_limit_mb) == (20480, 200, 800)
