@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional
 
-from gs_assets.engine.raw_landing import MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError
+from gs_assets.engine.raw_landing import CSV_BUFFER_BYTES, MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -299,20 +299,24 @@ def _replace_long_lines(path: str, long: list[tuple[int, int]], src, label: str)
     records = []
     tmp = path + ".rewrite"
     with open(path, "rb") as fh, open(tmp, "wb") as out:
-        done = quotes_before = 0
+        done = quotes_before = counted = 0  # copied up to `done`, quotes counted up to `counted`
         for k, (start, end) in enumerate(long):
             mib = (end - start) / (1 << 20)
             if start == 0:
                 raise FileFormatError(f"{label}: the header line is {mib:,.0f} MiB, over the "
                                       f"{MAX_LINE_BYTES >> 20} MiB limit of one record; check the file's delimiter and format.")
-            quotes_before += _count_in(fh, done, start, q)
+            quotes_before += _count_in(fh, counted, start, q)
             quotes = _count_in(fh, start, end, q)
-            if quotes_before % 2 or quotes % 2:
+            counted = end
+            whole = not (quotes_before % 2 or quotes % 2)
+            quotes_before += quotes
+            if not whole and end - start < CSV_BUFFER_BYTES // 2:
+                continue  # part of a quoted value spanning lines, short enough for DuckDB to reject its record itself
+            if not whole:
                 raise FileFormatError(
                     f"{label}: a line at byte {start:,} is {mib:,.0f} MiB, over the {MAX_LINE_BYTES >> 20} MiB limit of "
                     f"one record, inside a quoted value that spans lines, so the records around it cannot be told "
                     f"apart; shorten that value or fix its quotes.")
-            quotes_before += quotes
             _copy_range(fh, out, done, start)
             fh.seek(start)
             head = fh.read(1000).decode("utf-8", errors="replace")

@@ -111,8 +111,7 @@ def decompress_limit(cfg: PlatformConfig, connection: str, source_file: str) -> 
         mb = bulk.decompressed_limit_mb
         limit = DecompressLimit(max_bytes=int(mb * (1 << 20)), value=mb, max_ratio=limit.max_ratio,
                                 ratio_setting=limit.ratio_setting,
-                                setting="bulk_api.max_decompressed_mb" + (
-                                    "" if bulk.max_decompressed_mb is not None else " (default 10 x max_upload_mb)"))
+                                setting="bulk_api.max_decompressed_mb")
     return limit
 
 

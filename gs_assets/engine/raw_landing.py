@@ -215,11 +215,12 @@ def land_file(
         raise  # not the file's fault: the run fails and can be retried; the file is not marked failed
     except duckdb.Error as e:
         raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
-    # Malformed records with their lines; good record k (0-based) sits after every bad record j
+    # Malformed records with their lines (in a CRLF file DuckDB's copy of a line starts with the
+    # previous line's LF: trimmed); good record k (0-based) sits after every bad record j
     # (1-based, in line order) with (line_j - 1) - j < k + 1.
     con.execute(
         f"CREATE TEMP TABLE bad_{tag} AS SELECT line, row_number() OVER (ORDER BY line) AS j, "
-        f"arg_min(error_message, coalesce(column_idx, 0)) AS err, first(csv_line) AS txt, "
+        f"arg_min(error_message, coalesce(column_idx, 0)) AS err, ltrim(first(csv_line), chr(13) || chr(10)) AS txt, "
         f"arg_min(error_type, coalesce(column_idx, 0)) AS etype, min(line_byte_position) AS pos "
         f"FROM {errs} GROUP BY line"
     )

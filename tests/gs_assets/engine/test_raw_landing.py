@@ -138,3 +138,27 @@ def test_a_record_over_the_record_size_limit_is_rejected_at_its_line_and_later_l
     (raw,) = h.rows(f"SELECT original_values FROM gs_ops.rejects WHERE job_run_id = '{run.job_run_id}' AND line_number = 3")[0]
     assert len(raw) < 2000, "the reject keeps the record's start, not 70 MiB"
     assert h.rows("SELECT external_id FROM gs.company ORDER BY 1") == [("A1",), ("A3",), ("A6",)]
+
+
+def prepared_land(tmp_path, data: bytes, **src):
+    from gs_assets.engine.file_prep import prepared_copy
+    source = FileSource(object="o", **src)
+    con = duckdb.connect()
+    with prepared_copy([data], name="f.csv", label="f.csv", src=source) as path:
+        lf = land_file(con, path=path, file_label="f.csv", connection="c", source_object="o", src=source,
+                       required_columns=["Id"], jobs=["j"])
+    return lf, con.execute(f'SELECT _line, "Id", _parse_error, left(_raw_text, 20) FROM '
+                           f"{raw_rows_sql(con, lf.raw_table, lf.load_id)} ORDER BY _line").fetchall()
+
+
+def test_long_records_in_tab_separated_crlf_files_and_inside_multi_line_quoted_values(tmp_path):
+    big = b"y" * (17 << 20)
+    lf, rows = prepared_land(tmp_path, b"Id\tName\r\nA1\tOne\r\nA2\t" + big + b"\r\nA3\tThree\r\nA4\r\n", delimiter="tab")
+    assert (lf.rows_read, lf.malformed_rows) == (4, 2)
+    assert rows == [(2, "A1", None, None), (3, None, "record is 17 MiB, over the 16 MiB limit of one record", "A2\tyyyyyyyyyyyyyyyyy"),
+                    (4, "A3", None, None), (5, None, "row has 1 field, the header has 2", "A4")]
+    lf, rows = prepared_land(tmp_path, b'Id,Name\nA1,One\nA2,"first line\n' + big + b'\nlast line"\nA3,Three\nA4\n')
+    assert (lf.rows_read, lf.malformed_rows) == (4, 2)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (2, "A1", None), (3, None, "record is 17 MiB, over the 16 MiB limit of one record"), (4, "A3", None),
+        (5, None, "row has 1 field, the header has 2")]
