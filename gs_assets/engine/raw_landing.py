@@ -129,8 +129,13 @@ def check_mapped_columns(header: list[str], required: list[str], file_label: str
 
 
 def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, src: FileSource, n_header: int) -> None:
-    """Reasons a user can act on: the real field count of a ragged record (DuckDB stops counting
-    one past the header), the size of a record over the limit (and its start as its text)."""
+    """Reasons a user can act on: the real field count of a ragged record (DuckDB's count is right
+    for a short record but stops one past the header for a long one, so those are counted again on
+    the raw line), the size of a record over the limit (and its start as its text)."""
+    con.execute(
+        f"UPDATE {bad} SET err = 'row has ' || n || CASE WHEN n = '1' THEN ' field' ELSE ' fields' END || "
+        f"', the header has {int(n_header)}' FROM (SELECT line AS l, regexp_extract(err, 'Found: (\\d+)', 1) AS n "
+        f"FROM {bad} WHERE etype = 'MISSING COLUMNS') x WHERE line = x.l AND n <> ''")
     fixes: list[tuple[int, str, Optional[str]]] = []
     limit_mib = MAX_LINE_BYTES >> 20
     oversized = {}
@@ -138,7 +143,7 @@ def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, sr
         with open(path + OVERSIZED_SUFFIX, encoding="utf-8") as fh:
             oversized = {r["marker"]: r for r in json.load(fh)["records"]}
     rows = con.execute(f"SELECT line, etype, txt, pos, err FROM {bad} WHERE etype IN "
-                       f"('MISSING COLUMNS', 'TOO MANY COLUMNS', 'LINE SIZE OVER MAXIMUM')").fetchall()
+                       f"('TOO MANY COLUMNS', 'LINE SIZE OVER MAXIMUM')").fetchall()
     with open(path, "rb") as fh:
         for line, etype, txt, pos, err in rows:
             marker = (txt or "").split(src.delimiter, 1)[0]
@@ -155,10 +160,10 @@ def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, sr
                 if n is not None and n != n_header:
                     fixes.append((line, f"row has {n} field{'s' if n != 1 else ''}, the header has {n_header}", None))
     if fixes:
-        con.execute("CREATE TEMP TABLE bad_fix (line BIGINT, err VARCHAR, txt VARCHAR)")
-        con.executemany("INSERT INTO bad_fix VALUES (?, ?, ?)", fixes)
-        con.execute(f"UPDATE {bad} SET err = f.err, txt = coalesce(f.txt, {bad}.txt) FROM bad_fix f WHERE {bad}.line = f.line")
-        con.execute("DROP TABLE bad_fix")
+        lines, errs, txts = (list(c) for c in zip(*fixes))
+        con.execute(f"UPDATE {bad} SET err = f.err, txt = coalesce(f.txt, {bad}.txt) FROM (SELECT unnest(?::BIGINT[]) AS line, "
+                    f"unnest(?::VARCHAR[]) AS err, unnest(?::VARCHAR[]) AS txt) f WHERE {bad}.line = f.line",
+                    [lines, errs, txts])
 
 
 def _count_fields(fh, txt: Optional[str], pos: Optional[int], src: FileSource) -> Optional[int]:
@@ -168,7 +173,8 @@ def _count_fields(fh, txt: Optional[str], pos: Optional[int], src: FileSource) -
         text = io.StringIO(txt)
     elif pos is not None:
         fh.seek(pos)
-        text = io.TextIOWrapper(io.BytesIO(fh.read(MAX_LINE_BYTES + 1)), encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(io.BytesIO(fh.read(MAX_LINE_BYTES + 1).lstrip(b"\r\n")), encoding="utf-8",
+                                errors="replace", newline="")
     else:
         return None
     reader = csv.reader(text, delimiter=src.delimiter, quotechar=src.quote,
