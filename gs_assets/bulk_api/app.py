@@ -29,6 +29,7 @@ from typing import Optional
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from gs_assets.bulk_api import access_keys as ak
@@ -139,7 +140,7 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             with open(path, "rb") as fh:
                 head = fh.read(1 << 20)
             gz = head[:2] == b"\x1f\x8b"
-            if gz and (too_large := _inflates_past_limit(path, limits)):
+            if gz and (too_large := await run_in_threadpool(_inflates_past_limit, path, limits)):
                 return _error(413, too_large)
             problem = _header_problem(job, head, gz, tmp)
             if problem:
