@@ -115,8 +115,9 @@ def _decompress(chunks: Iterator[bytes], kind: str, label: str,
     dec = _new_decompressor(kind)
     fed = total = 0
     try:
-        for chunk in chunks:
-            fed += len(chunk)
+        for piece in _pieces(chunks):  # small pieces: `fed` is what was consumed, for the ratio guard
+            fed += len(piece)
+            chunk = piece
             while chunk:
                 for out in _inflate(dec, kind, chunk):
                     total += len(out)
@@ -133,6 +134,16 @@ def _decompress(chunks: Iterator[bytes], kind: str, label: str,
             raise FileFormatError(f"{label}: the {kind} stream ends early (truncated file); upload the complete file again.")
     except (zlib.error, OSError, EOFError) as e:
         raise FileFormatError(f"{label}: the {kind} data is corrupt ({e}); upload the file again.") from e
+
+
+def _pieces(chunks: Iterator[bytes], size: int = 64 << 10) -> Iterator[bytes]:
+    for chunk in chunks:
+        if len(chunk) <= size:
+            yield chunk
+        else:
+            view = memoryview(chunk)
+            for i in range(0, len(chunk), size):
+                yield view[i:i + size]
 
 
 def _check_limit(limit: DecompressLimit, total: int, fed: int, kind: str, label: str) -> None:

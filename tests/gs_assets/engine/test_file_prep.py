@@ -213,3 +213,15 @@ connections:
 """))
     assert (defaults.connections["files"].max_decompressed_mb, defaults.connections["files"].max_compression_ratio,
             defaults.bulk_api.decompressed_limit_mb) == (20480, 200, 800)
+
+
+def test_the_ratio_guard_counts_compressed_bytes_as_they_are_consumed_not_as_they_arrive():
+    from gs_assets.engine.file_prep import DecompressLimit
+    chunks = [b"".join(bomb("gzip", 256 << 20))]  # one big chunk, as S3 delivers 8 MiB at a time
+    assert len(chunks[0]) > 200_000
+    limit = DecompressLimit(max_bytes=1 << 40, max_ratio=50, ratio_floor=2 << 20, ratio_setting="r")
+    out = _CountingOut()
+    with pytest.raises(FileFormatError, match="compression ratio"):
+        prepare_file(chunks, name="b.csv.gz", label="s3://b/b", encoding="utf-8", compression="auto", out=out,
+                     out_path="x", limit=limit)
+    assert out.size < 8 << 20, f"stopped soon after the floor, not at 50 x the whole chunk ({out.size:,} bytes written)"
