@@ -7,12 +7,12 @@ was, so it can be retried. Moves keep the ETag check, so a file re-uploaded mean
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.error_files import write_error_file, write_failure_file
+from gs_assets.engine.file_prep import scratch_dir
 from gs_assets.engine.pipeline import jobs_reading
 from resources.warehouse import Warehouse
 
@@ -42,7 +42,7 @@ def _etag_at(client, bucket: str, key: str) -> Optional[str]:
 def finish_files(warehouse: Warehouse, cfg: PlatformConfig, client, load_ids: list[str], log=None) -> list[Finished]:
     done: list[Finished] = []
     for load_id in dict.fromkeys(load_ids):
-        with tempfile.TemporaryDirectory(prefix="gsdp-err-") as tmp:
+        with scratch_dir("gsdp-err-") as tmp:
             plan = _plan(warehouse, cfg, client, load_id, tmp)
             if plan is not None:
                 done.append(_move(warehouse, client, plan, log))

@@ -29,12 +29,13 @@ from typing import Optional
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig, load_platform_config
-from gs_assets.engine.file_prep import normalise_encoding
+from gs_assets.engine.file_prep import DecompressedTooLarge, DecompressLimit, _decompress, file_chunks, normalise_encoding
 from gs_assets.engine.raw_landing import FileFormatError, read_header
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
@@ -43,6 +44,22 @@ MULTIPART_OVERHEAD = 64 << 10  # form fields and part headers on top of the file
 
 def _error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"result": False, "errorDesc": message}, headers=headers)
+
+
+def _inflates_past_limit(path: str, limits) -> Optional[str]:
+    """Why a gzip upload is refused for its inflated size (stream-decompressed in bounded steps,
+    nothing kept), or None. Other damage is left to the header check and to landing."""
+    mb = limits.decompressed_limit_mb
+    limit = DecompressLimit(max_bytes=int(mb * (1 << 20)), value=mb, setting="bulk_api.max_decompressed_mb")
+    try:
+        for _ in _decompress(file_chunks(path, 1 << 20), "gzip", "upload", limit):
+            pass
+    except DecompressedTooLarge:
+        return (f"the gzip file inflates to more than {mb:g} MB, the limit for an upload's decompressed size "
+                f"(bulk_api.max_decompressed_mb); nothing was stored. Split the file or send it in smaller parts")
+    except FileFormatError:
+        return None
+    return None
 
 
 def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Optional[Path] = None) -> FastAPI:
@@ -123,6 +140,8 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             with open(path, "rb") as fh:
                 head = fh.read(1 << 20)
             gz = head[:2] == b"\x1f\x8b"
+            if gz and (too_large := await run_in_threadpool(_inflates_past_limit, path, limits)):
+                return _error(413, too_large)
             problem = _header_problem(job, head, gz, tmp)
             if problem:
                 return _error(400, problem)

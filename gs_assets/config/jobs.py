@@ -51,6 +51,12 @@ class S3Connection(BaseModel):
     backfill_files_per_run: int = Field(default=10, ge=1, le=500, description=(
         "a backfill over this connection's file partitions lands up to this many files per run "
         "(fewer runs to start; 1 = a run per file)"))
+    max_decompressed_mb: float = Field(default=20480, gt=0, description=(
+        "a gzip / bzip2 file that inflates past this many MB fails (Failed, moved to the error prefix) and "
+        "decompression stops there; the default (20 GiB) passes any export a 16 MiB-per-record CSV job meets"))
+    max_compression_ratio: float = Field(default=200, gt=1, description=(
+        "a compressed file that inflates more than this many times fails once past its first 64 MB; CSV "
+        "exports compress 3-20 times, a decompression bomb about 1000 times (gzip) or far more (bzip2)"))
 
 
 Connection = S3Connection
@@ -514,6 +520,13 @@ class BulkApiSettings(BaseModel):
         "text/csv", "text/plain", "application/csv", "application/vnd.ms-excel", "application/gzip",
         "application/x-gzip", "application/octet-stream"], description="accepted Content-Type of the file part")
     landing_prefix: str = Field(default="bulk/", description="where uploads land in the job's bucket")
+    max_decompressed_mb: Optional[float] = Field(default=None, gt=0, description=(
+        "a gzip upload that inflates past this many MB gets 413 and nothing is stored (also enforced when it "
+        "lands); default 10 x max_upload_mb"))
+
+    @property
+    def decompressed_limit_mb(self) -> float:
+        return self.max_decompressed_mb if self.max_decompressed_mb is not None else 10 * self.max_upload_mb
 
 
 class PlatformFile(BaseModel):

@@ -18,7 +18,7 @@ from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import JobRunResult, LoadRef, _now, apply_load
 from gs_assets.engine.file_prep import prepared_copy
-from gs_assets.engine.pipeline import file_match
+from gs_assets.engine.pipeline import decompress_limit, file_match
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from gs_assets.engine.sql_convert import ident
 from resources.warehouse import Warehouse, sync_object_tables
@@ -71,7 +71,8 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
     obj = cfg.model.objects[job.destination]
     fm = file_match(job.source, name)
     try:
-        with prepared_copy(chunks, name=name, label=source_file, src=job.source) as path, warehouse.connect() as con:
+        with prepared_copy(chunks, name=name, label=source_file, src=job.source,
+                           limit=decompress_limit(cfg, job.connection, source_file)) as path, warehouse.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 sync_object_tables(con, cfg.model)

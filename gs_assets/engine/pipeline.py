@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
-from gs_assets.engine.file_prep import prepared_copy
+from gs_assets.engine.file_prep import DecompressLimit, prepared_copy
 from gs_assets.engine.lookup_retry import Retry, due_condition, due_loads, expired, last_changes, waiting_table_exists
 from gs_assets.engine.pickup import FileMatch, match_file
 from gs_assets.engine.progress import statement_progress
@@ -67,7 +67,8 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
                           rows_read=prior[1])
     # Download and convert outside any transaction: the warehouse is only locked to write.
     try:
-        with prepared_copy(chunks, name=name, label=source_file, src=src) as local_path, \
+        with prepared_copy(chunks, name=name, label=source_file, src=src,
+                           limit=decompress_limit(cfg, connection, source_file)) as local_path, \
                 warehouse.transaction() as con, statement_progress(con, f"landing {source_file}", log):
             landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
                                source_object=source_object, src=src, required_columns=required,
@@ -94,6 +95,25 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
                                source_file=source_file, status=FAILED, error=error, started_at=_now())
             write_run_log(con, res, j, LoadRef(load_id, "", source_file, etag, []), run_id, final=True)
     return LandResult(load_id=load_id, source_file=source_file, etag=etag, status="failed", error=error)
+
+
+def decompress_limit(cfg: PlatformConfig, connection: str, source_file: str) -> DecompressLimit:
+    """How far a compressed file may inflate: the connection's limits, and for a Bulk API upload
+    (a key under the Bulk API's landing prefix) the Bulk API's limit when it is lower."""
+    conn = cfg.connections[connection]
+    limit = DecompressLimit(max_bytes=int(conn.max_decompressed_mb * (1 << 20)),
+                            setting=f"connections.{connection}.max_decompressed_mb", value=conn.max_decompressed_mb,
+                            max_ratio=conn.max_compression_ratio,
+                            ratio_setting=f"connections.{connection}.max_compression_ratio")
+    bulk = cfg.bulk_api
+    key = source_file.removeprefix("s3://").partition("/")[2] if source_file.startswith("s3://") else ""
+    if key and bulk.landing_prefix and key.startswith(bulk.landing_prefix) \
+            and bulk.decompressed_limit_mb < conn.max_decompressed_mb:
+        mb = bulk.decompressed_limit_mb
+        limit = DecompressLimit(max_bytes=int(mb * (1 << 20)), value=mb, max_ratio=limit.max_ratio,
+                                ratio_setting=limit.ratio_setting,
+                                setting="bulk_api.max_decompressed_mb")
+    return limit
 
 
 def file_match(src, name: str) -> FileMatch:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Optional
@@ -29,6 +32,9 @@ MAX_LINE_BYTES = 16 << 20  # one record (a line, or a quoted multi-line value) m
 # allocated whole for files larger than that; a fixed 64 MiB buffer keeps landing inside the
 # warehouse's memory limit whatever the file size.
 CSV_BUFFER_BYTES = 64 << 20
+# file_prep replaces a record over MAX_LINE_BYTES by a placeholder (DuckDB drops a record longer
+# than its buffer without a trace) and notes it in <prepared file> + this suffix (JSON).
+OVERSIZED_SUFFIX = ".oversized.json"
 
 
 class FileFormatError(ValueError):
@@ -122,6 +128,64 @@ def check_mapped_columns(header: list[str], required: list[str], file_label: str
         )
 
 
+def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, src: FileSource, n_header: int) -> None:
+    """Reasons a user can act on: the real field count of a ragged record (DuckDB's count is right
+    for a short record but stops one past the header for a long one, so those are counted again on
+    the raw line), the size of a record over the limit (and its start as its text)."""
+    con.execute(
+        f"UPDATE {bad} SET err = 'row has ' || n || CASE WHEN n = '1' THEN ' field' ELSE ' fields' END || "
+        f"', the header has {int(n_header)}' FROM (SELECT line AS l, regexp_extract(err, 'Found: (\\d+)', 1) AS n "
+        f"FROM {bad} WHERE etype = 'MISSING COLUMNS') x WHERE line = x.l AND n <> ''")
+    fixes: list[tuple[int, str, Optional[str]]] = []
+    limit_mib = MAX_LINE_BYTES >> 20
+    oversized = {}
+    if os.path.exists(path + OVERSIZED_SUFFIX):
+        with open(path + OVERSIZED_SUFFIX, encoding="utf-8") as fh:
+            oversized = {r["marker"]: r for r in json.load(fh)["records"]}
+    rows = con.execute(f"SELECT line, etype, txt, pos, err FROM {bad} WHERE etype IN "
+                       f"('TOO MANY COLUMNS', 'LINE SIZE OVER MAXIMUM')").fetchall()
+    with open(path, "rb") as fh:
+        for line, etype, txt, pos, err in rows:
+            marker = (txt or "").split(src.delimiter, 1)[0]
+            if marker in oversized:
+                r = oversized[marker]
+                fixes.append((line, f"record is {r['bytes'] / (1 << 20):,.0f} MiB, over the {limit_mib} MiB limit of one record",
+                              r["head"]))
+            elif etype == "LINE SIZE OVER MAXIMUM":
+                m = re.search(r"Actual Size:\s*(\d+)", err or "")
+                size = f"{int(m.group(1)) / (1 << 20):,.0f} MiB" if m else f"over {limit_mib} MiB"
+                fixes.append((line, f"record is {size}, over the {limit_mib} MiB limit of one record", None))
+            else:
+                n = _count_fields(fh, txt, pos, src)
+                if n is not None and n != n_header:
+                    fixes.append((line, f"row has {n} field{'s' if n != 1 else ''}, the header has {n_header}", None))
+    if fixes:
+        lines, errs, txts = (list(c) for c in zip(*fixes))
+        con.execute(f"UPDATE {bad} SET err = f.err, txt = coalesce(f.txt, {bad}.txt) FROM (SELECT unnest(?::BIGINT[]) AS line, "
+                    f"unnest(?::VARCHAR[]) AS err, unnest(?::VARCHAR[]) AS txt) f WHERE {bad}.line = f.line",
+                    [lines, errs, txts])
+
+
+def _count_fields(fh, txt: Optional[str], pos: Optional[int], src: FileSource) -> Optional[int]:
+    """Fields in one record under the source's delimiter, quote and escape (Python's csv), read
+    from DuckDB's copy of the line or, when that copy is cut short, from the file."""
+    if txt is not None and len(txt) < 10_000:  # DuckDB keeps up to 10,000 characters of a line
+        text = io.StringIO(txt)
+    elif pos is not None:
+        fh.seek(pos)
+        text = io.TextIOWrapper(io.BytesIO(fh.read(MAX_LINE_BYTES + 1).lstrip(b"\r\n")), encoding="utf-8",
+                                errors="replace", newline="")
+    else:
+        return None
+    reader = csv.reader(text, delimiter=src.delimiter, quotechar=src.quote,
+                        escapechar=src.escape if src.escape not in (None, src.quote) else None,
+                        doublequote=src.escape in (None, src.quote))
+    try:
+        return len(next(reader))
+    except (StopIteration, csv.Error):
+        return None
+
+
 def land_file(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -157,14 +221,18 @@ def land_file(
         raise  # not the file's fault: the run fails and can be retried; the file is not marked failed
     except duckdb.Error as e:
         raise FileFormatError(f"{file_label}: cannot read the file ({e}). Check the job's format settings.") from e
-    # Malformed records with their lines; good record k (0-based) sits after every bad record j
+    # Malformed records with their lines (in a CRLF file DuckDB's copy of a line starts with the
+    # previous line's LF: trimmed); good record k (0-based) sits after every bad record j
     # (1-based, in line order) with (line_j - 1) - j < k + 1.
     con.execute(
         f"CREATE TEMP TABLE bad_{tag} AS SELECT line, row_number() OVER (ORDER BY line) AS j, "
-        f"arg_min(error_message, coalesce(column_idx, 0)) AS err, first(csv_line) AS txt "
+        f"arg_min(error_message, coalesce(column_idx, 0)) AS err, ltrim(first(csv_line), chr(13) || chr(10)) AS txt, "
+        f"arg_min(error_type, coalesce(column_idx, 0)) AS etype, min(line_byte_position) AS pos "
         f"FROM {errs} GROUP BY line"
     )
     bad = con.execute(f"SELECT count(*) FROM bad_{tag}").fetchone()[0]
+    if bad:
+        _explain_bad_records(con, f"bad_{tag}", path, src, len(header))
     if bad:  # rare: store every line explicitly (rowids in this transaction are offsets from the first)
         con.execute(
             f"UPDATE {table} SET _line = k + 2 + (SELECT count(*) FROM bad_{tag} b WHERE (b.line - 1) - b.j < k + 1) "

@@ -33,7 +33,7 @@ def job(name, rule, file_name, **src):
 
 
 def config(bucket):
-    return (f"connections:\n  files: {{type: s3, bucket: {bucket}}}\njobs:"
+    return (f"connections:\n  files: {{type: s3, bucket: {bucket}, max_decompressed_mb: 16}}\njobs:"
             + job("plain", "starts_with", "plain")
             + job("latin1", "equals", "latin1.csv", encoding="iso-8859-1")
             + job("utf16", "equals", "utf16.csv", encoding="utf-16")
@@ -60,10 +60,23 @@ CASES = {
     "in/data.csv.bz2": (bz2.compress((HEADER + "Z1,Bzipped,1,2025-01-01\n").encode()), "Success", {"Z1": "Bzipped"}, {}),
 }
 
+def bomb(compressor, inflated=48 << 20) -> bytes:
+    """A small file that inflates to `inflated` bytes of rows (built by streaming)."""
+    block = b"B1,Bomb,1,2025-01-01\n" * 50000
+    parts = [compressor.compress(HEADER.encode())]
+    for _ in range(inflated // len(block) + 1):
+        parts.append(compressor.compress(block))
+    return b"".join(parts + [compressor.flush()])
+
+
 FAILING = {
     "in/plain_empty.csv": (b"", "the file is empty"),
     "in/wrongenc.csv": ((HEADER + "W1,Müller,1,2025-01-01\n").encode("iso-8859-1"), "not valid utf-8 at byte 30"),
     "in/truncated.csv.gz": (gzip.compress((HEADER + "T1,Cut,1,2025-01-01\n" * 1000).encode())[:-20], "truncated"),
+    "in/bomb.csv.gz": (bomb(__import__("zlib").compressobj(9, 8, 31)),
+                       "the decompressed size passed the limit: this gzip file inflates to more than 16 MB"),
+    "in/bomb.csv.bz2": (bomb(bz2.BZ2Compressor(9)),
+                        "limit set by connections.files.max_decompressed_mb (now 16)"),
 }
 
 
@@ -125,9 +138,9 @@ def test_loaded_files_move_to_the_archive_with_their_error_files(loaded):
     import csv, io
     assert list(csv.reader(io.StringIO(body))) == [
         ["line_number", "Id", "Name", "Employees", "Renewal", "unparsed_row", "reasons"],
-        ["3", "", "", "", "", "R2,Short", "row: row could not be parsed: Expected Number of Columns: 4 Found: 2 (value R2,Short)"],
+        ["3", "", "", "", "", "R2,Short", "row: row could not be parsed: row has 2 fields, the header has 4 (value R2,Short)"],
         ["4", "", "", "", "", "R3,Long,1,2025-01-01,extra",
-         "row: row could not be parsed: Expected Number of Columns: 4 Found: 5 (value R3,Long,1,2025-01-01,extra)"],
+         "row: row could not be parsed: row has 5 fields, the header has 4 (value R3,Long,1,2025-01-01,extra)"],
     ]
     archived = rows(tmp_path, f"SELECT archived_to, error_files FROM gs_ops.loads WHERE source_file = 's3://{bucket}/in/plain_ragged.csv'")
     assert archived == [(f"s3://{bucket}/in/archive/plain_ragged.csv",

@@ -86,7 +86,7 @@ def test_bad_rows_give_partial_success_with_exact_reasons(tmp_path, s3_server, b
             ("website", "url_format", "not a site", "not a valid URL")],
         5: [("csm", "lookup_no_match", "email=nobody@x.io", "no user record matches email=nobody@x.io")],
         6: [(None, "malformed_row", "A5,Epsilon,Active",
-             "row could not be parsed: Expected Number of Columns: 6 Found: 3")],
+             "row could not be parsed: row has 3 fields, the header has 6")],
     }
     # The destination asset reports counts and checks in the UI.
     mat = instance.get_latest_materialization_event(dg.AssetKey(["gs", "company"])).asset_materialization

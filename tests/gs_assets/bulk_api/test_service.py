@@ -263,3 +263,17 @@ def test_openapi_document_describes_the_endpoints(bulk):
     doc = httpx.get(bulk["service"].url + "/openapi.json", timeout=10).json()
     assert {BASE, BASE + "/status/{statusId}", BASE + "/status/{statusId}/errors"} <= set(doc["paths"])
     assert "post" in doc["paths"][BASE] and "413" in doc["paths"][BASE]["post"]["responses"]
+
+
+def test_a_gzip_upload_that_inflates_past_the_limit_is_refused_and_nothing_is_stored(bulk):
+    import zlib
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    rows = b"A1,Acme,Launched\n" * 60000  # ~1 MB of rows per block
+    body = comp.compress(b"Id,Name,Stage\n") + b"".join(comp.compress(rows) for _ in range(8)) + comp.flush()
+    assert len(body) < 50_000, "under the 0.05 MB upload limit, 8 MB inflated (> 10 x the upload limit)"
+    r = httpx_upload(bulk, "companies", body, name="c.csv.gz", ctype="application/gzip")
+    assert r.status_code == 413, r.text
+    assert "inflates to more than 0.5 MB" in r.json()["errorDesc"] and "nothing was stored" in r.json()["errorDesc"]
+    assert bulk_keys(bulk) == []
+    with sqlite3.connect(bulk["env"]["GSDP_BULK_DB"]) as con:
+        assert con.execute("SELECT count(*) FROM bulk_requests").fetchone()[0] == 0

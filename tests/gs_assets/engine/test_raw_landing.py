@@ -87,3 +87,78 @@ def test_each_load_has_its_own_table_and_lines_survive_commit_and_reopen(tmp_pat
                             f"ORDER BY _line").fetchall() for n, lf in landed.items()}
     assert lines["clean"] == [(2, "1", False), (3, "3", False), (4, "5", False)]
     assert lines["ragged"] == [(2, "1", False), (3, None, True), (4, "x\ny", False), (5, None, True), (6, "8", False)]
+
+
+def test_a_malformed_row_states_its_real_field_count(tmp_path):
+    text = 'a,b,c,d,e,f,g\n1,2,3,4,5,6,7\n1,2,3,4,5,6,7,8,9\n1,2\n"x,y",2,3,4,5,6,7,"8\n8"\n' + "1," * 9000 + "1\n"
+    p = tmp_path / "f.csv"
+    p.write_text(text)
+    con = duckdb.connect()
+    lf = land_file(con, path=str(p), file_label="f.csv", connection="c", source_object="o",
+                   src=FileSource(object="o"), required_columns=["a"], jobs=["j"])
+    errors = dict(con.execute(f"SELECT _line, _parse_error FROM {raw_rows_sql(con, lf.raw_table, lf.load_id)} "
+                              f"WHERE _parse_error IS NOT NULL ORDER BY _line").fetchall())
+    assert errors == {3: "row has 9 fields, the header has 7", 4: "row has 2 fields, the header has 7",
+                      5: "row has 8 fields, the header has 7", 6: "row has 9001 fields, the header has 7"}
+
+
+JOB = """
+connections:
+  files: {type: s3, bucket: test-bucket}
+jobs:
+  companies:
+    connection: files
+    source: {object: companies}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+      - {source: Employees, target: employees}
+"""
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_record_over_the_record_size_limit_is_rejected_at_its_line_and_later_lines_stay_exact(harness, quoted):
+    h = harness(JOB)
+    big = "x" * (70 << 20)
+    text = ("Id,Name,Employees\nA1,One,1\nA2," + (f'"{big}"' if quoted else big) + ",2\nA3,Three,3\n"
+            "A4,Short\nA5,Five,many\nA6,Six,6\n")
+    landed, run = h.load("companies", text)
+    del big, text
+    assert (landed.rows_read, landed.malformed_rows) == (6, 2)
+    assert run.rejected == 3 and run.inserted == 3
+    rejects = {line: [(r["rule"], r["message"]) for r in reasons] for line, reasons in h.rejects(run.job_run_id)}
+    assert sorted(rejects) == [3, 5, 6]
+    ((rule, message),) = rejects[3]
+    assert rule == "malformed_row" and "record is 70 MiB, over the 16 MiB limit of one record" in message
+    assert rejects[5] == [("malformed_row", "row could not be parsed: row has 2 fields, the header has 3")]
+    assert rejects[6][0][0] != "malformed_row"
+    (raw,) = h.rows(f"SELECT original_values FROM gs_ops.rejects WHERE job_run_id = '{run.job_run_id}' AND line_number = 3")[0]
+    assert len(raw) < 2000, "the reject keeps the record's start, not 70 MiB"
+    assert h.rows("SELECT external_id FROM gs.company ORDER BY 1") == [("A1",), ("A3",), ("A6",)]
+
+
+def prepared_land(tmp_path, data: bytes, **src):
+    from gs_assets.engine.file_prep import prepared_copy
+    source = FileSource(object="o", **src)
+    con = duckdb.connect()
+    with prepared_copy([data], name="f.csv", label="f.csv", src=source) as path:
+        lf = land_file(con, path=path, file_label="f.csv", connection="c", source_object="o", src=source,
+                       required_columns=["Id"], jobs=["j"])
+    return lf, con.execute(f'SELECT _line, "Id", _parse_error, left(_raw_text, 20) FROM '
+                           f"{raw_rows_sql(con, lf.raw_table, lf.load_id)} ORDER BY _line").fetchall()
+
+
+def test_long_records_in_tab_separated_crlf_files_and_inside_multi_line_quoted_values(tmp_path):
+    big = b"y" * (17 << 20)
+    lf, rows = prepared_land(tmp_path, b"Id\tName\r\nA1\tOne\r\nA2\t" + big + b"\r\nA3\tThree\r\nA4\r\n", delimiter="tab")
+    assert (lf.rows_read, lf.malformed_rows) == (4, 2)
+    assert rows == [(2, "A1", None, None), (3, None, "record is 17 MiB, over the 16 MiB limit of one record", "A2\tyyyyyyyyyyyyyyyyy"),
+                    (4, "A3", None, None), (5, None, "row has 1 field, the header has 2", "A4")]
+    lf, rows = prepared_land(tmp_path, b'Id,Name\nA1,One\nA2,"first line\n' + big + b'\nlast line"\nA3,Three\nA4\n')
+    assert (lf.rows_read, lf.malformed_rows) == (4, 2)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (2, "A1", None), (3, None, "record is 17 MiB, over the 16 MiB limit of one record"), (4, "A3", None),
+        (5, None, "row has 1 field, the header has 2")]
