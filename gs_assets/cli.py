@@ -211,7 +211,8 @@ def cmd_run(a) -> int:
         print(f"{job.name}: no file matching {job.source.rule_text} under s3://{so.bucket}/{job.source.prefix}")
         return 0
     instance = _instance()
-    instance.add_dynamic_partitions(so.partitions_name, keys)
+    from gs_assets.dynamic_partitions import add_partitions
+    add_partitions(instance, so.partitions_name, keys)  # a key another run just added is fine
     dagster_job = defs.resolve_job_def(f"{job.name}_job")
     failed = 0
     run_ids = []
