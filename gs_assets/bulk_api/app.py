@@ -13,8 +13,9 @@ in this order, and nothing is stored unless every check passes: the key (401, no
 jobs exist), the key's call budget (429 with Retry-After), the declared size (411 without a
 Content-Length, 413 above the limit, before the body is read), the job (400 unknown or not
 accepting uploads, 403 not allowed for this key), the file part's content type (415), its real
-size while it is copied to disk (413), its header against the job's mapping (400 naming missing
-and unexpected columns). Then the file goes to the job's bucket under a name the server chooses
+size while it is copied to disk (413), its header against the columns landing needs: those of
+every job reading the job's source object (400 naming missing columns with the job that reads
+each, and unexpected columns). Then the file goes to the job's bucket under a name the server chooses
 (`<landing_prefix><job>/<date>/<requestId>.csv[.gz]`; the client's file name is only recorded),
 and the request is queued; the Dagster sensor `bulk_uploads_sensor` loads it through the job's
 normal path. The upload is streamed to disk and from disk to S3, never held in memory.
@@ -41,6 +42,7 @@ from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from gs_assets.engine.file_prep import normalise_encoding
+from gs_assets.engine.pipeline import source_columns
 from gs_assets.engine.raw_landing import FileFormatError, read_header
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
@@ -199,14 +201,27 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             header = read_header(sample, job.source, "upload")
         except FileFormatError as e:
             return str(e).replace("upload: ", "", 1)
-        allowed = job.mapped_source_columns  # mapped, matched, merge keys and columns formulas read
-        missing = [c for c in allowed if c not in header]
-        unexpected = [c for c in header if c not in allowed]
+        # What landing checks: the columns of every job reading this source object (a file lands
+        # once for all of them), each with the jobs that read it.
+        needs = source_columns(cfg, job.connection, job.source.object)
+        missing = [c for c in needs if c not in header]
+        unexpected = [c for c in header if c not in needs]
         if missing or unexpected:
-            parts = ([f"missing column(s) {missing}"] if missing else []) + \
-                    ([f"unexpected column(s) {unexpected}"] if unexpected else [])
-            return (f"header does not match job {job.name!r}: {'; '.join(parts)}. The job reads: {allowed} "
-                    f"(names are case-sensitive)")
+            parts = []
+            if missing:
+                by_job = {}
+                for c in missing:
+                    for j in needs[c]:
+                        by_job.setdefault(j, []).append(c)
+                parts.append(f"missing column(s) {missing} (" + "; ".join(
+                    f"job {j!r} reads {cols}" for j, cols in by_job.items()) + ")")
+            if unexpected:
+                parts.append(f"unexpected column(s) {unexpected}")
+            readers = sorted({j for js in needs.values() for j in js})
+            who = f"job {job.name!r}" if readers == [job.name] else \
+                f"the jobs reading source object {job.source.object!r} ({', '.join(readers)})"
+            return (f"header does not match job {job.name!r}: {'; '.join(parts)}. The file needs exactly the columns "
+                    f"{who} read: {list(needs)} (names are case-sensitive)")
         return None
 
     def _status_for(con, access_key, status_id):
