@@ -21,6 +21,7 @@ from gs_assets.assets.file_sources import SourceObject, land_partition, matching
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dynamic_partitions import add_partitions
 from gs_assets.engine.pipeline import LoadError, apply_pending
 from resources.warehouse import Warehouse
 
@@ -34,7 +35,7 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
     problems: list[str] = []
     keys = matching_keys(client, so.bucket, job.source)
     if keys:
-        context.instance.add_dynamic_partitions(so.partitions_name, keys)
+        add_partitions(context.instance, so.partitions_name, keys)
     for key in keys:
         meta = land_partition(context, cfg, so, warehouse, client, key)
         error = meta.pop("error", None)

@@ -103,6 +103,36 @@ def _warehouse():
     return warehouse_from_env()
 
 
+def _read_warehouse():
+    """The warehouse for read-only commands: no config, no definitions (a broken config does not
+    stop `activity` or `rejects`), opened read-only; a clear error when the file is not there."""
+    from resources.warehouse import Warehouse
+    # The same default as gs_assets.definitions.warehouse_path (not imported: it builds the definitions).
+    path = os.environ.get("GSDP_WAREHOUSE") or str(Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb")
+    if not Path(path).is_file():
+        raise UserError(f"no warehouse at {path}: nothing has been loaded into it yet, or it is elsewhere "
+                        f"(set GSDP_WAREHOUSE or --warehouse to the DuckDB file the loads write to)")
+    return Warehouse(database=path)
+
+
+def _job_runs_columns(con) -> list[str]:
+    """Columns of gs_ops.job_runs in this warehouse (an older one may lack later columns; a new
+    one may have no run log yet)."""
+    return [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                      "'gs_ops' AND table_name = 'job_runs'").fetchall()]
+
+
+def _without_file(error, source_file) -> str:
+    """An error without its leading "<file>: " (the file is shown beside it)."""
+    error = str(error or "")
+    return error[len(source_file) + 2:] if source_file and error.startswith(f"{source_file}: ") else error
+
+
+def _short(text, width: int = 70) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def cmd_validate(a) -> int:
     from gs_assets.config.loader import config_dir
     cfg = _cfg()
@@ -143,12 +173,15 @@ def cmd_jobs(a) -> int:
 
 
 def cmd_activity(a) -> int:
-    from resources.warehouse import sync_object_tables
-    wh = _warehouse()
+    wh = _read_warehouse()
     where, params = ("WHERE job = ?", [a.job]) if a.job else ("", [])
-    with wh.connect() as con:
-        sync_object_tables(con, _cfg().model)
-        sql = f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM gs_ops.job_runs {where} ORDER BY started_at DESC"
+    with wh.read() as con:
+        have = _job_runs_columns(con)
+        if not have:
+            print(f"no job runs yet in {wh.database}")
+            return 0
+        cols = [c if c in have else f"NULL AS {c}" for c in ACTIVITY_COLUMNS]
+        sql = f"SELECT {', '.join(cols)} FROM gs_ops.job_runs {where} ORDER BY started_at DESC"
         if a.csv:
             rows = con.execute(sql, params).fetchall()
             with open(a.csv, "w", newline="", encoding="utf-8") as fh:
@@ -159,32 +192,47 @@ def cmd_activity(a) -> int:
             return 0
         rows = con.execute(sql + f" LIMIT {int(a.limit)}", params).fetchall()
     shown = [(r[0][:8], r[1], os.path.basename(r[4] or ""), r[6], str(r[7])[:19], r[9], r[10], r[11], r[12], r[13],
-              r[14], r[15], r[17], (r[18] or "")[:8], f"gsdp rejects {r[0]}" if r[13] else "") for r in rows]
+              r[14], r[15], r[17], (r[18] or "")[:8], f"gsdp rejects {r[0]}" if r[13] or r[6] == "Failed" else "",
+              _short(_without_file(r[19], r[4])))
+             for r in rows]
     _print_table(["run", "job", "file", "status", "started", "read", "ins", "upd", "same", "rej", "filt", "sup",
-                  "dflt", "retry of", "rejects"], shown)
+                  "dflt", "retry of", "rejects", "error (whole: --csv)"], shown)
     return 0
 
 
 def cmd_rejects(a) -> int:
-    from gs_assets.engine.error_files import write_error_file
-    from resources.warehouse import sync_object_tables
-    wh = _warehouse()
-    with wh.connect() as con:
-        sync_object_tables(con, _cfg().model)
-        run = con.execute("SELECT r.job_run_id, l.header, r.rejected FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
+    """The error file of a job run. A run that failed before any row was checked (an unreadable
+    file, a header lacking a mapped column, a systemic error) has no rejects: its error file is
+    then the failure reason as its one row, the same file that is written beside a failed file in
+    the error prefix (error_files.write_failure_file)."""
+    from gs_assets.engine.error_files import write_error_file, write_failure_file
+    try:
+        wh = _read_warehouse()
+    except UserError as e:
+        raise UserError(f"no job run {a.job_run_id!r}: {e}") from None
+    with wh.read() as con:
+        run = con.execute("SELECT r.job_run_id, l.header, r.rejected, r.status, coalesce(r.error, l.error) "
+                          "FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
                           "ON l.load_id = r.load_id WHERE r.job_run_id = ? OR r.job_run_id LIKE ? || '%' "
-                          "ORDER BY r.started_at DESC", [a.job_run_id, a.job_run_id]).fetchall()
+                          "ORDER BY r.started_at DESC", [a.job_run_id, a.job_run_id]).fetchall() \
+            if _job_runs_columns(con) else []
         if not run:
             raise UserError(f"no job run {a.job_run_id!r}; see `gsdp activity`")
         if len(run) > 1:
             raise UserError(f"{a.job_run_id!r} matches {len(run)} job runs; give more of the id")
-        run_id, header, _n = run[0]
+        run_id, header, _n, status, error = run[0]
         header = json.loads(header) if header else []
         with tempfile.TemporaryDirectory() as tmp:
             path = a.out or os.path.join(tmp, "errors.csv")
             n = write_error_file(con, run_id, header, path)
+            failed_whole = n == 0 and status == "Failed"
+            if failed_whole:
+                write_failure_file(path, error or "the job run failed (no reason was recorded)")
             if not a.out:
                 sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+            elif failed_whole:
+                print(f"job run {run_id} failed before any row was checked; wrote its reason to {a.out}",
+                      file=sys.stderr)
             else:
                 print(f"wrote {n} rejected row(s) to {a.out}", file=sys.stderr)
     return 0
@@ -211,26 +259,89 @@ def cmd_run(a) -> int:
         print(f"{job.name}: no file matching {job.source.rule_text} under s3://{so.bucket}/{job.source.prefix}")
         return 0
     instance = _instance()
-    instance.add_dynamic_partitions(so.partitions_name, keys)
+    from gs_assets.dynamic_partitions import add_partitions
+    add_partitions(instance, so.partitions_name, keys)  # a key another run just added is fine
     dagster_job = defs.resolve_job_def(f"{job.name}_job")
     failed = 0
-    run_ids = []
+    runs = []  # (key, run id, expected failure descriptions)
     for key in keys:
         res = dagster_job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
-                                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                                             tags={"gsdp/trigger": "cli"})
-        run_ids.append(res.run_id)
+                                             run_config=QUIET_CONSOLE, tags={"gsdp/trigger": "cli"})
+        runs.append((key, res.run_id, _report_run(instance, res)))
         failed += not res.success
+    run_ids = [r[1] for r in runs]
     with _warehouse().read() as con:
         rows = con.execute(
             f"SELECT source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
             f"coalesce(error, ''), job_run_id FROM gs_ops.job_runs WHERE job = ? AND dagster_run_id IN "
             f"({', '.join('?' for _ in run_ids)}) ORDER BY started_at", [job.name, *run_ids]).fetchall()
+        failures = con.execute(
+            f"SELECT r.dagster_run_id, r.source_file, r.job_run_id, coalesce(r.error, l.error, ''), r.rejected, "
+            f"r.destination, l.archived_to, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
+            f"ON l.load_id = r.load_id WHERE r.job = ? AND r.status = 'Failed' AND r.dagster_run_id IN "
+            f"({', '.join('?' for _ in run_ids)}) ORDER BY r.started_at", [job.name, *run_ids]).fetchall()
     _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error", "job run"],
-                 [(os.path.basename(r[0]), *r[1:9], r[9][:80], r[10]) for r in rows])
-    if not rows:
+                 [(os.path.basename(r[0]), *r[1:9], _short(_without_file(r[9], r[0]), 80), r[10]) for r in rows])
+    if not rows and not failed:
         print("no new loads: these file versions were already loaded")
-    return 1 if failed else 0
+    for key, run_id, expected in runs:
+        mine = [f for f in failures if f[0] == run_id]
+        for _, source_file, job_run_id, error, rejected, dest, moved, error_files in mine:
+            print(_failure_paragraph(job.name, source_file, job_run_id, error, rejected, dest, moved, error_files),
+                  file=sys.stderr)
+        if not mine:
+            for description in expected:
+                print(f"{key}: not loaded by job {job.name}: {description} (the Dagster run {run_id} shows it in "
+                      f"the UI; `gsdp activity --job {job.name}` lists the job's runs)", file=sys.stderr)
+    return 1 if failed or failures else 0
+
+
+# Dagster's console logger prints a failed step's error with its whole stack trace, twice (step
+# and run failure). `gsdp run` keeps it quiet and says itself what failed: one paragraph for an
+# expected failure (dg.Failure), the stack trace only for a bug. The run and its events are still
+# stored in the instance, so the UI shows everything.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _report_run(instance, res) -> list[str]:
+    """Print what the quiet console did not: warnings and errors the run logged, and the stack
+    trace of any step that failed on an unexpected exception. Returns the descriptions of the
+    expected failures (dg.Failure) for the caller to put in its own words."""
+    expected: list[str] = []
+    for entry in instance.all_logs(res.run_id):
+        event = entry.dagster_event
+        if event is None:
+            # What a step logged for the user at WARNING or above (not Dagster's note that a step
+            # after a failed one did not run: the failure itself is reported below).
+            if entry.level >= 30 and not entry.user_message.startswith("Dependencies for step "):
+                print(f"{'warning' if entry.level < 40 else 'error'}: {entry.user_message}", file=sys.stderr)
+            continue
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        data = event.event_specific_data
+        if data.user_failure_data is not None or data.error.cls_name == "Failure":
+            expected.append((data.user_failure_data.description if data.user_failure_data else None)
+                            or data.error.message.split(": ", 1)[-1].strip())
+        else:
+            print(f"step {event.step_key} failed on an unexpected error (a bug; the run {res.run_id} keeps it):\n"
+                  f"{data.error.to_string()}", file=sys.stderr)
+    return expected
+
+
+def _failure_paragraph(job: str, source_file: str, job_run_id: str, error: str, rejected, destination: str,
+                       moved_to, error_files) -> str:
+    """One paragraph for a file a job run failed on: why, that nothing was written, where the file
+    went, how to see the reasons again."""
+    name = os.path.basename(source_file or "") or source_file
+    where = (f"The file was moved to {moved_to}" if moved_to and moved_to != source_file
+             else f"The file stays at {source_file}")
+    files = json.loads(error_files) if error_files else []
+    if files:
+        where += f"; error file: {', '.join(files)}"
+    see = f"`gsdp rejects {job_run_id}`" + (" lists its rejected rows" if rejected else " repeats the reason")
+    error = _without_file(error, source_file).strip().rstrip(".")
+    return (f"{name}: Failed (job {job}, job run {job_run_id}): {error}. Nothing was written to gs.{destination}. "
+            f"{where}. {see}; `gsdp activity --job {job}` lists the job's runs.")
 
 
 def _instance():
@@ -242,9 +353,10 @@ def _run_chain(cfg, name: str) -> int:
     from gs_assets.chains import chain_job_name
     from gs_assets.definitions import build_definitions
     chain = cfg.chains[name]
+    instance = _instance()
     res = build_definitions(cfg).resolve_job_def(chain_job_name(chain)).execute_in_process(
-        instance=_instance(), raise_on_error=False, tags={"gsdp/trigger": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+        instance=instance, raise_on_error=False, tags={"gsdp/trigger": "cli"}, run_config=QUIET_CONSOLE)
+    _report_run(instance, res)
     with _warehouse().read() as con:
         rows = con.execute(
             "SELECT job, source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "

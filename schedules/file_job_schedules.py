@@ -13,6 +13,7 @@ from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_sources import SourceObject
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dynamic_partitions import add_partitions
 from sensors.s3_files import plan_file_runs
 
 
@@ -26,7 +27,7 @@ def _build_one(cfg: PlatformConfig, so: SourceObject, job) -> dg.ScheduleDefinit
         if not planned:
             return dg.SkipReason(f"no files match {job.source.rule_text}")
         # Schedules cannot return partition requests; register the file partitions directly.
-        context.instance.add_dynamic_partitions(so.partitions_name, sorted({p.key for p in planned}))
+        add_partitions(context.instance, so.partitions_name, sorted({p.key for p in planned}))
         return [dg.RunRequest(run_key=f"{p.key}|{p.etag}", partition_key=p.key,
                               tags={"gsdp/etag": p.etag, "gsdp/job": job.name}) for p in planned]
 

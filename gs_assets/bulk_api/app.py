@@ -6,13 +6,16 @@ error file.
     GET  /v1.0/admin/connector/job/bulkimport/status/{statusId}/errors
     GET  /openapi.json, /docs
 
-Every call needs the `accessKey` header (`loginName` is recorded for audit). An upload is checked
+Every call needs the `accessKey` header (`loginName` is recorded for audit: control characters
+removed, at most 254 characters). Every error answer, including FastAPI's own (validation,
+unknown path, a malformed multipart body), is `{"result": false, "errorDesc": "..."}`. An upload is checked
 in this order, and nothing is stored unless every check passes: the key (401, no hint of which
 jobs exist), the key's call budget (429 with Retry-After), the declared size (411 without a
 Content-Length, 413 above the limit, before the body is read), the job (400 unknown or not
 accepting uploads, 403 not allowed for this key), the file part's content type (415), its real
-size while it is copied to disk (413), its header against the job's mapping (400 naming missing
-and unexpected columns). Then the file goes to the job's bucket under a name the server chooses
+size while it is copied to disk (413), its header against the columns landing needs: those of
+every job reading the job's source object (400 naming missing columns with the job that reads
+each, and unexpected columns). Then the file goes to the job's bucket under a name the server chooses
 (`<landing_prefix><job>/<date>/<requestId>.csv[.gz]`; the client's file name is only recorded),
 and the request is queued; the Dagster sensor `bulk_uploads_sensor` loads it through the job's
 normal path. The upload is streamed to disk and from disk to S3, never held in memory.
@@ -22,24 +25,30 @@ from __future__ import annotations
 
 import os
 import tempfile
+import unicodedata
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from gs_assets.engine.file_prep import DecompressedTooLarge, DecompressLimit, _decompress, file_chunks, normalise_encoding
+from gs_assets.engine.pipeline import source_columns
 from gs_assets.engine.raw_landing import FileFormatError, read_header
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 MULTIPART_OVERHEAD = 64 << 10  # form fields and part headers on top of the file itself
+LOGIN_NAME_MAX = 254  # the longest e-mail address; loginName is only recorded for audit
 
 
 def _error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
@@ -62,6 +71,39 @@ def _inflates_past_limit(path: str, limits) -> Optional[str]:
     return None
 
 
+def clean_login_name(value: Optional[str]) -> Optional[str]:
+    """loginName as stored: control and format characters (escape sequences, bidi overrides)
+    removed, surrounding space trimmed, at most LOGIN_NAME_MAX characters; None when empty."""
+    if value is None:
+        return None
+    text = "".join(ch for ch in value if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    return text[:LOGIN_NAME_MAX] or None
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error the service answers has the API's shape {"result": false, "errorDesc": ...},
+    also those FastAPI and Starlette raise themselves (validation, routing, multipart parsing)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        desc = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and desc == "Not Found":
+            desc = f"no such endpoint; see /docs for the API ({BASE})"
+        elif exc.status_code == 405:
+            desc = "method not allowed on this endpoint; see /docs for the API"
+        return _error(exc.status_code, desc, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, exc: Exception):  # Starlette re-raises it after, so the server logs the trace
+        return _error(500, "internal error of the Bulk API (logged on the server); try again later, and tell the "
+                           "platform operator if it persists")
+
+
 def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Optional[Path] = None) -> FastAPI:
     cfg = cfg or load_platform_config()
     limits = cfg.bulk_api
@@ -71,6 +113,7 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
     app = FastAPI(title="gs-data-platform Bulk API", version="1.0",
                   description="Upload CSV files into jobs; read their status and error files. "
                               "Send your access key in the `accessKey` header.")
+    _install_error_handlers(app)
 
     def client():
         return s3_client
@@ -105,7 +148,12 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             if int(length) > max_bytes + MULTIPART_OVERHEAD:
                 return _error(413, f"upload of {int(length):,} bytes is above the limit of {limits.max_upload_mb:g} MB; "
                                    f"nothing was stored")
-            form = await request.form(max_files=1, max_fields=10)
+            try:
+                form = await request.form(max_files=1, max_fields=10)
+            except (MultiPartException, StarletteHTTPException) as e:
+                detail = getattr(e, "message", None) or getattr(e, "detail", None) or str(e)
+                return _error(400, f"the request is not a form this API accepts ({detail}): send multipart/form-data "
+                                   f"with one file part named 'file' and a jobId field; nothing was stored")
             try:
                 return await _accept(con, key, loginName, form, max_bytes)
             finally:
@@ -152,7 +200,8 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             client().upload_file(path, bucket, s3_key, ExtraArgs={"Metadata": {"gsdp-request-id": request_id}})
             etag = client().head_object(Bucket=bucket, Key=s3_key).get("ETag", "").strip('"')
         rs.record(con, rs.BulkRequest(
-            request_id=request_id, status_id=status_id, job=job.name, key_id=key.key_id, login_name=login_name,
+            request_id=request_id, status_id=status_id, job=job.name, key_id=key.key_id,
+            login_name=clean_login_name(login_name),
             client_file_name=os.path.basename(str(getattr(upload, "filename", "") or ""))[:255] or None,
             bucket=bucket, s3_key=s3_key, size_bytes=size, etag=etag, status="queued",
             received_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
@@ -171,14 +220,27 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
             header = read_header(sample, job.source, "upload")
         except FileFormatError as e:
             return str(e).replace("upload: ", "", 1)
-        allowed = job.mapped_source_columns  # mapped, matched, merge keys and columns formulas read
-        missing = [c for c in allowed if c not in header]
-        unexpected = [c for c in header if c not in allowed]
+        # What landing checks: the columns of every job reading this source object (a file lands
+        # once for all of them), each with the jobs that read it.
+        needs = source_columns(cfg, job.connection, job.source.object)
+        missing = [c for c in needs if c not in header]
+        unexpected = [c for c in header if c not in needs]
         if missing or unexpected:
-            parts = ([f"missing column(s) {missing}"] if missing else []) + \
-                    ([f"unexpected column(s) {unexpected}"] if unexpected else [])
-            return (f"header does not match job {job.name!r}: {'; '.join(parts)}. The job reads: {allowed} "
-                    f"(names are case-sensitive)")
+            parts = []
+            if missing:
+                by_job = {}
+                for c in missing:
+                    for j in needs[c]:
+                        by_job.setdefault(j, []).append(c)
+                parts.append(f"missing column(s) {missing} (" + "; ".join(
+                    f"job {j!r} reads {cols}" for j, cols in by_job.items()) + ")")
+            if unexpected:
+                parts.append(f"unexpected column(s) {unexpected}")
+            readers = sorted({j for js in needs.values() for j in js})
+            who = f"job {job.name!r}" if readers == [job.name] else \
+                f"the jobs reading source object {job.source.object!r} ({', '.join(readers)})"
+            return (f"header does not match job {job.name!r}: {'; '.join(parts)}. The file needs exactly the columns "
+                    f"{who} read: {list(needs)} (names are case-sensitive)")
         return None
 
     def _status_for(con, access_key, status_id):
@@ -211,7 +273,15 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
         if not req.error_file:
             return _error(404, f"upload {statusId} has no error file ({req.status})")
         bucket, _, key = req.error_file.removeprefix("s3://").partition("/")
-        body = client().get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            body = client().get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as e:  # noqa: BLE001 - only "not there" is the client's answer; the rest is a bug
+            code = str((getattr(e, "response", None) or {}).get("Error", {}).get("Code", ""))
+            if code not in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise
+            return _error(410, f"the error file of upload {statusId} is no longer in storage (it was removed "
+                               f"after the run, e.g. by a retention rule). The rejected rows are still kept in the "
+                               f"warehouse: ask the platform operator for them (`gsdp rejects {req.job_run_id}`).")
         return StreamingResponse(body.iter_chunks(1 << 16), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{req.request_id}.errors.csv"'})
 

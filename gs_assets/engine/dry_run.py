@@ -18,7 +18,7 @@ from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import JobRunResult, LoadRef, _now, apply_load
 from gs_assets.engine.file_prep import prepared_copy
-from gs_assets.engine.pipeline import decompress_limit, file_match
+from gs_assets.engine.pipeline import decompress_limit, file_match, source_columns
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from gs_assets.engine.sql_convert import ident
 from resources.warehouse import Warehouse, sync_object_tables
@@ -70,6 +70,7 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
     out = DryRunResult(job=job.name, source_file=source_file)
     obj = cfg.model.objects[job.destination]
     fm = file_match(job.source, name)
+    needs = source_columns(cfg, job.connection, job.source.object)
     try:
         with prepared_copy(chunks, name=name, label=source_file, src=job.source,
                            limit=decompress_limit(cfg, job.connection, source_file)) as path, warehouse.connect() as con:
@@ -78,7 +79,8 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
                 sync_object_tables(con, cfg.model)
                 landed = land_file(con, path=path, file_label=source_file, connection=job.connection,
                                    source_object=job.source.object, src=job.source,
-                                   required_columns=job.mapped_source_columns, jobs=[job.name])
+                                   # what the real landing checks: every job reading the object
+                                   required_columns=list(needs), jobs=sorted({j for js in needs.values() for j in js}))
                 started = _now()
                 load = LoadRef(load_id=landed.load_id, raw_table=landed.raw_table, source_file=source_file,
                                etag=None, header=landed.header, file_name=fm.file_name, file_date=fm.file_date)

@@ -41,6 +41,17 @@ def jobs_reading(cfg: PlatformConfig, connection: str, source_object: str) -> li
                    if j.connection == connection and j.source.object == source_object), key=lambda j: j.name)
 
 
+def source_columns(cfg: PlatformConfig, connection: str, source_object: str) -> dict[str, list[str]]:
+    """The columns a file of this source object must have, each with the jobs that read it: every
+    column any job reading the object needs (landing checks the file once for all of them). The
+    one definition used by landing, dry runs and the Bulk API's header check."""
+    needs: dict[str, list[str]] = {}
+    for j in jobs_reading(cfg, connection, source_object):
+        for c in j.mapped_source_columns:
+            needs.setdefault(c, []).append(j.name)
+    return needs
+
+
 def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
          chunks: Iterable[bytes], name: str, source_file: str, etag: Optional[str],
          size_bytes: Optional[int] = None, run_id: str = "", force: bool = False, log=None) -> LandResult:
@@ -54,9 +65,7 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
         raise ValueError(f"no job reads source object {connection}/{source_object}")
     src = jobs[0].source
     fm = file_match(src, name)
-    required: list[str] = []
-    for j in jobs:
-        required += [c for c in j.mapped_source_columns if c not in required]
+    required = list(source_columns(cfg, connection, source_object))
     with warehouse.connect() as con:
         prior = con.execute(
             "SELECT load_id, rows_read FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
