@@ -135,9 +135,12 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     try:
         head = client.head_object(Bucket=so.bucket, Key=key)
     except client.exceptions.ClientError as e:
-        with warehouse.connect() as con:
-            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE source_file = ? "
-                                "ORDER BY seq DESC LIMIT 1", [uri]).fetchone()
+        requested = context.run.tags.get("gsdp/etag") or None
+        with warehouse.connect() as con:  # this source object's load of the file (of the requested version)
+            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE connection = ? "
+                                "AND source_object = ? AND source_file = ? AND (? IS NULL OR etag = ?) "
+                                "ORDER BY seq DESC LIMIT 1",
+                                [so.connection, so.name, uri, requested, requested]).fetchone()
         if prior and prior[2] == "landed":
             context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
             return {"file": uri, "etag": prior[1] or "", "load_id": prior[0], "landing": "already_landed",
