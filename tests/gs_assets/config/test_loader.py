@@ -64,3 +64,25 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_the_shipped_config_is_valid():
     cfg = load_platform_config()
     assert {"crm_users", "crm_companies", "crm_people", "crm_company_people", "product_usage", "support_cases"} <= set(cfg.jobs)
+
+
+def test_a_schedule_with_sqs_listing_is_refused_at_load(tmp_path):
+    jobs = """
+connections:
+  files: {type: s3, bucket: bkt}
+jobs:
+  nightly:
+    connection: files
+    source: {object: companies, prefix: in/, listing: sqs, sqs_queue_url: "http://127.0.0.1:1/q"}
+    destination: company
+    identifiers: [external_id]
+    schedule: {every: day, at: "02:00"}
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+"""
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, jobs)
+    msg = str(e.value)
+    assert "jobs.yaml" in msg and "jobs.nightly.source.listing" in msg
+    assert "schedule" in msg and "listing: full" in msg
