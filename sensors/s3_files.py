@@ -99,7 +99,7 @@ def _source_state(state: dict, so: SourceObject) -> dict:
 
 
 def _dests(cfg: PlatformConfig, so: SourceObject) -> list[str]:
-    return sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name)})
+    return sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if serves_on_arrival(cfg, j)})
 
 
 def _version(obj: dict) -> tuple[str, str]:
@@ -327,14 +327,16 @@ def source_job_name(so: SourceObject) -> str:
 
 
 def build_source_jobs(cfg: PlatformConfig, sources: list[SourceObject]) -> list:
-    """One job per source object: land a file (the partition) and apply it to every object its jobs load."""
+    """One job per source object: land a file (the partition) and apply it to every object its jobs
+    that load on arrival write (scheduled jobs and chain members apply it at their own time)."""
     out = []
     for so in sources:
-        dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name)})
+        dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if serves_on_arrival(cfg, j)})
         out.append(dg.define_asset_job(
             source_job_name(so),
             selection=dg.AssetSelection.assets(so.key, *[dg.AssetKey(["gs", d]) for d in dests]),
-            description=f"Land one file of {so.key.to_user_string()} and load it into {', '.join(dests)}.",
+            description=f"Land one file of {so.key.to_user_string()}"
+                        + (f" and load it into {', '.join(dests)}." if dests else " (its jobs apply it at their schedule or chain)."),
             tags={"gsdp/source": so.key.to_user_string()},
         ))
     return out
