@@ -343,12 +343,14 @@ def build_source_jobs(cfg: PlatformConfig, sources: list[SourceObject]) -> list:
 
 
 def ledger_reader(warehouse, log=None):
-    """For plan_file_runs: which listed objects the file ledger holds as loaded and finished, read
+    """For plan_file_runs: which listed objects the file ledger holds as loaded, finished and left in
+    place (archive_prefix "": a lost or new cursor must not load them again), read
     through a read-only connection (a busy warehouse only costs the check, never the tick)."""
     def finished(cands: list) -> dict:
         import duckdb
-        from datetime import timezone
         from pathlib import Path
+
+        from gs_assets.assets.file_sources import same_object
 
         from resources.warehouse import WarehouseBusy
         if warehouse is None or warehouse.database in (":memory:", "") or not Path(warehouse.database).exists():
@@ -358,7 +360,7 @@ def ledger_reader(warehouse, log=None):
             with warehouse.read(wait_seconds=10) as con:
                 rows = con.execute(
                     "SELECT connection, source_object, source_file, etag, arg_max(load_id, landed_at), max(landed_at) "
-                    "FROM gs_ops.loads WHERE archived_to IS NOT NULL AND source_file IN (SELECT unnest(?)) "
+                    "FROM gs_ops.loads WHERE archived_to = source_file AND source_file IN (SELECT unnest(?)) "
                     "GROUP BY ALL", [uris]).fetchall()
         except WarehouseBusy as e:
             if log:
@@ -370,8 +372,9 @@ def ledger_reader(warehouse, log=None):
         out = {}
         for so, key, etag, lm in cands:
             hit = seen.get((so.connection, so.name, f"s3://{so.bucket}/{key}", etag))
-            # The very object that was loaded (it was there before its load landed), not a re-upload.
-            if hit and lm is not None and lm.astimezone(timezone.utc).replace(tzinfo=None) <= hit[1]:
+            # The very object that was loaded and left in place (there before its load landed), not a
+            # re-upload: a file that was archived and is back in the prefix always gets a run.
+            if hit and same_object(lm, hit[1], uri := f"s3://{so.bucket}/{key}", uri):
                 out[(so.key, key)] = hit[0]
         return out
 

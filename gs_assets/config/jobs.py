@@ -72,6 +72,10 @@ class FileSource(BaseModel):
     sqs_queue_url: Optional[str] = None
     archive_prefix: Optional[str] = Field(default=None, description="where loaded files move (default <prefix>archive/); '' keeps them in place")
     error_prefix: Optional[str] = Field(default=None, description="where files that fail move (default <prefix>error/)")
+    on_identical_file: Literal["archive", "reapply"] = Field(default="archive", description=(
+        "a file uploaded again with the same key and content as a version already loaded: archive it with a "
+        "note that it was already loaded (default), or reapply it (land it again and let every job apply it, "
+        "e.g. a feed that re-sends rows whose lookups failed)"))
     delimiter: str = ","
     quote: str = '"'
     escape: Optional[str] = None

@@ -41,7 +41,9 @@ def q(tmp_path, sql, params=()):
 
 
 def keys(s3_server, bucket):
-    return sorted(o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", []))
+    """The bucket's files, without error files."""
+    return sorted(o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+                  if not o["Key"].endswith(".errors.csv"))
 
 
 def test_one_file_read_by_two_source_objects_loads_into_both_and_is_archived_once(tmp_path, s3_server, bucket):
@@ -146,3 +148,124 @@ def test_a_run_of_one_job_also_applies_its_sources_on_arrival_jobs_so_the_file_i
     assert sorted(q(tmp_path, "SELECT job, status FROM gs_ops.job_runs WHERE final")) == [
         ("live_contacts", "Success"), ("nightly_accounts", "Success")]
     assert keys(s3_server, bucket) == ["in/archive/acc.csv"]
+
+
+LOOKUPS = """
+connections:
+  files: {type: s3, bucket: %s}
+jobs:
+  users:
+    connection: files
+    source: {object: users, prefix: in/, file_name: "users*.csv"%s}
+    destination: user
+    operation: upsert
+    identifiers: [email]
+    mappings:
+      - {source: Name, target: name}
+      - {source: Email, target: email}
+  accounts:
+    connection: files
+    source: {object: accounts, prefix: in/, file_name: "accounts.csv", match: equals%s}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+    lookups:
+      - {target: csm, object: user, match: [{source: CSM, field: email}]}
+"""
+ACCOUNTS = "Id,Name,CSM\nA1,Acme,ann@x.io\nA2,Beta,zed@x.io\n"
+
+
+def log_messages(instance, run_id):
+    return [e.user_message for e in instance.all_logs(run_id)]
+
+
+def test_an_identical_reupload_gets_a_run_is_archived_with_a_note_and_can_be_reapplied(tmp_path, s3_server, bucket,
+                                                                                      monkeypatch):
+    from gs_assets import cli
+    _, defs = platform(tmp_path, LOOKUPS % (bucket, "", ""))
+    instance = dg.DagsterInstance.ephemeral()
+    put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
+    first = tick(defs, instance, None)
+    assert all(r.success for r in run_requests(defs, instance, first))
+    assert q(tmp_path, "SELECT external_id FROM gs.company") == [("A1",)], "A2's CSM is not a user yet"
+    assert keys(s3_server, bucket) == ["in/archive/accounts.csv", "in/archive/users.csv"]
+    put(s3_server, bucket, "in/users_2.csv", "Name,Email\nZed,zed@x.io\n")  # the CSM arrives
+    second = tick(defs, instance, first.cursor)
+    assert all(r.success for r in run_requests(defs, instance, second))
+
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)  # the same bytes again
+    third = tick(defs, instance, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["in/accounts.csv"]
+    before = next(r for r in first.run_requests if r.partition_key == "in/accounts.csv")
+    assert third.run_requests[0].run_key != before.run_key, "Dagster would drop a request with the same run key"
+    (run,) = run_requests(defs, instance, third)
+    assert run.success
+    assert keys(s3_server, bucket) == ["in/archive/accounts.csv", "in/archive/users.csv", "in/archive/users_2.csv"]
+    (first_load,) = q(tmp_path, "SELECT load_id FROM gs_ops.loads WHERE source_object = 'accounts' AND status = 'landed'")
+    (status, note, archived), = q(tmp_path, "SELECT status, note, archived_to FROM gs_ops.loads "
+                                            "WHERE source_object = 'accounts' AND dagster_run_id = ?", [run.run_id])
+    assert status == "identical" and archived == f"s3://{bucket}/in/archive/accounts.csv"
+    assert f"identical to load {first_load[0]}" in note and "not applied again" in note and "--reapply" in note
+    meta = next(m for m in run.get_asset_materialization_events()
+                if m.asset_key == dg.AssetKey(["source", "files", "accounts"])).materialization.metadata
+    assert meta["landing"].value == "identical" and "not applied again" in meta["note"].value
+    assert any("not applied again" in m for m in log_messages(instance, run.run_id))
+    assert q(tmp_path, "SELECT external_id FROM gs.company") == [("A1",)], "objects unchanged"
+    assert q(tmp_path, "SELECT count(*) FROM gs_ops.job_runs WHERE job = 'accounts'") == [(1,)]
+
+    # Re-apply on request: the file has moved to the archive, its archived copy is applied again.
+    monkeypatch.setenv("GSDP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("GSDP_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert cli.main(["run", "accounts", "--file", "in/accounts.csv", "--reapply"]) == 0
+    assert q(tmp_path, "SELECT external_id FROM gs.company ORDER BY 1") == [("A1",), ("A2",)], \
+        "the row whose lookup failed the first time is loaded now"
+    assert q(tmp_path, "SELECT status, inserted, unchanged, rejected FROM gs_ops.job_runs WHERE job = 'accounts' "
+                       "ORDER BY started_at") == [("Partial Success", 1, 0, 1), ("Success", 1, 1, 0)]
+    assert keys(s3_server, bucket) == ["in/archive/accounts.csv", "in/archive/users.csv", "in/archive/users_2.csv"]
+
+
+def wait_for_s3_clock_after(s3_server, bucket, moment):
+    """Until an upload now gets a LastModified later than `moment` (S3 keeps whole seconds)."""
+    import time
+    from datetime import timezone
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        put(s3_server, bucket, "probe/clock", "x")
+        lm = s3_server.client().head_object(Bucket=bucket, Key="probe/clock")["LastModified"]
+        if lm.astimezone(timezone.utc).replace(tzinfo=None) > moment:
+            s3_server.client().delete_object(Bucket=bucket, Key="probe/clock")
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the S3 server's clock did not pass {moment} within 60 s")
+
+
+def test_files_left_in_place_are_not_loaded_again_by_a_new_cursor_but_a_reupload_is(tmp_path, s3_server, bucket):
+    """archive_prefix "" keeps loaded files in place: a sensor with a new cursor (another Dagster
+    instance, a reset sensor) requests no runs for them (the ledger holds them); the same bytes
+    uploaded again over one of them get a run and a note."""
+    keep = ', archive_prefix: ""'
+    _, defs = platform(tmp_path, LOOKUPS % (bucket, keep, keep))
+    instance = dg.DagsterInstance.ephemeral()
+    put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
+    first = tick(defs, instance, None)
+    assert all(r.success for r in run_requests(defs, instance, first))
+    assert keys(s3_server, bucket) == ["in/accounts.csv", "in/users.csv"]
+    fresh = tick(defs, dg.DagsterInstance.ephemeral(), None)
+    assert not fresh.run_requests, "files the ledger holds as loaded and finished get no run"
+    assert not tick(defs, instance, fresh.cursor).run_requests
+
+    (landed,), = q(tmp_path, "SELECT max(landed_at) FROM gs_ops.loads")
+    wait_for_s3_clock_after(s3_server, bucket, landed)
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
+    again = tick(defs, instance, fresh.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["in/accounts.csv"]
+    (run,) = run_requests(defs, instance, again)
+    assert run.success
+    assert q(tmp_path, "SELECT status FROM gs_ops.loads WHERE dagster_run_id = ?", [run.run_id]) == [("identical",)]
+    assert keys(s3_server, bucket) == ["in/accounts.csv", "in/users.csv"]
