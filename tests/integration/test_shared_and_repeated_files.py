@@ -269,3 +269,30 @@ def test_files_left_in_place_are_not_loaded_again_by_a_new_cursor_but_a_reupload
     assert run.success
     assert q(tmp_path, "SELECT status FROM gs_ops.loads WHERE dagster_run_id = ?", [run.run_id]) == [("identical",)]
     assert keys(s3_server, bucket) == ["in/accounts.csv", "in/users.csv"]
+
+
+def test_the_ui_after_the_demo_requests_no_runs_for_files_already_loaded(tmp_path, s3_server, bucket):
+    """`./dev ui` starts an empty local S3 again and a sensor with a new cursor: the sample files go
+    back where the demo left them (archive), so the sensor requests runs only for new files."""
+    from gs_assets.demo import run_demo
+    from gs_assets.demo.run_ui import restore_sample
+    jobs = (LOOKUPS % (bucket, "", "")).replace("in/", run_demo.BUCKET_PREFIX)
+    _, defs = platform(tmp_path, jobs)
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    (sample / "users.csv").write_text("Name,Email\nAnn,ann@x.io\n")
+    (sample / "accounts.csv").write_text(ACCOUNTS)
+    run_demo.upload_sample(s3_server.client(), bucket, sample)
+    demo = dg.DagsterInstance.ephemeral()
+    assert all(r.success for r in run_requests(defs, demo, tick(defs, demo, None)))
+    loaded = keys(s3_server, bucket)
+    assert loaded == ["inbound/archive/accounts.csv", "inbound/archive/users.csv"]
+
+    for key in keys(s3_server, bucket) + [k + ".accounts.errors.csv" for k in loaded[:1]]:  # a new, empty S3
+        s3_server.client().delete_object(Bucket=bucket, Key=key)
+    (sample / "users_2.csv").write_text("Name,Email\nZed,zed@x.io\n")  # one file the demo never loaded
+    left = restore_sample(s3_server.client(), bucket, sample, str(tmp_path / "wh.duckdb"))
+    assert left == ["inbound/users_2.csv"]
+    assert keys(s3_server, bucket) == loaded + ["inbound/users_2.csv"]
+    ui = tick(defs, dg.DagsterInstance.ephemeral(), None)
+    assert [r.partition_key for r in ui.run_requests] == ["inbound/users_2.csv"]
