@@ -238,7 +238,8 @@ def cmd_run(a) -> int:
                                 f"({', '.join('?' for _ in run_ids)}) ORDER BY seq", run_ids).fetchall()
         for f, note in notes:
             print(f"{os.path.basename(f)}: {note}")
-        print("no new loads: these file versions were already loaded (`--reapply` applies them again)")
+        print("(`--reapply` applies them again)")
+        print("no new loads: these file versions were already loaded")
     return 1 if failed else 0
 
 
