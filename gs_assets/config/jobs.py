@@ -359,8 +359,10 @@ class Job(Scheduled):
     reject_threshold_percent: Optional[float] = Field(default=None, ge=0, le=100,
         description="above this share of rejected rows the run is Failed and writes no records")
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
-        "when to scan the source and load new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
-        "or a cron expression; without it the job runs on new files (sensor) and on demand"))
+        "when to scan the source and apply new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
+        "or a cron expression; the sensor then leaves the job's files to this schedule (a job of the same "
+        "source without schedule still loads them on arrival; the file is archived when every job applied "
+        "it). Without it the job loads files as they arrive (sensor) and on demand"))
     description: str = ""
 
     @property
