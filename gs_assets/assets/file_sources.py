@@ -134,11 +134,10 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
 REAPPLY_TAG = "gsdp/reapply"
 
 
-def _reapply_asked(context, src) -> bool:
-    """Re-apply a file version that was already loaded: the run tag `gsdp/reapply=true` (set by
-    `gsdp run JOB --file KEY --reapply`, or in the UI launchpad), or `on_identical_file: reapply`."""
-    return str(context.run.tags.get(REAPPLY_TAG, "")).lower() in ("true", "1", "yes") or \
-        getattr(src, "on_identical_file", "archive") == "reapply"
+def _reapply_asked(context) -> bool:
+    """The run asks to re-apply a file version that was already loaded: the tag `gsdp/reapply=true`
+    (set by `gsdp run JOB --file KEY --reapply`, or in the UI launchpad)."""
+    return str(context.run.tags.get(REAPPLY_TAG, "")).lower() in ("true", "1", "yes")
 
 
 def _loaded_before(warehouse: Warehouse, so: "SourceObject", uri: str, etag: str | None):
@@ -203,7 +202,7 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     the file has already moved)."""
     uri = f"s3://{so.bucket}/{key}"
     src = jobs_reading(cfg, so.connection, so.name)[0].source
-    reapply = _reapply_asked(context, src)
+    reapply = _reapply_asked(context)
     try:
         head = client.head_object(Bucket=so.bucket, Key=key)
     except client.exceptions.ClientError as e:
@@ -232,10 +231,12 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     prior = _loaded_before(warehouse, so, uri, clean_etag(head.get("ETag")))
     force = False
     if prior is not None and prior[3] is not None:  # this version was loaded and its file finished
-        if reapply:
+        reupload = not same_object(head.get("LastModified"), prior[2], prior[3], uri)
+        if reapply or (reupload and src.on_identical_file == "reapply"):
             force = True
-            context.log.info(f"re-applying {uri} version {prior[1]} (loaded before as load {prior[0]}; {REAPPLY_TAG})")
-        elif not same_object(head.get("LastModified"), prior[2], prior[3], uri):
+            context.log.info(f"re-applying {uri} version {prior[1]} (loaded before as load {prior[0]}; "
+                             + (f"run tag {REAPPLY_TAG})" if reapply else "on_identical_file: reapply)"))
+        elif reupload:
             return _archive_identical(context, cfg, so, warehouse, client, key, head, prior)
     return _landed_meta(context, cfg, so, warehouse, client, key, head, force=force)
 

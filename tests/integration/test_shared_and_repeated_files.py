@@ -296,3 +296,20 @@ def test_the_ui_after_the_demo_requests_no_runs_for_files_already_loaded(tmp_pat
     assert keys(s3_server, bucket) == loaded + ["inbound/users_2.csv"]
     ui = tick(defs, dg.DagsterInstance.ephemeral(), None)
     assert [r.partition_key for r in ui.run_requests] == ["inbound/users_2.csv"]
+
+
+def test_on_identical_file_reapply_applies_a_reupload_again(tmp_path, s3_server, bucket):
+    _, defs = platform(tmp_path, LOOKUPS % (bucket, "", ", on_identical_file: reapply"))
+    instance = dg.DagsterInstance.ephemeral()
+    put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
+    first = tick(defs, instance, None)
+    assert all(r.success for r in run_requests(defs, instance, first))
+    put(s3_server, bucket, "in/users_2.csv", "Name,Email\nZed,zed@x.io\n")
+    put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
+    second = tick(defs, instance, first.cursor)
+    assert all(r.success for r in run_requests(defs, instance, second))
+    assert q(tmp_path, "SELECT external_id FROM gs.company ORDER BY 1") == [("A1",), ("A2",)]
+    assert q(tmp_path, "SELECT status, count(*) FROM gs_ops.loads WHERE source_object = 'accounts' GROUP BY 1") == [
+        ("landed", 2)]
+    assert keys(s3_server, bucket) == ["in/archive/accounts.csv", "in/archive/users.csv", "in/archive/users_2.csv"]
