@@ -203,6 +203,14 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     uri = f"s3://{so.bucket}/{key}"
     src = jobs_reading(cfg, so.connection, so.name)[0].source
     reapply = _reapply_asked(context)
+    inserting = [j.name for j in jobs_reading(cfg, so.connection, so.name) if j.operation.value == "insert"]
+    refused = reapply and bool(inserting)  # invariant 3: the same file twice never duplicates records
+    reapply = reapply and not refused
+
+    def say_refused(prior) -> None:
+        if refused and prior is not None:
+            context.log.warning(f"{uri} is not re-applied: job(s) {', '.join(inserting)} insert records, so applying "
+                                f"the same file again would add them twice (use upsert to re-apply files)")
     try:
         head = client.head_object(Bucket=so.bucket, Key=key)
     except client.exceptions.ClientError as e:
@@ -213,6 +221,7 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
                                 "AND status IN ('landed', 'identical') ORDER BY seq DESC LIMIT 1",
                                 [so.connection, so.name, uri, requested, requested]).fetchone()
         moved = prior[3] if prior else None
+        say_refused(prior)
         if prior and reapply and moved and moved.startswith(f"s3://{so.bucket}/") and moved != uri:
             read_key = moved[len(f"s3://{so.bucket}/"):]
             try:
@@ -232,6 +241,7 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     force = False
     if prior is not None and prior[3] is not None:  # this version was loaded and its file finished
         reupload = not same_object(head.get("LastModified"), prior[2], prior[3], uri)
+        say_refused(prior)
         if reapply or (reupload and src.on_identical_file == "reapply"):
             force = True
             context.log.info(f"re-applying {uri} version {prior[1]} (loaded before as load {prior[0]}; "

@@ -53,6 +53,10 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
             "a job with a schedule cannot use listing: sqs: the SQS queue is read only by the s3_files_sensor "
             "as files arrive, while a schedule scans the prefix at its time. Use listing: full (or start_after) "
             "with the schedule, or remove the schedule to load files as their events arrive"))
+    if job.source.on_identical_file == "reapply" and job.operation == Operation.INSERT:
+        raise ConfigError(file, f"{key}.source.on_identical_file", (
+            "reapply needs update or upsert: an insert job would add the records of a re-sent file twice. "
+            "Use operation: upsert with identifiers, or on_identical_file: archive"))
     dest = model.get(job.destination, file=file, key=f"{key}.destination")
 
     def field_of(obj, name: str, k: str):

@@ -86,3 +86,12 @@ jobs:
     msg = str(e.value)
     assert "jobs.yaml" in msg and "jobs.nightly.source.listing" in msg
     assert "schedule" in msg and "listing: full" in msg
+
+
+def test_reapplying_identical_files_needs_upsert_or_update(tmp_path):
+    jobs = GOOD.replace('delimiter: pipe}', 'delimiter: pipe, on_identical_file: reapply}').replace(
+        "operation: upsert", "operation: insert")
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, jobs)
+    assert "jobs.companies.source.on_identical_file" in str(e.value) and "upsert" in str(e.value)
+    assert load(tmp_path, GOOD.replace('delimiter: pipe}', 'delimiter: pipe, on_identical_file: reapply}'))
