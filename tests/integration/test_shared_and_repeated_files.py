@@ -313,3 +313,24 @@ def test_on_identical_file_reapply_applies_a_reupload_again(tmp_path, s3_server,
     assert q(tmp_path, "SELECT status, count(*) FROM gs_ops.loads WHERE source_object = 'accounts' GROUP BY 1") == [
         ("landed", 2)]
     assert keys(s3_server, bucket) == ["in/archive/accounts.csv", "in/archive/users.csv", "in/archive/users_2.csv"]
+
+
+def test_a_file_gone_before_the_second_source_object_landed_it_fails_that_run(tmp_path, s3_server, bucket):
+    """The ledger lookup for a file that is gone matches the source object: the other object's
+    load does not make this run a Success with nothing loaded."""
+    _, defs = platform(tmp_path, DUAL % bucket)
+    instance = dg.DagsterInstance.ephemeral()
+    put(s3_server, bucket, "in/d1.csv", "Id,Name,Email\nA1,Acme,ann@x.io\n")
+    result = tick(defs, instance, None)
+    for req in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    (x,) = [r for r in result.run_requests if r.job_name == "load_files__dualx_job"]
+    (y,) = [r for r in result.run_requests if r.job_name == "load_files__dualy_job"]
+    assert defs.resolve_job_def(x.job_name).execute_in_process(
+        partition_key=x.partition_key, instance=instance, tags=x.tags).success
+    s3_server.client().delete_object(Bucket=bucket, Key="in/d1.csv")  # removed by someone else
+    run = defs.resolve_job_def(y.job_name).execute_in_process(
+        partition_key=y.partition_key, instance=instance, tags=y.tags, raise_on_error=False)
+    assert not run.success
+    failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "never loaded" in failure.event_specific_data.error.message
