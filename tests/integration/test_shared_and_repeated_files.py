@@ -108,7 +108,8 @@ def schedule_tick(defs, instance, name):
     return defs.resolve_schedule_def(name).evaluate_tick(ctx)
 
 
-def test_a_scheduled_job_applies_at_its_time_and_the_file_is_archived_after_all_jobs(tmp_path, s3_server, bucket):
+def test_a_scheduled_job_applies_at_its_time_and_the_file_is_archived_after_all_jobs(tmp_path, s3_server, bucket,
+                                                                                      capfd):
     from tests.dagster_helpers import persistent_instance
     _, defs = platform(tmp_path, TIMED % bucket)
     instance = persistent_instance(tmp_path)
@@ -122,7 +123,11 @@ def test_a_scheduled_job_applies_at_its_time_and_the_file_is_archived_after_all_
     assert q(tmp_path, "SELECT count(*) FROM gs.company")[0][0] == 0, "the scheduled job waits for its time"
     assert q(tmp_path, "SELECT job FROM gs_ops.job_runs WHERE final") == [("live_contacts",)]
     assert keys(s3_server, bucket) == ["in/acc.csv", "in/ledger.csv"], "not archived before every job applied it"
+    capfd.readouterr()
     assert not tick(defs, instance, result.cursor).run_requests
+    # The file does not sit in the prefix without a visible reason: the tick says why it stays.
+    assert "job(s) nightly_accounts apply it at their schedule or chain, then it is archived: " \
+           f"s3://{bucket}/in/acc.csv" in "".join(capfd.readouterr())
 
     sched = schedule_tick(defs, instance, "nightly_accounts_schedule")
     assert [r.partition_key for r in sched.run_requests] == ["in/acc.csv"]
