@@ -3,7 +3,8 @@
     gsdp validate                 check the config folder (exit 2 with file, key and what to do)
     gsdp schema [--out FILE]      JSON Schema of the connections/jobs YAML, for editors
     gsdp jobs                     the configured jobs
-    gsdp run JOB [--file KEY]     import now: every matching file in the bucket (or one), through Dagster
+    gsdp run JOB [--file KEY] [--reapply]   import now: every matching file in the bucket (or one), through
+                                  Dagster; --reapply applies versions that were already loaded again
     gsdp run CHAIN                run a job chain now (its members in order)
     gsdp test-run JOB --file F    dry run: read, prepare, map, look up, validate; preview and would-be
                                   rejects; nothing is written (F is a local path or an S3 key)
@@ -45,6 +46,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("run", help="import now")
     p.add_argument("job")
     p.add_argument("--file", help="one S3 key (default: every matching file in the bucket)")
+    p.add_argument("--reapply", action="store_true", help=(
+        "apply file versions that were already loaded again (also from the archive when the file has moved)"))
     p = sub.add_parser("test-run", help="dry run of one file; writes nothing")
     p.add_argument("job")
     p.add_argument("--file", required=True, help="local path or S3 key")
@@ -266,7 +269,9 @@ def cmd_run(a) -> int:
     runs = []  # (key, run id, expected failure descriptions)
     for key in keys:
         res = dagster_job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
-                                             run_config=QUIET_CONSOLE, tags={"gsdp/trigger": "cli"})
+                                             run_config=QUIET_CONSOLE,
+                                             tags={"gsdp/trigger": "cli",
+                                                   **({"gsdp/reapply": "true"} if a.reapply else {})})
         runs.append((key, res.run_id, _report_run(instance, res)))
         failed += not res.success
     run_ids = [r[1] for r in runs]
@@ -283,6 +288,13 @@ def cmd_run(a) -> int:
     _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error", "job run"],
                  [(os.path.basename(r[0]), *r[1:9], _short(_without_file(r[9], r[0]), 80), r[10]) for r in rows])
     if not rows and not failed:
+        with _warehouse().read() as con:
+            notes = con.execute(f"SELECT source_file, note FROM gs_ops.loads WHERE status = 'identical' AND dagster_run_id IN "
+                                f"({', '.join('?' for _ in run_ids)}) ORDER BY seq", run_ids).fetchall()
+        for f, note in notes:
+            print(f"{os.path.basename(f)}: {note}")
+        if notes:
+            print("(`--reapply` applies them again)")
         print("no new loads: these file versions were already loaded")
     for key, run_id, expected in runs:
         mine = [f for f in failures if f[0] == run_id]

@@ -23,7 +23,8 @@ from sensors.bulk_uploads import build_bulk_sensors
 from sensors.lookup_retry import build_apply_objects_job, build_lookup_retry_sensor
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
-from sensors.s3_files import build_s3_files_sensor, build_source_jobs
+from gs_assets.engine.pipeline import jobs_reading
+from sensors.s3_files import build_s3_files_sensor, build_source_jobs, serves_on_arrival
 
 DEFAULT_WAREHOUSE = Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
 
@@ -46,10 +47,17 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
     source_jobs = build_source_jobs(cfg, sources)
     jobs = list(source_jobs)
     for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
+        # This job, plus the jobs of the same source that load on arrival (they apply every file
+        # of their source whichever run lands it), so the file is finished and archived.
+        siblings = sorted({j.destination for j in jobs_reading(cfg, job.connection, job.source.object)
+                           if j.name != job.name and serves_on_arrival(cfg, j)} - {job.destination})
         jobs.append(dg.define_asset_job(
             f"{job.name}_job",
-            selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination])),
-            description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition).",
+            selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination]),
+                                               *[dg.AssetKey(["gs", d]) for d in siblings]),
+            description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition)"
+                        + (f"; jobs of the same source that load on arrival apply it too ({', '.join(siblings)})"
+                           if siblings else "") + ".",
             tags={"gsdp/job": job.name},
         ))
     jobs += [build_chain_job(cfg, chain) for chain in sorted(cfg.chains.values(), key=lambda c: c.name)]
@@ -58,21 +66,21 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
     if any(j.retry_unmatched_lookups is not None for j in cfg.jobs.values()):
         jobs.append(build_apply_objects_job())
         retry_sensors.append(build_lookup_retry_sensor(cfg, jobs[-1]))
-    # Files of sources read only by chain members are picked up by their chain, not the sensor.
-    watched = [so for so in sources
-               if any(cfg.chain_of(j.name) is None for j in cfg.jobs.values()
-                      if (j.connection, j.source.object) == (so.connection, so.name))]
+    # The sensor watches sources read by a job that loads on arrival (no schedule, no chain); files
+    # of sources read only by scheduled jobs or chain members wait for their schedule or chain.
+    watched = [so for so in sources if any(serves_on_arrival(cfg, j) for j in jobs_reading(cfg, so.connection, so.name))]
+    wh = warehouse_from_env(warehouse)
     return dg.Definitions(
         assets=[*source_assets, *object_assets],
         # A run's steps share one process: each step process would import Dagster and the config
         # again (seconds per step); steps that write wait for the `warehouse` pool either way.
         executor=dg.in_process_executor,
         jobs=jobs,
-        sensors=([build_s3_files_sensor(cfg, watched, source_jobs)] if watched else []) + build_notification_sensors(cfg)
+        sensors=([build_s3_files_sensor(cfg, watched, source_jobs, warehouse=wh)] if watched else []) + build_notification_sensors(cfg)
         + build_bulk_sensors(cfg, {j.name: j for j in jobs}) + [build_run_recovery_sensor()] + retry_sensors,
         schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
         resources={
-            "warehouse": warehouse_from_env(warehouse),
+            "warehouse": wh,
             "s3": s3_resource_from_env(),
         },
     )

@@ -30,7 +30,7 @@ OPS_DDL = [
         load_id VARCHAR PRIMARY KEY,
         connection VARCHAR, source_object VARCHAR, raw_table VARCHAR,
         source_file VARCHAR, etag VARCHAR, size_bytes BIGINT,
-        status VARCHAR,             -- landed | failed
+        status VARCHAR,             -- landed | failed | identical
         rows_read BIGINT, malformed_rows BIGINT, header JSON, error VARCHAR,
         dagster_run_id VARCHAR, landed_at TIMESTAMP, seq BIGINT)""",
     "CREATE SEQUENCE IF NOT EXISTS gs_ops.load_seq",
@@ -51,6 +51,9 @@ OPS_DDL = [
     "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS archived_to VARCHAR",
     "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS error_files JSON",
     "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS aggregated BIGINT DEFAULT 0",
+    # status 'identical': a re-upload of a file version already loaded, archived without being applied
+    # again; `note` says which load it repeats and how to re-apply it.
+    "ALTER TABLE gs_ops.loads ADD COLUMN IF NOT EXISTS note VARCHAR",
     """CREATE TABLE IF NOT EXISTS gs_ops.superseded (
         job_run_id VARCHAR, job VARCHAR, line_number BIGINT, superseded_by_line BIGINT)""",
     # Values a mapping's `default` replaced (reason: missing = the source value was empty,

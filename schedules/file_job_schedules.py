@@ -2,8 +2,11 @@
 time in a time zone, or cron).
 
 At each tick the job's source is scanned like the sensor does, and a load is requested for each
-file version not yet requested by this schedule. Loading is idempotent (the file ledger), so a
-file that the sensor also picked up is not loaded twice.
+file version (ETag + LastModified) not yet requested by this schedule. The sensor does not load
+files for a scheduled job: it watches only sources read by a job without schedule or chain, and
+when a source is read by both kinds, the sensor's run lands the file and applies the unscheduled
+jobs; this schedule applies its job later (landing is idempotent: the file ledger), and the file
+is archived once every job reading it has applied it.
 """
 
 
@@ -28,7 +31,7 @@ def _build_one(cfg: PlatformConfig, so: SourceObject, job) -> dg.ScheduleDefinit
             return dg.SkipReason(f"no files match {job.source.rule_text}")
         # Schedules cannot return partition requests; register the file partitions directly.
         add_partitions(context.instance, so.partitions_name, sorted({p.key for p in planned}))
-        return [dg.RunRequest(run_key=f"{p.key}|{p.etag}", partition_key=p.key,
+        return [dg.RunRequest(run_key=f"{p.key}|{p.version or p.etag}", partition_key=p.key,
                               tags={"gsdp/etag": p.etag, "gsdp/job": job.name}) for p in planned]
 
     return _tick

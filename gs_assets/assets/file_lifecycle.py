@@ -1,6 +1,8 @@
 """After a file is loaded: error files beside it, then the move to the archive or error prefix.
 
-A file is finished when every job that reads it has a final run for it (committed). Only then
+A file is finished when every job that reads it has a final run for it (committed): the jobs of
+every source object (of its connection) whose pick-up rule takes the file, not only of the object
+whose load just committed. Only then
 are its error files written and the file moved: a load that rolls back leaves the file where it
 was, so it can be retried. Moves keep the ETag check, so a file re-uploaded meanwhile stays.
 """
@@ -51,7 +53,7 @@ def finish_files(warehouse: Warehouse, cfg: PlatformConfig, client, load_ids: li
 
 @dataclass
 class _Plan:
-    load_id: str
+    load_ids: list[str]  # every unfinished load of this file version (one per source object reading it)
     source_file: str
     bucket: str
     key: str
@@ -60,33 +62,69 @@ class _Plan:
     errors: list[tuple[str, str]]  # (local path, S3 key) of error files
 
 
+def objects_taking(cfg: PlatformConfig, connection: str, key: str) -> list[str]:
+    """Source objects of a connection whose pick-up rule takes this key (every one of them must
+    have loaded the file before it is finished)."""
+    from gs_assets.engine.pickup import match_file
+    out: set[str] = set()
+    for j in cfg.jobs.values():
+        if j.connection == connection and match_file(j.source.prefix, j.source.match, j.source.file_name, key):
+            out.add(j.source.object)
+    return sorted(out)
+
+
 def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: str) -> Optional[_Plan]:
-    """Decide where a finished file goes and write its error files locally (warehouse reads only)."""
+    """Decide where a finished file goes and write its error files locally (warehouse reads only).
+
+    A file version is finished when every source object of its connection whose pick-up rule
+    takes it (and the object of this load) has a load of it, and every job reading each of those
+    objects has a final run for that load (an identical re-upload that was not applied again
+    needs none)."""
     with warehouse.connect() as con:
-        row = con.execute("SELECT connection, source_object, source_file, etag, status, archived_to, error, header "
+        row = con.execute("SELECT connection, source_object, source_file, etag, archived_to "
                           "FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
-        if not row or row[5] is not None or not row[2].startswith("s3://"):
+        if not row or row[4] is not None or not row[2].startswith("s3://"):
             return None
-        conn, obj, source_file, etag, status, _, load_error, header = row
-        jobs = jobs_reading(cfg, conn, obj)
-        runs = con.execute("SELECT job, job_run_id, status, rejected FROM gs_ops.job_runs "
-                           "WHERE load_id = ? AND final AND retry_of IS NULL ORDER BY job", [load_id]).fetchall()
-        if {j.name for j in jobs} - {r[0] for r in runs}:
-            return None  # another job still has to apply this file
+        conn, obj, source_file, etag, _ = row
+        bucket, key = split_s3(source_file)
+        objects = sorted({obj, *objects_taking(cfg, conn, key)})
+        chosen = []  # per object: its load of this version (an unfinished one first)
+        for o in objects:
+            if not jobs_reading(cfg, conn, o):
+                continue
+            ld = con.execute(
+                "SELECT load_id, source_object, status, error, header, archived_to FROM gs_ops.loads "
+                "WHERE connection = ? AND source_object = ? AND source_file = ? AND etag IS NOT DISTINCT FROM ? "
+                "ORDER BY archived_to IS NULL DESC, seq DESC LIMIT 1", [conn, o, source_file, etag]).fetchone()
+            if ld is None:
+                return None  # another source object has not landed this file yet
+            chosen.append(ld)
+        if not chosen:
+            return None
+        runs = []
+        for ld in chosen:
+            if ld[2] == "identical":
+                continue
+            mine = con.execute("SELECT job, job_run_id, status, rejected, ? FROM gs_ops.job_runs "
+                               "WHERE load_id = ? AND final AND retry_of IS NULL ORDER BY job", [ld[4], ld[0]]).fetchall()
+            if {j.name for j in jobs_reading(cfg, conn, ld[1])} - {r[0] for r in mine}:
+                return None  # another job still has to apply this file
+            runs += mine
         local: list[tuple[str, str]] = []  # (local path, suffix after the file's new key)
-        if status == "failed":
-            path = os.path.join(tmp, "failure.csv")
-            write_failure_file(path, load_error or "the file could not be loaded")
-            local.append((path, ".errors.csv"))
-        for job, job_run_id, _status, rejected in runs:
+        for ld in chosen:
+            if ld[2] == "failed":
+                path = os.path.join(tmp, f"failure-{ld[1]}.csv")
+                write_failure_file(path, ld[3] or "the file could not be loaded")
+                local.append((path, ".errors.csv" if len(chosen) == 1 else f".{ld[1]}.errors.csv"))
+        for job, job_run_id, _status, rejected, header in runs:
             if rejected:
                 path = os.path.join(tmp, f"{job}.csv")
                 write_error_file(con, job_run_id, json.loads(header) if header else [], path)
                 local.append((path, f".{job}.errors.csv"))
     # Where the file goes (S3 look-ups only after the warehouse connection is closed).
-    src = jobs[0].source
-    failed = status == "failed" or all(r[2] == "Failed" for r in runs)
-    bucket, key = split_s3(source_file)
+    src = jobs_reading(cfg, conn, chosen[0][1])[0].source
+    failed = all(ld[2] == "failed" for ld in chosen) or (
+        bool(runs) and all(ld[2] != "identical" for ld in chosen) and all(r[2] == "Failed" for r in runs))
     name = os.path.basename(key)
     prefix = src.error_to if failed else src.archive_to
     target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
@@ -96,7 +134,8 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
     if prefix != "" and _etag_at(client, bucket, new_key) not in (None, etag):
         new_key = f"{target_dir}{load_id[:8]}_{name}"
     errors = [(path, new_key + suffix) for path, suffix in local]
-    return _Plan(load_id, source_file, bucket, key, etag, new_key if prefix != "" else None, errors)
+    load_ids = [load_id] + [ld[0] for ld in chosen if ld[5] is None and ld[0] != load_id]
+    return _Plan(load_ids, source_file, bucket, key, etag, new_key if prefix != "" else None, errors)
 
 
 def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
@@ -119,11 +158,12 @@ def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
                 log.warning(f"{p.source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
     error_uris = [f"s3://{p.bucket}/{k}" for _, k in p.errors]
     with warehouse.connect() as con:
-        con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
-                    [moved, json.dumps(error_uris), p.load_id])
+        for load_id in p.load_ids:
+            con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
+                        [moved, json.dumps(error_uris), load_id])
     if log:
         log.info(f"{p.source_file} -> {moved}" + (f"; error files: {', '.join(error_uris)}" if error_uris else ""))
-    return Finished(p.load_id, p.source_file, moved, error_uris)
+    return Finished(p.load_ids[0], p.source_file, moved, error_uris)
 
 
 def unfinished_loads(warehouse: Warehouse, cfg: PlatformConfig, destination: str) -> list[str]:

@@ -59,15 +59,18 @@ def matching_keys(client, bucket: str, src) -> list[str]:
 
 
 def land_s3_object(warehouse, cfg: PlatformConfig, so: "SourceObject", client, key: str, head: dict, run_id: str,
-                   log=None):
+                   log=None, *, force: bool = False, read_key: str | None = None):
     """Land one S3 object, the version `head` describes, through the engine (streamed lazily:
-    an already-landed version is never downloaded). With `log`, download progress is logged."""
-    chunks = _s3_chunks(client, so.bucket, key, head["ETag"])
+    an already-landed version is never downloaded). With `log`, download progress is logged.
+    `force` lands it again though it was loaded; `read_key` reads the bytes from another key (the
+    archived copy of `key`, to re-apply a file that has moved)."""
+    chunks = _s3_chunks(client, so.bucket, read_key or key, head["ETag"])
     if log is not None:
-        chunks = logged_progress(chunks, total_bytes=head.get("ContentLength"), label=key, log=log)
+        chunks = logged_progress(chunks, total_bytes=head.get("ContentLength"), label=read_key or key, log=log)
     return land(warehouse, cfg, connection=so.connection, source_object=so.name,
                 chunks=chunks, name=key, source_file=f"s3://{so.bucket}/{key}",
-                etag=clean_etag(head.get("ETag")), size_bytes=head.get("ContentLength"), run_id=run_id, log=log)
+                etag=clean_etag(head.get("ETag")), size_bytes=head.get("ContentLength"), run_id=run_id, log=log,
+                force=force)
 
 
 def _s3_chunks(client, bucket: str, key: str, etag: str, size: int = 8 << 20):
@@ -128,25 +131,133 @@ def build_file_source_asset(cfg: PlatformConfig, so: SourceObject) -> dg.AssetsD
         )(_source)
 
 
+REAPPLY_TAG = "gsdp/reapply"
+
+
+def _reapply_asked(context) -> bool:
+    """The run asks to re-apply a file version that was already loaded: the tag `gsdp/reapply=true`
+    (set by `gsdp run JOB --file KEY --reapply`, or in the UI launchpad)."""
+    return str(context.run.tags.get(REAPPLY_TAG, "")).lower() in ("true", "1", "yes")
+
+
+def _loaded_before(warehouse: Warehouse, so: "SourceObject", uri: str, etag: str | None):
+    """This source object's latest successful load of the file (of `etag` when given):
+    (load_id, etag, landed_at, archived_to), or None."""
+    with warehouse.connect() as con:
+        return con.execute(
+            "SELECT load_id, etag, landed_at, archived_to FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
+            "AND source_file = ? AND (? IS NULL OR etag = ?) AND status = 'landed' ORDER BY seq DESC LIMIT 1",
+            [so.connection, so.name, uri, etag, etag]).fetchone()
+
+
+def same_object(last_modified, landed_at, archived_to: str | None, uri: str) -> bool:
+    """The object at `uri` is the very one a finished load read, not a re-upload of the same bytes:
+    the load left the file in place (archive_prefix "") and the object was there before it landed.
+    (A file that was moved away and is back is always a re-upload.)"""
+    from datetime import timezone
+    return (archived_to == uri and last_modified is not None and landed_at is not None
+            and last_modified.astimezone(timezone.utc).replace(tzinfo=None) <= landed_at)
+
+
+def _archive_identical(context, cfg: PlatformConfig, so: "SourceObject", warehouse: Warehouse, client, key: str,
+                       head: dict, prior) -> dict:
+    """A re-upload of a version already loaded: record it in the ledger (status 'identical', with a
+    note naming the load it repeats), move it to the archive prefix like any loaded file, apply nothing."""
+    import uuid
+
+    from gs_assets.engine.pipeline import _record_load, file_match
+    uri = f"s3://{so.bucket}/{key}"
+    etag = clean_etag(head.get("ETag"))
+    job_names = [j.name for j in jobs_reading(cfg, so.connection, so.name)]
+    note = (f"identical to load {prior[0]} of {str(prior[2])[:19]} UTC (same key and content), not applied again; "
+            f"to re-apply it run `gsdp run {job_names[0]} --file {key} --reapply` (or launch a run with the tag "
+            f"{REAPPLY_TAG}=true)")
+    load_id = str(uuid.uuid4())
+    src = jobs_reading(cfg, so.connection, so.name)[0].source
+    fm = file_match(src, key)
+    with warehouse.transaction() as con:
+        _record_load(con, load_id=load_id, connection=so.connection, source_object=so.name, raw_table=None,
+                     source_file=uri, etag=etag, size_bytes=head.get("ContentLength"), status="identical", rows_read=0,
+                     malformed_rows=0, header=None, error=None, run_id=context.run.run_id, file_name=fm.file_name,
+                     file_date=fm.file_date)
+        con.execute("UPDATE gs_ops.loads SET note = ? WHERE load_id = ?", [note, load_id])
+    context.log.info(f"{uri}: {note}")
+    (fin,) = finish_files(warehouse, cfg, client, [load_id], context.log) or [None]
+    meta = {"file": dg.MetadataValue.text(uri), "etag": etag or "", "size_bytes": head.get("ContentLength") or 0,
+            "load_id": load_id, "landing": "identical", "identical_to": prior[0], "note": note,
+            "dagster/row_count": 0}
+    if fin:
+        meta["moved_to"] = fin.moved_to
+    return meta
+
+
 def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str) -> dict:
     """Land one file partition (for the source asset and for chain members); its metadata, with
-    "error" when the file could not be loaded (a failed file is moved to the error prefix)."""
+    "error" when the file could not be loaded (a failed file is moved to the error prefix).
+
+    A file version (key + ETag) that was loaded and finished is not applied again when the same
+    bytes are uploaded again: the re-upload is archived with a note (status 'identical' in
+    gs_ops.loads), unless re-applying was asked for (`gsdp/reapply=true`, `on_identical_file:
+    reapply`): then it is landed again and every job applies it (also from its archived copy when
+    the file has already moved)."""
     uri = f"s3://{so.bucket}/{key}"
+    src = jobs_reading(cfg, so.connection, so.name)[0].source
+    reapply = _reapply_asked(context)
+    inserting = [j.name for j in jobs_reading(cfg, so.connection, so.name) if j.operation.value == "insert"]
+    refused = reapply and bool(inserting)  # invariant 3: the same file twice never duplicates records
+    reapply = reapply and not refused
+
+    def say_refused(prior) -> None:
+        if refused and prior is not None:
+            context.log.warning(f"{uri} is not re-applied: job(s) {', '.join(inserting)} insert records, so applying "
+                                f"the same file again would add them twice (use upsert to re-apply files)")
     try:
         head = client.head_object(Bucket=so.bucket, Key=key)
     except client.exceptions.ClientError as e:
-        with warehouse.connect() as con:
-            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE source_file = ? "
-                                "ORDER BY seq DESC LIMIT 1", [uri]).fetchone()
-        if prior and prior[2] == "landed":
+        requested = context.run.tags.get("gsdp/etag") or None
+        with warehouse.connect() as con:  # this source object's load of the file (of the requested version)
+            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE connection = ? "
+                                "AND source_object = ? AND source_file = ? AND (? IS NULL OR etag = ?) "
+                                "AND status IN ('landed', 'identical') ORDER BY seq DESC LIMIT 1",
+                                [so.connection, so.name, uri, requested, requested]).fetchone()
+        moved = prior[3] if prior else None
+        say_refused(prior)
+        if prior and reapply and moved and moved.startswith(f"s3://{so.bucket}/") and moved != uri:
+            read_key = moved[len(f"s3://{so.bucket}/"):]
+            try:
+                head = client.head_object(Bucket=so.bucket, Key=read_key, IfMatch=f'"{prior[1]}"')
+            except client.exceptions.ClientError:
+                head = None
+            if head is not None:
+                context.log.info(f"re-applying {uri} from its archived copy {moved} ({REAPPLY_TAG})")
+                return _landed_meta(context, cfg, so, warehouse, client, key, head, force=True, read_key=read_key)
+        if prior:
             context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
             return {"file": uri, "etag": prior[1] or "", "load_id": prior[0], "landing": "already_landed",
                     "archived_to": prior[3] or ""}
         return {"file": uri, "error": f"{uri} cannot be read ({e.response['Error'].get('Code')}) and was never "
                                       f"loaded; it may have been deleted. Upload it again."}
+    prior = _loaded_before(warehouse, so, uri, clean_etag(head.get("ETag")))
+    force = False
+    if prior is not None and prior[3] is not None:  # this version was loaded and its file finished
+        reupload = not same_object(head.get("LastModified"), prior[2], prior[3], uri)
+        say_refused(prior)
+        if reapply or (reupload and src.on_identical_file == "reapply"):
+            force = True
+            context.log.info(f"re-applying {uri} version {prior[1]} (loaded before as load {prior[0]}; "
+                             + (f"run tag {REAPPLY_TAG})" if reapply else "on_identical_file: reapply)"))
+        elif reupload:
+            return _archive_identical(context, cfg, so, warehouse, client, key, head, prior)
+    return _landed_meta(context, cfg, so, warehouse, client, key, head, force=force)
+
+
+def _landed_meta(context, cfg: PlatformConfig, so: SourceObject, warehouse: Warehouse, client, key: str, head: dict,
+                 *, force: bool = False, read_key: str | None = None) -> dict:
+    uri = f"s3://{so.bucket}/{key}"
     etag, size = clean_etag(head.get("ETag")), head.get("ContentLength")
     requested = context.run.tags.get("gsdp/etag")
-    res = land_s3_object(warehouse, cfg, so, client, key, head, context.run.run_id, log=context.log)
+    res = land_s3_object(warehouse, cfg, so, client, key, head, context.run.run_id, log=context.log,
+                         force=force, read_key=read_key)
     meta = {
         "file": dg.MetadataValue.text(uri),
         "etag": etag or "",

@@ -79,6 +79,10 @@ class FileSource(BaseModel):
     sqs_queue_url: Optional[str] = None
     archive_prefix: Optional[str] = Field(default=None, description="where loaded files move (default <prefix>archive/); '' keeps them in place")
     error_prefix: Optional[str] = Field(default=None, description="where files that fail move (default <prefix>error/)")
+    on_identical_file: Literal["archive", "reapply"] = Field(default="archive", description=(
+        "a file uploaded again with the same key and content as a version already loaded: archive it with a "
+        "note that it was already loaded (default), or reapply it (land it again and let every job apply it, "
+        "e.g. a feed that re-sends rows whose lookups failed)"))
     delimiter: str = ","
     quote: str = '"'
     escape: Optional[str] = None
@@ -374,8 +378,10 @@ class Job(Scheduled):
     reject_threshold_percent: Optional[float] = Field(default=None, ge=0, le=100,
         description="above this share of rejected rows the run is Failed and writes no records")
     schedule: Optional[Union[Schedule, str]] = Field(default=None, description=(
-        "when to scan the source and load new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
-        "or a cron expression; without it the job runs on new files (sensor) and on demand"))
+        "when to scan the source and apply new files: {every: day|weekday|week|month, at: HH:MM, day: ...} "
+        "or a cron expression; the sensor then leaves the job's files to this schedule (a job of the same "
+        "source without schedule still loads them on arrival; the file is archived when every job applied "
+        "it). Without it the job loads files as they arrive (sensor) and on demand"))
     retry_unmatched_lookups: Optional[LookupRetry] = Field(default=None, description=(
         "rows rejected only because a lookup to another object (on_none: error) found nothing are applied "
         "again when that object gets new or changed records, up to `attempts` times within `within_hours` "

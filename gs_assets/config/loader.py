@@ -51,6 +51,15 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
     if job.connection not in connections:
         raise ConfigError(file, f"{key}.connection",
                           f"unknown connection {job.connection!r}; known connections: {', '.join(sorted(connections)) or '(none)'}")
+    if job.schedule is not None and job.source.listing == "sqs":
+        raise ConfigError(file, f"{key}.source.listing", (
+            "a job with a schedule cannot use listing: sqs: the SQS queue is read only by the s3_files_sensor "
+            "as files arrive, while a schedule scans the prefix at its time. Use listing: full (or start_after) "
+            "with the schedule, or remove the schedule to load files as their events arrive"))
+    if job.source.on_identical_file == "reapply" and job.operation == Operation.INSERT:
+        raise ConfigError(file, f"{key}.source.on_identical_file", (
+            "reapply needs update or upsert: an insert job would add the records of a re-sent file twice. "
+            "Use operation: upsert with identifiers, or on_identical_file: archive"))
     dest = model.get(job.destination, file=file, key=f"{key}.destination")
 
     def field_of(obj, name: str, k: str):

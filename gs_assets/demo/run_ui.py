@@ -1,8 +1,10 @@
 """Start the Dagster UI over the demo: local S3 (with the sample files) + `dagster dev`, and the
 Bulk API service beside it (http://127.0.0.1:8080, OpenAPI at /docs).
 
-The S3 server is started again with the same files, so the sensor and "Materialize" on a file
-partition work from the UI; files already loaded are recognised by the ledger and not reloaded.
+The local S3 server keeps nothing between starts, so the sample files are put back where the demo
+left them: a file the warehouse's ledger holds as loaded and moved (same content) goes to its
+archive (or error) key, the others to the inbound prefix. The sensor then finds only files that
+were never loaded, and the UI does not start with a run per file that would do nothing.
 
 SIGTERM and SIGINT (Ctrl-C) stop everything it started: `dagster dev` and the Bulk API each run in
 their own process group, which gets SIGTERM (so the webserver, the daemon, the code servers and
@@ -118,6 +120,34 @@ def _spawn(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, start_new_session=True)
 
 
+def restore_sample(client, bucket: str, sample_dir, warehouse_path: str) -> list[str]:
+    """Upload the sample files and move each one the ledger holds as loaded and moved elsewhere
+    (same key, same ETag) to where it was moved; returns the keys left in the inbound prefix."""
+    keys = upload_sample(client, bucket, sample_dir)
+    moved: dict[tuple[str, str], str] = {}
+    if os.path.exists(warehouse_path):
+        import duckdb
+
+        from resources.warehouse import Warehouse
+        try:
+            with Warehouse(database=warehouse_path).read(wait_seconds=30) as con:
+                rows = con.execute("SELECT source_file, etag, archived_to FROM gs_ops.loads WHERE archived_to IS NOT NULL "
+                                   "AND archived_to <> source_file ORDER BY seq").fetchall()
+        except duckdb.CatalogException:  # a warehouse without loads yet
+            rows = []
+        moved = {(f, e): a for f, e, a in rows}
+    left = []
+    for key in keys:
+        etag = (client.head_object(Bucket=bucket, Key=key).get("ETag") or "").strip('"')
+        target = moved.get((f"s3://{bucket}/{key}", etag))
+        if target is None or not target.startswith(f"s3://{bucket}/"):
+            left.append(key)
+            continue
+        client.copy_object(Bucket=bucket, Key=target[len(f"s3://{bucket}/"):], CopySource={"Bucket": bucket, "Key": key})
+        client.delete_object(Bucket=bucket, Key=key)
+    return left
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -136,7 +166,7 @@ def main() -> int:
             s3.start()
             os.environ.update(s3.env())
             cfg = load_platform_config()
-            upload_sample(s3.client(), cfg.connections["demo_s3"].bucket, sample)
+            restore_sample(s3.client(), cfg.connections["demo_s3"].bucket, sample, os.environ["GSDP_WAREHOUSE"])
             print(f"local S3 on {s3.endpoint}; warehouse {os.environ['GSDP_WAREHOUSE']}; "
                   f"Dagster home {os.environ['DAGSTER_HOME']}")
             bulk_port = os.environ.setdefault("GSDP_BULK_PORT", "8080")

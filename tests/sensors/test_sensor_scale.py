@@ -102,3 +102,32 @@ def test_sqs_event_notifications_replace_listing(tmp_path, s3_server, bucket):
     assert [r.partition_key for r in again.run_requests] == ["in/usage_2026-03-01.csv"]
     state = json.loads(again.cursor)["source/files/usage"]
     assert set(state["etags"]) == {"in/usage_2026-03-01.csv", "in/usage_2026-03-03.csv"}
+
+
+def test_sqs_keeps_the_messages_beyond_the_cap_for_later_ticks(tmp_path, s3_server, bucket, monkeypatch):
+    """25 files announced, at most 5 runs a tick: every file is requested exactly once, and no
+    message is deleted before all its records were planned."""
+    import sensors.s3_files as s3_files
+    kw = dict(endpoint_url=s3_server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+              aws_secret_access_key="testing")
+    sqs = boto3.client("sqs", **kw)
+    queue = sqs.create_queue(QueueName=f"{bucket}-cap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3_server.client().put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    cfg, defs = platform(tmp_path, JOBS % {"bucket": bucket, "listing": "sqs", "extra": f", sqs_queue_url: '{queue}'"})
+    monkeypatch.setattr(s3_files, "MAX_RUNS_PER_TICK", 5)
+    instance = dg.DagsterInstance.ephemeral()
+    files = [f"in/usage_2026-04-{d:02d}.csv" for d in range(1, 26)]
+    for key in files:
+        put(s3_server, bucket, key, "Account,Feature\n")
+    requested, cursor = [], None
+    for _ in range(40):  # far more ticks than needed; stops when a tick finds nothing
+        result = tick(defs, instance, cursor)
+        cursor = result.cursor
+        if not result.run_requests:
+            break
+        assert len(result.run_requests) <= 5
+        requested += [r.partition_key for r in result.run_requests]
+    assert sorted(requested) == files, "every announced file is requested exactly once"
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)

@@ -261,3 +261,34 @@ def test_a_statement_in_a_filter_is_refused_in_plain_words(tmp_path, statement, 
     msg = str(e.value)
     assert f"{tmp_path / 'jobs.yaml'}: jobs.companies.prepare.filter: " in msg and found in msg, msg
     assert "one expression" in msg and "not a statement" in msg and "serialized to json" not in msg, msg
+
+
+def test_a_schedule_with_sqs_listing_is_refused_at_load(tmp_path):
+    jobs = """
+connections:
+  files: {type: s3, bucket: bkt}
+jobs:
+  nightly:
+    connection: files
+    source: {object: companies, prefix: in/, listing: sqs, sqs_queue_url: "http://127.0.0.1:1/q"}
+    destination: company
+    identifiers: [external_id]
+    schedule: {every: day, at: "02:00"}
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+"""
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, jobs)
+    msg = str(e.value)
+    assert "jobs.yaml" in msg and "jobs.nightly.source.listing" in msg
+    assert "schedule" in msg and "listing: full" in msg
+
+
+def test_reapplying_identical_files_needs_upsert_or_update(tmp_path):
+    jobs = GOOD.replace('delimiter: pipe}', 'delimiter: pipe, on_identical_file: reapply}').replace(
+        "operation: upsert", "operation: insert")
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, jobs)
+    assert "jobs.companies.source.on_identical_file" in str(e.value) and "upsert" in str(e.value)
+    assert load(tmp_path, GOOD.replace('delimiter: pipe}', 'delimiter: pipe, on_identical_file: reapply}'))
