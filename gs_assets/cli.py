@@ -9,7 +9,8 @@
     gsdp test-run JOB --file F    dry run: read, prepare, map, look up, validate; preview and would-be
                                   rejects; nothing is written (F is a local path or an S3 key)
     gsdp activity [--job J] [--csv FILE]    every job run, newest first
-    gsdp rejects JOB_RUN_ID [--out FILE]    the error file of one job run (CSV)
+    gsdp rejects JOB_RUN_ID [--out FILE] [--resend]   the error file of one job run (CSV); --resend: its
+                                  rejected rows as sent, to fix and send again
     gsdp keys create --name N [--jobs a,b] | list | rotate ID | revoke ID   Bulk API access keys
 
 Config from GSDP_CONFIG_DIR (default config/), warehouse from GSDP_WAREHOUSE, S3 from the
@@ -69,6 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("rejects", help="error file of a job run")
     p.add_argument("job_run_id")
     p.add_argument("--out", help="CSV path (default: stdout)")
+    p.add_argument("--resend", action="store_true", help=(
+        "write the rejected rows as the file was sent (its columns, values exactly as sent, no line numbers "
+        "or reasons), to fix and send again; not neutralised for spreadsheets"))
     a = ap.parse_args(argv)
     if a.config:
         os.environ["GSDP_CONFIG_DIR"] = a.config
@@ -208,7 +212,7 @@ def cmd_rejects(a) -> int:
     file, a header lacking a mapped column, a systemic error) has no rejects: its error file is
     then the failure reason as its one row, the same file that is written beside a failed file in
     the error prefix (error_files.write_failure_file)."""
-    from gs_assets.engine.error_files import write_error_file, write_failure_file
+    from gs_assets.engine.error_files import write_error_file, write_failure_file, write_resend_file
     try:
         wh = _read_warehouse()
     except UserError as e:
@@ -227,6 +231,14 @@ def cmd_rejects(a) -> int:
         header = json.loads(header) if header else []
         with tempfile.TemporaryDirectory() as tmp:
             path = a.out or os.path.join(tmp, "errors.csv")
+            if a.resend:
+                n, left_out = write_resend_file(con, run_id, header, path)
+                if not a.out:
+                    sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+                print(f"{n} rejected row(s) as sent{f' to {a.out}' if a.out else ''}"
+                      + (f"; {left_out} row(s) that could not be parsed are left out (see the error file for "
+                         f"their text)" if left_out else ""), file=sys.stderr)
+                return 0
             n = write_error_file(con, run_id, header, path)
             failed_whole = n == 0 and status == "Failed"
             if failed_whole:

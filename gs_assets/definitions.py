@@ -24,7 +24,7 @@ from sensors.lookup_retry import build_apply_objects_job, build_lookup_retry_sen
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
 from gs_assets.engine.pipeline import jobs_reading
-from sensors.s3_files import build_s3_files_sensor, build_source_jobs, serves_on_arrival
+from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
 DEFAULT_WAREHOUSE = Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
 
@@ -50,7 +50,7 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         # This job, plus the jobs of the same source that load on arrival (they apply every file
         # of their source whichever run lands it), so the file is finished and archived.
         siblings = sorted({j.destination for j in jobs_reading(cfg, job.connection, job.source.object)
-                           if j.name != job.name and serves_on_arrival(cfg, j)} - {job.destination})
+                           if j.name != job.name and cfg.loads_on_arrival(j)} - {job.destination})
         jobs.append(dg.define_asset_job(
             f"{job.name}_job",
             selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination]),
@@ -68,7 +68,7 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         retry_sensors.append(build_lookup_retry_sensor(cfg, jobs[-1]))
     # The sensor watches sources read by a job that loads on arrival (no schedule, no chain); files
     # of sources read only by scheduled jobs or chain members wait for their schedule or chain.
-    watched = [so for so in sources if any(serves_on_arrival(cfg, j) for j in jobs_reading(cfg, so.connection, so.name))]
+    watched = [so for so in sources if any(cfg.loads_on_arrival(j) for j in jobs_reading(cfg, so.connection, so.name))]
     wh = warehouse_from_env(warehouse)
     return dg.Definitions(
         assets=[*source_assets, *object_assets],

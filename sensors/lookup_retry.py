@@ -33,7 +33,9 @@ def build_apply_objects_job() -> dg.UnresolvedAssetJobDefinition:
 
 def due_destinations(cfg: PlatformConfig, warehouse: Warehouse, now: datetime | None = None) -> dict[str, list[str]]:
     """Destination objects with rows due for a lookup retry -> what makes them due (for the run key)."""
-    jobs = sorted((j for j in cfg.jobs.values() if j.retry_unmatched_lookups is not None), key=lambda j: j.name)
+    # A scheduled job or chain member retries in its own runs (its schedule or chain), like its loads.
+    jobs = sorted((j for j in cfg.jobs.values() if j.retry_unmatched_lookups is not None and cfg.loads_on_arrival(j)),
+                  key=lambda j: j.name)
     if not jobs or (warehouse.database not in (":memory:", "") and not Path(warehouse.database).exists()):
         return {}
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)

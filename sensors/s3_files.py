@@ -99,7 +99,7 @@ def _source_state(state: dict, so: SourceObject) -> dict:
 
 
 def _dests(cfg: PlatformConfig, so: SourceObject) -> list[str]:
-    return sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if serves_on_arrival(cfg, j)})
+    return sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if cfg.loads_on_arrival(j)})
 
 
 def _version(obj: dict) -> tuple[str, str]:
@@ -256,17 +256,11 @@ def plan_file_runs(cfg: PlatformConfig, sources: list[SourceObject], client, sta
 
 
 def _waiting(cfg: PlatformConfig, so: SourceObject) -> str:
-    timed = [j.name for j in jobs_reading(cfg, so.connection, so.name) if not serves_on_arrival(cfg, j)]
+    timed = [j.name for j in jobs_reading(cfg, so.connection, so.name) if not cfg.loads_on_arrival(j)]
     if timed:
         return (f"its run applies the jobs that load on arrival; job(s) {', '.join(timed)} apply it at their "
                 f"schedule or chain, then it is archived")
     return "its run has not finished yet, or the file could not be moved (see that run)"
-
-
-def serves_on_arrival(cfg: PlatformConfig, job) -> bool:
-    """A job loads files as they arrive (the sensor) unless it has a schedule or is in a chain:
-    then it applies files at its own time (its schedule, its chain, or when it is run by name)."""
-    return job.schedule is None and cfg.chain_of(job.name) is None
 
 
 def _before(key: str) -> str:
@@ -331,7 +325,7 @@ def build_source_jobs(cfg: PlatformConfig, sources: list[SourceObject]) -> list:
     that load on arrival write (scheduled jobs and chain members apply it at their own time)."""
     out = []
     for so in sources:
-        dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if serves_on_arrival(cfg, j)})
+        dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if cfg.loads_on_arrival(j)})
         out.append(dg.define_asset_job(
             source_job_name(so),
             selection=dg.AssetSelection.assets(so.key, *[dg.AssetKey(["gs", d]) for d in dests]),

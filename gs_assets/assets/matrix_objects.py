@@ -97,7 +97,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         # Jobs that load on arrival apply in any run; a scheduled job or chain member only in a run
         # of that job (its schedule, `gsdp run`, the Bulk API, <job>_job from the UI) or its chain.
         named = context.run.tags.get("gsdp/job")
-        only = {j.name for j in jobs if (j.schedule is None and cfg.chain_of(j.name) is None) or j.name == named}
+        only = {j.name for j in jobs if cfg.loads_on_arrival(j) or j.name == named}
         waiting = sorted({j.name for j in jobs} - only)
         if waiting:
             context.log.info(f"job(s) {', '.join(waiting)} apply their files at their schedule or chain, not in this run")

@@ -43,6 +43,12 @@ class PlatformConfig:
     def jobs_into(self, object_name: str) -> list[Job]:
         return [j for j in self.jobs.values() if j.destination == object_name]
 
+    def loads_on_arrival(self, job: Job) -> bool:
+        """A job loads files as they arrive (sensor, lookup retries, any run of its object) unless it
+        has a schedule or is in a chain: then it applies files at its own time (its schedule, its
+        chain, or a run of that job by name)."""
+        return job.schedule is None and self.chain_of(job.name) is None
+
 
 def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], file: str) -> None:
     key = f"jobs.{job.name}"

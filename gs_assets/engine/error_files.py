@@ -58,6 +58,20 @@ def write_error_file(con: duckdb.DuckDBPyConnection, job_run_id: str, header: li
     return n
 
 
+def write_resend_file(con: duckdb.DuckDBPyConnection, job_run_id: str, header: list[str], path: str) -> tuple[int, int]:
+    """The rejected rows of one job run in the shape of the file that was sent, to fix and send
+    again: its columns only, values exactly as sent (not neutralised: a file for sending, not for a
+    spreadsheet, where a neutralised `'=...` would come back with its quote). Rows that could not be
+    parsed have no columns to write: they are left out and counted. Returns (written, left out)."""
+    unparsed = f"json_exists(original_values, '$.raw_text') AND NOT list_contains({_list(header)}, 'raw_text')"
+    n, skipped = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({unparsed})), count(*) FILTER (WHERE {unparsed}) "
+                             f"FROM gs_ops.rejects WHERE job_run_id = ?", [job_run_id]).fetchone()
+    cols = ", ".join(f"original_values->>{q(h)} AS {ident(h)}" for h in header) or "NULL AS no_columns"
+    con.execute(f"COPY (SELECT {cols} FROM gs_ops.rejects WHERE job_run_id = {q(job_run_id)} AND NOT ({unparsed}) "
+                f"ORDER BY line_number) TO {q(path)} (HEADER, DELIMITER ',')")
+    return n, skipped
+
+
 def write_failure_file(path: str, message: str) -> None:
     """For a file that could not be loaded at all: one row saying why."""
     import csv

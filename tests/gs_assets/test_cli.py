@@ -104,6 +104,12 @@ def test_run_imports_now_then_activity_and_rejects(env, s3_server, bucket, tmp_p
     rows = list(csv.DictReader(io.StringIO(gsdp(env, "rejects", run_id[:12]).stdout)))
     assert [(r["line_number"], r["Id"], r["Stage"]) for r in rows] == [("3", "A2", "Onboarding")]
     assert "Onboarding" in rows[0]["reasons"]
+    # The same rows as they were sent, to fix and send again: the file's columns only.
+    again = gsdp(env, "rejects", run_id[:12], "--resend")
+    header = COMPANIES.splitlines()[0].split(",")
+    resend = list(csv.reader(io.StringIO(again.stdout)))
+    assert resend[0] == header and len(resend) == 2 and resend[1][header.index("Stage")] == "Onboarding"
+    assert "1 rejected row(s) as sent" in again.stderr
     # A dry run on a warehouse with data changes none of it.
     state = "SELECT (SELECT count(*) FROM gs.company), (SELECT max(modified_at) FROM gs.company), " \
             "(SELECT count(*) FROM gs_ops.loads), (SELECT count(*) FROM gs_ops.rejects), " \

@@ -60,3 +60,27 @@ def test_no_sensor_and_no_job_without_the_option(tmp_path):
     _, defs = platform(tmp_path, JOBS % {"retry": ""})
     assert not any(s.name == "lookup_retry_sensor" for s in defs.sensors)
     assert not any(j.name == "apply_objects_job" for j in defs.jobs)
+
+
+def test_a_scheduled_job_retries_at_its_time_not_on_the_sensor(tmp_path, s3_server):
+    # A scheduled job applies files at its schedule; its waiting rows are retried there too.
+    cfg, defs = platform(tmp_path, JOBS % {"retry": RETRY + '\n    schedule: {every: day, at: "02:00"}'})
+    instance = persistent_instance(tmp_path)
+    wh = defs.resources["warehouse"]
+    with wh.connect() as con:
+        sync_object_tables(con, cfg.model)
+    (first,) = _load_named(cfg, wh, tmp_path)
+    assert first.rejected == 4
+    _load(cfg, wh, tmp_path, "companies", "Id,Name\nA1,Acme\n", "companies_1.csv")
+    assert isinstance(_tick(defs, instance), dg.SkipReason), "the schedule retries, not the sensor"
+    (retry,) = apply_pending(wh, cfg, "case", only_jobs={"cases"})  # what the job's scheduled run applies
+    assert retry.retry_of == first.job_run_id and retry.inserted == 1
+
+
+def _load_named(cfg, wh, tmp_path):
+    j = cfg.jobs["cases"]
+    path = tmp_path / "cases_1.csv"
+    path.write_text(CASES.lstrip("\n"))
+    land(wh, cfg, connection=j.connection, source_object=j.source.object, chunks=file_chunks(str(path)),
+         name=path.name, source_file=str(path), etag="cases_1")
+    return apply_pending(wh, cfg, "case", only_jobs={"cases"})

@@ -64,3 +64,15 @@ def test_failure_file_neutralises_the_message(tmp_path):
     with open(path, newline="", encoding="utf-8") as fh:
         got = list(csv.reader(fh))
     assert got == [["line_number", "reasons"], ["", "'=HYPERLINK(\"http://evil.example\") is not a header"]]
+
+
+def test_the_resend_file_has_the_sent_columns_and_values_as_sent(harness, tmp_path):
+    # For sending again: a neutralised `'=...` would come back with its quote, so nothing is changed.
+    h = harness(JOBS)
+    _, res = h.load("users", 'Name,Email\n"=1+1",not-an-email\n"x,y",bad\nAnn,ann@x.io\n"broken,row\n')
+    path = str(tmp_path / "again.csv")
+    from gs_assets.engine.error_files import write_resend_file
+    with h.warehouse.connect() as con:
+        assert write_resend_file(con, res.job_run_id, ["Name", "Email"], path) == (2, 1)
+    with open(path, newline="", encoding="utf-8") as fh:
+        assert list(csv.reader(fh)) == [["Name", "Email"], ["=1+1", "not-an-email"], ["x,y", "bad"]]
