@@ -189,15 +189,9 @@ def retry_waiting(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, run_id
                 res = apply_load(con, model=cfg.model, job=job, load=load, dagster_run_id=run_id,
                                  retry=Retry(retry_of, *cond))
         except Exception as e:  # noqa: BLE001 - recorded, then reported by the caller
-            msg = f"job {job.name!r} retrying rows of {load.source_file}: {type(e).__name__}: {e}"
-            if log:
-                log.error(msg + "\n" + traceback.format_exc())
-            res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=job.destination,
-                               load_id=load.load_id, source_file=load.source_file, status=FAILED, retry_of=retry_of,
-                               error=f"{type(e).__name__}: {e}; nothing was written, the rows keep waiting and are "
-                                     f"retried by the next materialization", started_at=_now())
-            with warehouse.transaction() as con:
-                write_run_log(con, res, job, load, run_id, final=False)
+            res, msg = _failed_run(warehouse, job, load, run_id, e, log, doing=f"retrying rows of {load.source_file}",
+                                   after="the rows keep waiting and are retried by the next materialization",
+                                   retry_of=retry_of)
             results.append(res)
             errors.append(msg)
             continue
@@ -207,6 +201,21 @@ def retry_waiting(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, run_id
                      f"(retry of job run {retry_of}): {res.status}: inserted {res.inserted}, updated {res.updated}, "
                      f"unchanged {res.unchanged}, rejected {res.rejected}")
     return results, errors
+
+
+def _failed_run(warehouse: Warehouse, job: Job, load: LoadRef, run_id: str, e: Exception, log, *, doing: str,
+                after: str, retry_of: Optional[str] = None) -> tuple[JobRunResult, str]:
+    """Log a job run that failed for a systemic reason (its transaction rolled back) as a Failed,
+    not final run-log row; returns it and the message for the caller's error."""
+    msg = f"job {job.name!r} {doing}: {type(e).__name__}: {e}"
+    if log:
+        log.error(msg + "\n" + traceback.format_exc())
+    res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=job.destination,
+                       load_id=load.load_id, source_file=load.source_file, status=FAILED, retry_of=retry_of,
+                       error=f"{type(e).__name__}: {e}; nothing was written, {after}", started_at=_now())
+    with warehouse.transaction() as con:
+        write_run_log(con, res, job, load, run_id, final=False)
+    return res, msg
 
 
 class LoadError(RuntimeError):
@@ -232,15 +241,8 @@ def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *
                         statement_progress(con, f"{job.name} <- {load.source_file}", log):
                     res = apply_load(con, model=cfg.model, job=job, load=load, dagster_run_id=run_id)
             except Exception as e:  # noqa: BLE001 - recorded, then re-raised below
-                msg = f"job {job.name!r} on {load.source_file}: {type(e).__name__}: {e}"
-                if log:
-                    log.error(msg + "\n" + traceback.format_exc())
-                res = JobRunResult(job_run_id=str(uuid.uuid4()), job=job.name, destination=destination,
-                                   load_id=load.load_id, source_file=load.source_file, status=FAILED,
-                                   error=f"{type(e).__name__}: {e}; nothing was written, the load stays pending "
-                                         f"and is applied by the next materialization", started_at=_now())
-                with warehouse.transaction() as con:
-                    write_run_log(con, res, job, load, run_id, final=False)
+                res, msg = _failed_run(warehouse, job, load, run_id, e, log, doing=f"on {load.source_file}",
+                                       after="the load stays pending and is applied by the next materialization")
                 results.append(res)
                 errors.append(msg)
                 break  # later loads of this job wait, so loads apply in arrival order
