@@ -188,3 +188,47 @@ def test_aggregations_and_several_jobs_into_one_object(tmp_path):
         "company_id": [(tuple(co), "external_id"), (tuple(co), "name"), (tuple(co), "website"),
                        (tuple(ev), "Account"), (tuple(ex), "Company"), (tuple(ex), "Domain")],
     }
+
+
+FULL = """
+connections:
+  files: {type: s3, bucket: f-bucket}
+jobs:
+  accounts:
+    connection: files
+    source: {object: accounts}
+    destination: company
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+  people:
+    connection: files
+    source: {object: contacts}
+    destination: person
+    identifiers: [email]
+    prepare:
+      merge:
+        - {dataset: accounts, how: full, keys: [{left: Account, right: Id}], columns: [Name]}
+      derived:
+        - {name: Mail, expression: "lower(\\"Email\\")"}
+        - {name: Clean Mail, expression: "trim(Mail) || coalesce(Name, '')"}
+        - {name: Tag, expression: "'imported'"}
+    mappings:
+      - {source: Clean Mail, target: email}
+      - {source: Account, target: external_id}
+      - {source: Name, target: city}
+      - {source: Tag, target: country}
+"""
+
+
+def test_full_merge_keys_chained_formulas_and_constant_formulas(tmp_path):
+    cfg, _ = platform(tmp_path, FULL)
+    acc, con = ("source", "files", "accounts"), ("source", "files", "contacts")
+    got = {f: sorted(d) for f, d in field_lineage(cfg, "person").deps.items()}
+    assert got == {
+        "email": [(acc, "Name"), (con, "Email")],  # a formula over a formula and a merged column
+        "external_id": [(acc, "Id"), (con, "Account")],  # a full merge's rows only in accounts take its Id
+        "city": [(acc, "Name")],
+        "country": [],  # a formula of constants reads no column
+    }
