@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
 from gs_assets.assets.file_sources import SourceObject, land_partition, matching_keys, source_objects
+from gs_assets.assets.lineage import lineage_metadata
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
@@ -58,7 +59,8 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
             metadata={"chain_member": job.name, "job_runs": len(results),
                       **{k: sum(getattr(r, k) for r in results)
                          for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
-                                   "aggregated", "defaulted")}}))
+                                   "aggregated", "defaulted")},
+                      **lineage_metadata(cfg, job.destination)}))
     context.log.info(f"{job.name}: {len(keys)} file(s), {len(results)} load(s) applied"
                      + (f"; failed: {'; '.join(problems)}" if problems else ""))
     return problems

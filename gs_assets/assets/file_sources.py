@@ -16,6 +16,7 @@ from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import jobs_reading, land
 from gs_assets.engine.progress import logged_progress
 from gs_assets.assets.file_lifecycle import finish_files
+from gs_assets.assets.lineage import source_schema_metadata
 from gs_assets.assets.warehouse_setup import ensure_tables
 from resources.s3 import clean_etag
 from resources.warehouse import Warehouse
@@ -267,6 +268,7 @@ def _landed_meta(context, cfg: PlatformConfig, so: SourceObject, warehouse: Ware
         "dagster/row_count": res.rows_read,
         "malformed_rows": res.malformed_rows,
     }
+    meta.update(source_schema_metadata(cfg, so.connection, so.name, warehouse, res))
     if requested and requested != etag:
         meta["note"] = f"the sensor saw version {requested}; the file changed since, version {etag} was loaded"
     if res.status == "failed":

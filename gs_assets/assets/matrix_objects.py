@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 
 from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
+from gs_assets.assets.lineage import lineage_metadata, merged_datasets
 from gs_assets.assets.warehouse_setup import ensure_tables
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import apply_pending
@@ -57,7 +58,7 @@ def upstream_keys(cfg: PlatformConfig, obj: ObjectDef) -> list[dg.AssetKey]:
         for lk in job.lookups:
             if lk.object != obj.name and object_key(lk.object) not in keys:
                 keys.append(object_key(lk.object))
-    return keys
+    return keys + [k for k in merged_datasets(cfg, obj.name) if k not in keys]
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -87,7 +88,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         pool="warehouse",
         description=desc,
         check_specs=checks,
-        metadata={"dagster/column_schema": table_schema(obj), "dagster/table_name": obj.table},
+        metadata={"dagster/column_schema": table_schema(obj), "dagster/table_name": obj.table,
+                  **lineage_metadata(cfg, obj.name)},
     )
     def _object(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource):
         started = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -161,6 +163,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             "job_runs": dg.MetadataValue.md(_md_table(runs)) if len(runs) else dg.MetadataValue.text("no pending loads"),
             "preview": dg.MetadataValue.md(_md_table(preview)),
             "dagster/column_schema": table_schema(obj),
+            **lineage_metadata(cfg, obj.name),
             "schema_changes": dg.MetadataValue.text("; ".join(changes) or "none"),
         })
         yield dg.AssetCheckResult(check_name="schema", passed=len(fails) == 0,
