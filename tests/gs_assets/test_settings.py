@@ -190,7 +190,7 @@ def test_the_scan_catches_reads_and_lets_writes_pass():
 
 def test_readme_lists_every_variable():
     readme = (REPO / "README.md").read_text()
-    env = readme[readme.index("Environment:"):]
+    env = readme[readme.index("Environment ("):]
     env = env[:env.index("\n\n")]
     missing = [f.metadata["env"] for f in Settings.variables() if f"`{f.metadata['env']}`" not in env]
     assert not missing and "gs_assets/settings.py" in env, missing
