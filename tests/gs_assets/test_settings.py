@@ -194,3 +194,29 @@ def test_readme_lists_every_variable():
     env = env[:env.index("\n\n")]
     missing = [f.metadata["env"] for f in Settings.variables() if f"`{f.metadata['env']}`" not in env]
     assert not missing and "gs_assets/settings.py" in env, missing
+
+
+def test_smtp_and_sqs_resources_come_from_the_settings_with_secrets_as_env_vars(monkeypatch):
+    import dagster as dg
+    from resources.smtp import smtp_resource_from_settings
+    from resources.sqs import sqs_resource_from_settings
+    env = {"GSDP_SMTP_HOST": "mail.example.com", "GSDP_SMTP_PORT": "587", "GSDP_SMTP_USER": "gsdp",
+           "GSDP_SMTP_STARTTLS": "1", "AWS_DEFAULT_REGION": "eu-west-1", "GSDP_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+           **SECRETS}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("GSDP_SQS_ENDPOINT_URL", raising=False)
+    smtp, sqs = smtp_resource_from_settings(), sqs_resource_from_settings(Settings.from_env(env))
+    for shown in (repr(smtp), repr(sqs)):  # what the UI shows: the variables' names, not their values
+        assert not any(value in shown for value in SECRETS.values()), shown
+    assert isinstance(smtp.password, dg.EnvVar) and isinstance(sqs.aws_secret_access_key, dg.EnvVar)
+    with dg.build_resources({"smtp": smtp, "sqs": sqs}) as res:
+        assert (res.smtp.host, res.smtp.port, res.smtp.user, res.smtp.password, res.smtp.starttls) == \
+               ("mail.example.com", 587, "gsdp", "pw-SECRET-smtp", True)
+        # The SQS endpoint is the S3 one unless GSDP_SQS_ENDPOINT_URL names another.
+        assert (res.sqs.endpoint_url, res.sqs.region_name, res.sqs.aws_access_key_id) == \
+               ("http://127.0.0.1:9", "eu-west-1", "AKIA-SECRET-ID")
+    monkeypatch.setenv("GSDP_SQS_ENDPOINT_URL", "http://127.0.0.1:10")
+    with dg.build_resources({"sqs": sqs_resource_from_settings()}) as res:
+        assert res.sqs.endpoint_url == "http://127.0.0.1:10"
+    assert smtp_resource_from_settings(Settings.from_env({})).host is None
