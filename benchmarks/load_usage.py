@@ -134,7 +134,7 @@ def run_child(mode: str, args: dict) -> None:
         sensor = defs.resolve_sensor_def("s3_files_sensor")
         t0 = time.perf_counter()
         r = sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), cursor=args["cursor"],
-                                           resources={"s3": defs.resources["s3"]}))
+                                           resources={"s3": defs.resources["s3"], "sqs": defs.resources["sqs"]}))
         out["runs"] = len(r.run_requests or [])
         out["cursor"] = r.cursor
     out["seconds"] = time.perf_counter() - t0

@@ -80,10 +80,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.environ["GSDP_WAREHOUSE"] = a.warehouse
 
     from gs_assets.config.errors import ConfigError
+    from gs_assets.settings import SettingsError
     try:
         return COMMANDS[a.cmd](a)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except SettingsError as e:
+        print(f"settings error: {e}", file=sys.stderr)
         return 2
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -114,8 +118,8 @@ def _read_warehouse():
     """The warehouse for read-only commands: no config, no definitions (a broken config does not
     stop `activity` or `rejects`), opened read-only; a clear error when the file is not there."""
     from resources.warehouse import Warehouse
-    # The same default as gs_assets.definitions.warehouse_path (not imported: it builds the definitions).
-    path = os.environ.get("GSDP_WAREHOUSE") or str(Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb")
+    from gs_assets.settings import Settings
+    path = Settings.from_env().warehouse
     if not Path(path).is_file():
         raise UserError(f"no warehouse at {path}: nothing has been loaded into it yet, or it is elsewhere "
                         f"(set GSDP_WAREHOUSE or --warehouse to the DuckDB file the loads write to)")
@@ -370,7 +374,8 @@ def _failure_paragraph(job: str, source_file: str, job_run_id: str, error: str, 
 
 def _instance():
     import dagster as dg
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    from gs_assets.settings import Settings
+    return dg.DagsterInstance.get() if Settings.from_env().dagster_home else dg.DagsterInstance.ephemeral()
 
 
 def _run_chain(cfg, name: str) -> int:

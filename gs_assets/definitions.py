@@ -6,9 +6,6 @@ config fails here, at load time, with the file and key in the message.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import dagster as dg
 
 from gs_assets.assets.file_sources import build_file_source_asset, source_objects
@@ -16,7 +13,10 @@ from gs_assets.assets.matrix_objects import build_object_asset
 from gs_assets.chains import build_chain_job
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from resources.s3 import s3_resource_from_env
-from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
+from resources.smtp import smtp_resource_from_settings
+from resources.sqs import sqs_resource_from_settings
+from gs_assets.settings import Settings
+from resources.warehouse import Warehouse
 from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.bulk_uploads import build_bulk_sensors
@@ -26,17 +26,15 @@ from sensors.run_recovery import build_run_recovery_sensor
 from gs_assets.engine.pipeline import jobs_reading
 from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
-DEFAULT_WAREHOUSE = Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
-
 
 def warehouse_path() -> str:
-    return os.environ.get("GSDP_WAREHOUSE", str(DEFAULT_WAREHOUSE))
+    return Settings.from_env().warehouse
 
 
 def warehouse_from_env(database: str | None = None) -> Warehouse:
     """The warehouse resource as configured by GSDP_WAREHOUSE / GSDP_WAREHOUSE_MEMORY_LIMIT."""
     return Warehouse(database=database or warehouse_path(),
-                     memory_limit=os.environ.get("GSDP_WAREHOUSE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT))
+                     memory_limit=Settings.from_env().warehouse_memory_limit)
 
 
 def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | None = None) -> dg.Definitions:
@@ -82,6 +80,8 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
         resources={
             "warehouse": wh,
             "s3": s3_resource_from_env(),
+            "sqs": sqs_resource_from_settings(),
+            "smtp": smtp_resource_from_settings(),
         },
     )
 

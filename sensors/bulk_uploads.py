@@ -12,7 +12,6 @@ uploads still "running" whose run ended a while ago (GSDP_BULK_STATUS_GRACE_SECO
 """
 
 import json
-import os
 import time
 
 import dagster as dg
@@ -21,6 +20,7 @@ from gs_assets.assets.file_sources import source_objects
 from gs_assets.bulk_api import access_keys as ak
 from gs_assets.bulk_api import requests_store as rs
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.settings import Settings
 from resources.warehouse import Warehouse, WarehouseBusy
 
 TAG = "gsdp/bulk_request"
@@ -66,7 +66,7 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
     def settle_missed(context, warehouse: Warehouse) -> int:
         """Record the outcome of uploads still "running" whose Dagster run ended over the grace
         period ago (their status sensor missed them); a busy warehouse waits for the next tick."""
-        grace = float(os.environ.get("GSDP_BULK_STATUS_GRACE_SECONDS", "60"))
+        grace = Settings.from_env().bulk_status_grace_seconds
         db = rs.ensure(ak.connect())
         try:
             running = rs.with_status(db, "running")

@@ -11,7 +11,6 @@ looked-up objects last changed), so one change is requested once; a later change
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import dagster as dg
 
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.lookup_retry import due_loads, last_changes, waiting_table_exists
+from gs_assets.settings import Settings
 from resources.warehouse import Warehouse, WarehouseBusy
 
 APPLY_OBJECTS_JOB = "apply_objects_job"
@@ -40,7 +40,7 @@ def due_destinations(cfg: PlatformConfig, warehouse: Warehouse, now: datetime | 
         return {}
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     out: dict[str, list[str]] = {}
-    with warehouse.read(wait_seconds=float(os.environ.get("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "40"))) as con:
+    with warehouse.read(wait_seconds=Settings.from_env().sensor_warehouse_wait_seconds) as con:
         if not waiting_table_exists(con):
             return {}
         for job in jobs:

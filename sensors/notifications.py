@@ -7,7 +7,7 @@ download them). A run that failed before any job run was logged (a systemic erro
 reported, with Dagster's error, to the notifications of the jobs the run belongs to (from its tags,
 its Dagster job name or its asset selection: `run_jobs`).
 
-Delivery: email through the SMTP server named by GSDP_SMTP_* env vars; webhooks as a JSON POST,
+Delivery: email through the `smtp` resource (resources/smtp.py, from the GSDP_SMTP_* env vars); webhooks as a JSON POST,
 retried on connection errors, 429 and 5xx (three attempts, honouring Retry-After up to 5 s). If a
 delivery fails after its attempts, the tick fails, so the failure shows in the UI and Dagster
 evaluates the run again on the next tick (a recipient that already got it may get it twice).
@@ -19,7 +19,6 @@ logged here goes through `redact`, and a webhook URL is named by where it comes 
 
 import base64
 import json
-import os
 import re
 import smtplib
 import time
@@ -36,6 +35,8 @@ import dagster as dg
 from gs_assets.config.jobs import Notification, webhook_url_problem
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import jobs_reading
+from gs_assets.settings import Settings
+from resources.smtp import SmtpResource
 from resources.warehouse import Warehouse, WarehouseBusy
 
 COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_read", "inserted", "updated",
@@ -49,12 +50,14 @@ class DeliveryError(RuntimeError):
 _URL = re.compile(r"(?i)\b(https?)://([^\s/?#'\"<>]*)[^\s'\"<>]*")
 
 
-def _secrets(cfg: Optional[PlatformConfig] = None) -> list[str]:
+def _secrets(cfg: Optional[PlatformConfig] = None, smtp: Optional[SmtpResource] = None) -> list[str]:
     """The values no message may hold: the SMTP password (also as sent in AUTH), every webhook URL,
     and the parts of a URL from `url_env` that may carry a token (credentials, path, query, and
-    each word of them, as urllib quotes a path with a space)."""
+    each word of them, as urllib quotes a path with a space). Without `smtp`, the one the settings give."""
     out: list[str] = []
-    pw, user = os.environ.get("GSDP_SMTP_PASSWORD", ""), os.environ.get("GSDP_SMTP_USER", "")
+    settings = Settings.from_env()
+    pw = (smtp.password if smtp else settings.smtp_password and settings.smtp_password.get_secret_value()) or ""
+    user = (smtp.user if smtp else settings.smtp_user) or ""
     if pw:
         out += [pw, base64.b64encode(pw.encode()).decode(), base64.b64encode(f"\0{user}\0{pw}".encode()).decode()]
     for note in (cfg.notifications.values() if cfg else []):
@@ -63,7 +66,7 @@ def _secrets(cfg: Optional[PlatformConfig] = None) -> list[str]:
         if note.webhook.url is not None:
             out.append(note.webhook.url)
             continue
-        url = os.environ.get(note.webhook.url_env or "", "")
+        url = _env_url(note, settings)
         pieces = [url, url.strip()]
         try:
             u = urlsplit(url.strip())
@@ -74,6 +77,12 @@ def _secrets(cfg: Optional[PlatformConfig] = None) -> list[str]:
         pieces += [w for p in pieces for w in p.split()]
         out += [p for p in pieces if len(p) >= 4]
     return sorted(set(out), key=len, reverse=True)
+
+
+def _env_url(note: Notification, settings: Optional[Settings] = None) -> str:
+    """The webhook URL in the variable `url_env` names ('' when unset)."""
+    secret = (settings or Settings.from_env()).named_secret(note.webhook.url_env or "")
+    return secret.get_secret_value() if secret else ""
 
 
 def redact(text: str, secrets: list[str] = ()) -> str:
@@ -89,7 +98,7 @@ def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
     if warehouse.database not in (":memory:", "") and not Path(warehouse.database).exists():
         return []
     # Read-only, waiting for a load that is writing (bounded below the sensor's own timeout).
-    with warehouse.read(wait_seconds=float(os.environ.get("GSDP_SENSOR_WAREHOUSE_WAIT_SECONDS", "40"))) as con:
+    with warehouse.read(wait_seconds=Settings.from_env().sensor_warehouse_wait_seconds) as con:
         exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
                              "AND table_name = 'job_runs'").fetchone()[0]
         if not exists:
@@ -166,27 +175,21 @@ def compose(event: str, dagster_run_id: str, job_name: str, runs: list[dict], er
     return subject, "\n".join(lines) + "\n", payload
 
 
-def send_email(note: Notification, subject: str, body: str) -> None:
-    host = os.environ.get("GSDP_SMTP_HOST")
-    if not host:
+def send_email(note: Notification, subject: str, body: str, smtp: SmtpResource) -> None:
+    if not smtp.host:
         raise DeliveryError(f"notification {note.name!r}: GSDP_SMTP_HOST is not set; set it (and GSDP_SMTP_PORT) to send mail")
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = subject, note.email.sender, ", ".join(note.email.to)
     msg.set_content(body)
     try:
-        with smtplib.SMTP(host, int(os.environ.get("GSDP_SMTP_PORT", "25")), timeout=10) as smtp:
-            if os.environ.get("GSDP_SMTP_STARTTLS") == "1":
-                smtp.starttls()
-            if os.environ.get("GSDP_SMTP_USER"):
-                smtp.login(os.environ["GSDP_SMTP_USER"], os.environ.get("GSDP_SMTP_PASSWORD", ""))
-            smtp.send_message(msg)
+        smtp.send(msg, timeout=10)
     except (OSError, smtplib.SMTPException) as e:
         raise DeliveryError(redact(f"notification {note.name!r}: mail to {', '.join(note.email.to)} failed: "
-                                   f"{type(e).__name__}: {e}", _secrets())) from None
+                                   f"{type(e).__name__}: {e}", _secrets(smtp=smtp))) from None
 
 
 def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
-    url = note.webhook.url or os.environ.get(note.webhook.url_env or "", "")
+    url = note.webhook.url or _env_url(note)
     where = "the configured URL" if note.webhook.url else f"the URL in {note.webhook.url_env}"
     if not url:
         raise DeliveryError(f"notification {note.name!r}: env var {note.webhook.url_env} (the webhook URL) is not set")
@@ -219,7 +222,8 @@ def post_webhook(note: Notification, payload: dict, attempts: int = 3) -> None:
     raise DeliveryError(f"notification {note.name!r}: POST to {where} failed after {attempts} attempt(s): {last}")
 
 
-def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Optional[str], log) -> int:
+def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Optional[str], log,
+           smtp: SmtpResource) -> int:
     """Deliver `event` ('success' or 'failure') for one Dagster run; returns deliveries made.
 
     Dagster does not evaluate a run status sensor again for a run once it failed, so when the
@@ -233,7 +237,7 @@ def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Op
         unknown = (f"job-run counts unavailable (the warehouse was busy with another load); "
                    f"see `gsdp activity` or the Dagster run {run.run_id}")
         belongs_to = run_jobs(cfg, run)
-        return _deliver(cfg, event, run, f"{error}; {unknown}" if error else unknown, log,
+        return _deliver(cfg, smtp, event, run, f"{error}; {unknown}" if error else unknown, log,
                         lambda note: [] if not note.jobs or not belongs_to or belongs_to & set(note.jobs) else None)
     if event == "success":
         runs = [r for r in runs if r["status"] != "Failed"]
@@ -255,13 +259,13 @@ def notify(cfg: PlatformConfig, warehouse: Warehouse, event: str, run, error: Op
                 return mine
         return None
 
-    return _deliver(cfg, event, run, error, log, select)
+    return _deliver(cfg, smtp, event, run, error, log, select)
 
 
-def _deliver(cfg: PlatformConfig, event: str, run, error: Optional[str], log, select) -> int:
+def _deliver(cfg: PlatformConfig, smtp: SmtpResource, event: str, run, error: Optional[str], log, select) -> int:
     """Mail / post to every notification for `event` whose `select(note)` gives job runs (not None)."""
     sent, errors = 0, []
-    secrets = _secrets(cfg)
+    secrets = _secrets(cfg, smtp)
     for note in sorted(cfg.notifications.values(), key=lambda n: n.name):
         if event not in note.events:
             continue
@@ -274,7 +278,7 @@ def _deliver(cfg: PlatformConfig, event: str, run, error: Optional[str], log, se
             errors.append(redact(f"notification {note.name!r}: {type(e).__name__}: {e}", secrets))
             log.error(errors[-1])
             continue
-        for what, deliver in ([("mail", lambda: send_email(note, subject, body))] if note.email else []) + \
+        for what, deliver in ([("mail", lambda: send_email(note, subject, body, smtp))] if note.email else []) + \
                              ([("webhook", lambda: post_webhook(note, payload))] if note.webhook else []):
             try:
                 deliver()
@@ -299,18 +303,18 @@ def build_notification_sensors(cfg: PlatformConfig) -> list[dg.SensorDefinition]
         @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="notify_on_success_sensor",
                               default_status=dg.DefaultSensorStatus.RUNNING,
                               description="Mails / posts the job runs of each successful run to the notifications that ask for it")
-        def _on_success(context: dg.RunStatusSensorContext, warehouse: Warehouse):
-            notify(cfg, warehouse, "success", context.dagster_run, None, context.log)
+        def _on_success(context: dg.RunStatusSensorContext, warehouse: Warehouse, smtp: SmtpResource):
+            notify(cfg, warehouse, "success", context.dagster_run, None, context.log, smtp)
 
         out.append(_on_success)
     if any("failure" in n.events for n in cfg.notifications.values()):
         @dg.run_failure_sensor(name="notify_on_failure_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
                                description="Mails / posts each failed run (its job runs and error) to the notifications")
-        def _on_failure(context: dg.RunFailureSensorContext, warehouse: Warehouse):
+        def _on_failure(context: dg.RunFailureSensorContext, warehouse: Warehouse, smtp: SmtpResource):
             error = context.failure_event.message if context.failure_event else None
             step_errors = [e.event_specific_data.error.message.strip() for e in context.get_step_failure_events()
                            if e.event_specific_data and e.event_specific_data.error]
-            notify(cfg, warehouse, "failure", context.dagster_run, "; ".join(step_errors) or error, context.log)
+            notify(cfg, warehouse, "failure", context.dagster_run, "; ".join(step_errors) or error, context.log, smtp)
 
         out.append(_on_failure)
     return out

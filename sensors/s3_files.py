@@ -16,7 +16,8 @@ from gs_assets.assets.file_sources import SourceObject
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pickup import match_file
 from gs_assets.engine.pipeline import jobs_reading
-from resources.s3 import clean_etag, list_files, sqs_client_for
+from resources.s3 import clean_etag, list_files
+from resources.sqs import SqsResource
 
 
 @dataclass
@@ -381,14 +382,14 @@ def build_s3_files_sensor(cfg: PlatformConfig, sources: list[SourceObject], jobs
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Picks up new and re-uploaded files for the jobs that load on arrival (no schedule, "
                            "no chain) and requests their loads; logs files it leaves where they are, and why.")
-    def _sensor(context: dg.SensorEvaluationContext, s3: S3Resource) -> dg.SensorResult:
+    def _sensor(context: dg.SensorEvaluationContext, s3: S3Resource, sqs: SqsResource) -> dg.SensorResult:
         state = json.loads(context.cursor) if context.cursor else {}
         unmatched: list[str] = []
         notes: dict[str, list[str]] = {}
         needs_sqs = any(jobs_reading(cfg, so.connection, so.name)[0].source.listing == "sqs" for so in sources)
         planned, new_state = plan_file_runs(cfg, sources, s3.get_client(), state, unmatched,
                                             max_runs=MAX_RUNS_PER_TICK,
-                                            sqs_client=sqs_client_for(s3) if needs_sqs else None,
+                                            sqs_client=sqs.get_client() if needs_sqs else None,
                                             ledger=ledger_reader(warehouse, context.log), notes=notes)
         if unmatched:
             context.log.info(f"{len(unmatched)} file(s) match no job and are ignored: {', '.join(unmatched[:20])}")

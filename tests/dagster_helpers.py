@@ -46,7 +46,8 @@ def free_port() -> int:
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
     sensor = defs.resolve_sensor_def("s3_files_sensor")
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"s3": defs.resources["s3"]})
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"s3": defs.resources["s3"],
+                                                                                "sqs": defs.resources["sqs"]})
     return sensor(ctx)
 
 

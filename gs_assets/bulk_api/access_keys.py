@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -25,12 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "bulk_api.sqlite"
+from gs_assets.settings import Settings
+
+DEFAULT_DB = Settings().bulk_db
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
 
 
 def bulk_db_path() -> Path:
-    return Path(os.environ.get("GSDP_BULK_DB", str(DEFAULT_DB)))
+    return Settings.from_env().bulk_db
 
 
 def connect(path: Optional[Path] = None) -> sqlite3.Connection:

@@ -291,8 +291,9 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
 def main() -> None:
     """`./dev bulk-api`: serve on GSDP_BULK_HOST:GSDP_BULK_PORT (default 127.0.0.1:8080)."""
     import uvicorn
-    uvicorn.run(create_app(), host=os.environ.get("GSDP_BULK_HOST", "127.0.0.1"),
-                port=int(os.environ.get("GSDP_BULK_PORT", "8080")), log_level="info")
+    from gs_assets.settings import Settings
+    s = Settings.from_env()
+    uvicorn.run(create_app(), host=s.bulk_host, port=s.bulk_port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,14 @@ from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Ch
 from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
+from gs_assets.settings import Settings
 
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+DEFAULT_CONFIG_DIR = Settings().config_dir
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def config_dir() -> Path:
-    return Path(os.environ.get("GSDP_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+    return Settings.from_env().config_dir
 
 
 @dataclass
@@ -255,7 +255,8 @@ def _check_webhook(note: Notification, file: str) -> None:
     var = note.webhook.url_env
     if not var or not ENV_VAR.match(var):
         raise ConfigError(file, f"{key}.url_env", "url_env is the name of an environment variable (letters, digits, _)")
-    value = os.environ.get(var)
+    secret = Settings.from_env().named_secret(var)
+    value = secret.get_secret_value() if secret else None
     problem = webhook_url_problem(value) if value else None
     if problem:
         raise ConfigError(file, f"{key}.url_env", f"env var {var} does not hold a usable webhook URL: {problem}; "

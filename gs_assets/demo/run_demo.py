@@ -39,7 +39,8 @@ def run_sensor_once(defs, instance, cursor: str | None):
     import dagster as dg
 
     sensor = defs.resolve_sensor_def("s3_files_sensor")
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"s3": defs.resources["s3"]})
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"s3": defs.resources["s3"], "sqs": defs.resources["sqs"]})
     result = sensor(ctx)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))

@@ -7,17 +7,18 @@ polled from a helper thread. Lines are spaced out in time so a small file logs o
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional
 
+from gs_assets.settings import Settings
+
 
 
 def default_every_seconds() -> float:
     """Seconds between progress lines: GSDP_PROGRESS_SECONDS, default 5."""
-    return float(os.environ.get("GSDP_PROGRESS_SECONDS", "5"))
+    return Settings.from_env().progress_seconds
 
 _COMPRESSED = (".gz", ".gzip", ".bz2")
 

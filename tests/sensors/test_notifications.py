@@ -107,7 +107,8 @@ def _evaluate(defs, instance, result, sensor_name):
     run = instance.get_run_by_id(result.run_id)
     event = result.get_run_success_event() if result.success else result.get_run_failure_event()
     ctx = dg.build_run_status_sensor_context(sensor_name=sensor_name, dagster_event=event, dagster_instance=instance,
-                                             dagster_run=run, resources={"warehouse": defs.resources["warehouse"]})
+                                             dagster_run=run, resources={"warehouse": defs.resources["warehouse"],
+                                                                                  "smtp": defs.resources["smtp"]})
     sensor = next(s for s in defs.sensors if s.name == sensor_name)
     return sensor(ctx.for_run_failure() if not result.success else ctx)
 
@@ -343,7 +344,8 @@ def test_a_run_failed_by_the_run_recovery_sensor_reaches_its_jobs_notifications(
     event = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records[0].event_log_entry
     ctx = dg.build_run_status_sensor_context(sensor_name="notify_on_failure_sensor", dagster_event=event.dagster_event,
                                              dagster_instance=instance, dagster_run=failed,
-                                             resources={"warehouse": defs.resources["warehouse"]})
+                                             resources={"warehouse": defs.resources["warehouse"],
+                                                        "smtp": defs.resources["smtp"]})
     next(s for s in defs.sensors if s.name == "notify_on_failure_sensor")(ctx.for_run_failure())
     assert sorted(p for p, _ in receiver["bodies"]) == ["/ops", "/users"]  # not /companies
     assert all("Re-execute the run" in b["error"] for _, b in receiver["bodies"])
