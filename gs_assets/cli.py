@@ -79,7 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.warehouse:
         os.environ["GSDP_WAREHOUSE"] = a.warehouse
 
-    from gs_assets.config.errors import ConfigError
+    from gs_assets.validators.errors import ConfigError
     try:
         return COMMANDS[a.cmd](a)
     except ConfigError as e:

@@ -11,7 +11,9 @@ from enum import Enum
 from typing import Any, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from gs_assets.engine.expressions import check_expression
+from gs_assets.validators.date_patterns import compile_date_pattern
+from gs_assets.validators.encodings import normalise_encoding
+from gs_assets.validators.expressions import check_expression
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -103,7 +105,6 @@ class FileSource(BaseModel):
     @model_validator(mode="after")
     def _rule(self) -> "FileSource":
         if self.match == "date_pattern":
-            from gs_assets.engine.pickup import compile_date_pattern
             try:
                 compile_date_pattern(self.file_name)
             except ValueError as e:
@@ -134,7 +135,6 @@ class FileSource(BaseModel):
     @field_validator("encoding")
     @classmethod
     def _enc(cls, v: str) -> str:
-        from gs_assets.engine.file_prep import normalise_encoding
         normalise_encoding(v)
         return v
 

@@ -10,9 +10,9 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from gs_assets.config.errors import ConfigError, format_pydantic_errors
-from gs_assets.connectors.defaults import default_job_dicts
-from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
+from gs_assets.validators.errors import ConfigError, format_pydantic_errors
+from gs_assets.config.system_defaults import default_job_dicts
+from gs_assets.validators.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
 from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType

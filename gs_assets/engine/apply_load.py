@@ -19,7 +19,7 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
-from gs_assets.engine.expressions import check_expression, prepared_select
+from gs_assets.validators.expressions import check_expression, prepared_select
 from gs_assets.engine.lookup_retry import Retry
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures

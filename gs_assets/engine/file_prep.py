@@ -23,25 +23,11 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional
 
 from gs_assets.engine.raw_landing import CSV_BUFFER_BYTES, MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError
+from gs_assets.validators.encodings import normalise_encoding
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
-ENCODINGS = {
-    "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8",
-    "utf-16": "utf-16", "utf-16-le": "utf-16-le", "utf-16le": "utf-16-le", "utf-16-be": "utf-16-be", "utf-16be": "utf-16-be",
-    "ascii": "ascii", "us-ascii": "ascii",
-    "iso-8859-1": "iso-8859-1", "latin-1": "iso-8859-1", "latin1": "iso-8859-1",
-    "iso-8859-2": "iso-8859-2", "latin-2": "iso-8859-2", "iso-8859-3": "iso-8859-3", "latin-3": "iso-8859-3",
-    "windows-1252": "cp1252", "cp1252": "cp1252",
-}
 COMPRESSIONS = ("auto", "none", "gzip", "bzip2")
-
-
-def normalise_encoding(name: str) -> str:
-    key = name.strip().lower().replace("_", "-")
-    if key not in ENCODINGS:
-        raise ValueError(f"encoding {name!r} is not supported; use one of {sorted(set(ENCODINGS))}")
-    return ENCODINGS[key]
 
 
 @dataclass
