@@ -256,6 +256,7 @@ def cmd_rejects(a) -> int:
 def cmd_run(a) -> int:
     """Import now: the same Dagster job the sensor would run, once per file, in order."""
     from gs_assets.assets.file_sources import matching_keys, source_objects
+    from gs_assets.dagster_jobs import job_asset_job_name
     from gs_assets.definitions import build_definitions
     from resources.s3 import s3_client_from_env
 
@@ -276,7 +277,7 @@ def cmd_run(a) -> int:
     instance = _instance()
     from gs_assets.dynamic_partitions import add_partitions
     add_partitions(instance, so.partitions_name, keys)  # a key another run just added is fine
-    dagster_job = defs.resolve_job_def(f"{job.name}_job")
+    dagster_job = defs.resolve_job_def(job_asset_job_name(job.name))
     failed = 0
     runs = []  # (key, run id, expected failure descriptions)
     for key in keys:
@@ -374,11 +375,11 @@ def _instance():
 
 
 def _run_chain(cfg, name: str) -> int:
-    from gs_assets.chains import chain_job_name
+    from gs_assets.dagster_jobs import chain_job_name
     from gs_assets.definitions import build_definitions
     chain = cfg.chains[name]
     instance = _instance()
-    res = build_definitions(cfg).resolve_job_def(chain_job_name(chain)).execute_in_process(
+    res = build_definitions(cfg).resolve_job_def(chain_job_name(chain.name)).execute_in_process(
         instance=instance, raise_on_error=False, tags={"gsdp/trigger": "cli"}, run_config=QUIET_CONSOLE)
     _report_run(instance, res)
     with _warehouse().read() as con:

@@ -15,12 +15,13 @@ from gs_assets.assets.file_sources import build_file_source_asset, source_object
 from gs_assets.assets.matrix_objects import build_object_asset
 from gs_assets.chains import build_chain_job
 from gs_assets.config.loader import PlatformConfig, load_platform_config
+from gs_assets.dagster_jobs import build_apply_objects_job, build_job_asset_job
 from resources.s3 import s3_resource_from_env
 from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 from schedules.chain_schedules import build_chain_schedules
 from schedules.file_job_schedules import build_file_job_schedules
 from sensors.bulk_uploads import build_bulk_sensors
-from sensors.lookup_retry import build_apply_objects_job, build_lookup_retry_sensor
+from sensors.lookup_retry import build_lookup_retry_sensor
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
 from gs_assets.engine.pipeline import jobs_reading
@@ -46,20 +47,7 @@ def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | Non
     object_assets = [build_object_asset(cfg, obj) for obj in cfg.model.objects.values()]
     source_jobs = build_source_jobs(cfg, sources)
     jobs = list(source_jobs)
-    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
-        # This job, plus the jobs of the same source that load on arrival (they apply every file
-        # of their source whichever run lands it), so the file is finished and archived.
-        siblings = sorted({j.destination for j in jobs_reading(cfg, job.connection, job.source.object)
-                           if j.name != job.name and cfg.loads_on_arrival(j)} - {job.destination})
-        jobs.append(dg.define_asset_job(
-            f"{job.name}_job",
-            selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination]),
-                                               *[dg.AssetKey(["gs", d]) for d in siblings]),
-            description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition)"
-                        + (f"; jobs of the same source that load on arrival apply it too ({', '.join(siblings)})"
-                           if siblings else "") + ".",
-            tags={"gsdp/job": job.name},
-        ))
+    jobs += [build_job_asset_job(cfg, job) for job in sorted(cfg.jobs.values(), key=lambda j: j.name)]
     jobs += [build_chain_job(cfg, chain) for chain in sorted(cfg.chains.values(), key=lambda c: c.name)]
     # Rows waiting for a looked-up record are retried by their destination's materialization.
     retry_sensors = []

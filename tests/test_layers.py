@@ -1,6 +1,6 @@
 """The layer contract in pyproject.toml ([tool.importlinter]) holds: no module imports a layer above it.
 
-Layers, bottom to top: validators -> model -> config -> resources -> engine -> connectors ->
+Layers, bottom to top: validators -> model -> config -> resources -> engine -> dagster_jobs -> connectors ->
 assets/sensors/schedules -> definitions -> cli/demo. No exceptions or ignored imports.
 """
 
