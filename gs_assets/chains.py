@@ -16,9 +16,9 @@ pages show what a chain loaded, as they do for sensor-driven runs.
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
-from gs_assets.assets.file_sources import SourceObject, land_partition, matching_keys, source_objects
-from gs_assets.assets.warehouse_setup import ensure_tables
+from gs_assets.connectors.s3_files.lifecycle import finish_files, unfinished_loads
+from gs_assets.connectors.s3_files.assets import SourceObject, land_partition, matching_keys, source_objects
+from gs_assets.engine.warehouse_setup import ensure_tables
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import chain_job_name

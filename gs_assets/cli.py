@@ -255,10 +255,10 @@ def cmd_rejects(a) -> int:
 
 def cmd_run(a) -> int:
     """Import now: the same Dagster job the sensor would run, once per file, in order."""
-    from gs_assets.assets.file_sources import matching_keys, source_objects
+    from gs_assets.connectors.s3_files.assets import matching_keys, source_objects
     from gs_assets.dagster_jobs import job_asset_job_name
     from gs_assets.definitions import build_definitions
-    from resources.s3 import s3_client_from_env
+    from gs_assets.connectors.s3_files.resource import s3_client_from_env
 
     cfg = _cfg()
     if a.job in cfg.chains:
@@ -396,14 +396,14 @@ def _run_chain(cfg, name: str) -> int:
 
 
 def cmd_test_run(a) -> int:
-    from gs_assets.engine.dry_run import dry_run
+    from gs_assets.connectors.s3_files.dry_run import dry_run
     cfg = _cfg()
     job = _job(cfg, a.job)
     path = Path(a.file)
     if path.exists():
         chunks, name, label = _file_chunks(path), path.name, str(path)
     else:
-        from resources.s3 import s3_client_from_env
+        from gs_assets.connectors.s3_files.resource import s3_client_from_env
         client = s3_client_from_env()
         bucket = cfg.connections[job.connection].bucket
         try:
@@ -417,7 +417,7 @@ def cmd_test_run(a) -> int:
 
 
 def cmd_keys(a) -> int:
-    from gs_assets.bulk_api import access_keys as ak
+    from gs_assets.connectors.bulk_upload import access_keys as ak
     con = ak.connect()
     try:
         if a.keys_cmd == "create":

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import dagster as dg
 
-from gs_assets.assets.file_sources import build_file_source_asset, source_objects
+from gs_assets.connectors.s3_files.assets import build_file_source_asset, source_objects
 from gs_assets.assets.matrix_objects import build_object_asset
 from gs_assets.chains import build_chain_job
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from gs_assets.dagster_jobs import build_apply_objects_job, build_job_asset_job
-from resources.s3 import s3_resource_from_env
+from gs_assets.connectors.s3_files.resource import s3_resource_from_env
 from resources.warehouse import DEFAULT_MEMORY_LIMIT, Warehouse
 from schedules.chain_schedules import build_chain_schedules
-from schedules.file_job_schedules import build_file_job_schedules
-from sensors.bulk_uploads import build_bulk_sensors
+from gs_assets.connectors.s3_files.schedules import build_file_job_schedules
+from gs_assets.connectors.bulk_upload.sensor import build_bulk_sensors
 from sensors.lookup_retry import build_lookup_retry_sensor
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
 from gs_assets.engine.pipeline import jobs_reading
-from sensors.s3_files import build_s3_files_sensor, build_source_jobs
+from gs_assets.connectors.s3_files.sensor import build_s3_files_sensor, build_source_jobs
 
 DEFAULT_WAREHOUSE = Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
 

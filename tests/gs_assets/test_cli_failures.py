@@ -104,7 +104,7 @@ def test_a_failed_file_is_one_paragraph_and_exit_1_and_activity_and_rejects_say_
 
 
 def test_a_bug_still_shows_its_stack_trace(cli, monkeypatch):
-    import gs_assets.assets.file_sources as fs
+    import gs_assets.connectors.s3_files.assets as fs
 
     def broken(*_a, **_k):
         raise RuntimeError("a bug in landing")

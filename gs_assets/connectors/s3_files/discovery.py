@@ -7,6 +7,7 @@ Rules (per job source): `equals` a name, `starts_with` a prefix, `date_pattern` 
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
@@ -44,3 +45,10 @@ def match_file(prefix: str, rule: str, file_name: str, key: str) -> Optional[Fil
         d = _date_from(m)
         return FileMatch(key, name, d) if d else None
     raise ValueError(f"unknown pick-up rule {rule!r}")
+
+
+def file_match(src, name: str) -> FileMatch:
+    """The file's name and date (for `$file_name` / `$file_date`) under the source's pick-up rule."""
+    return (match_file(src.prefix, src.match, src.file_name, name)
+            or match_file("", src.match, src.file_name, os.path.basename(name))
+            or FileMatch(name, os.path.basename(name)))

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_sources import SourceObject
+from gs_assets.connectors.s3_files.assets import SourceObject
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import build_source_job, source_job_name
-from gs_assets.engine.pickup import match_file
+from gs_assets.connectors.s3_files.discovery import match_file
 from gs_assets.engine.pipeline import jobs_reading
-from resources.s3 import clean_etag, list_files, sqs_client_for
+from gs_assets.connectors.s3_files.resource import clean_etag, list_files, sqs_client_for
 
 
 @dataclass
@@ -331,7 +331,7 @@ def ledger_reader(warehouse, log=None):
         import duckdb
         from pathlib import Path
 
-        from gs_assets.assets.file_sources import same_object
+        from gs_assets.connectors.s3_files.assets import same_object
 
         from resources.warehouse import WarehouseBusy
         if warehouse is None or warehouse.database in (":memory:", "") or not Path(warehouse.database).exists():

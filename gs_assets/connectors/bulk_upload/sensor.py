@@ -17,9 +17,9 @@ import time
 
 import dagster as dg
 
-from gs_assets.assets.file_sources import source_objects
-from gs_assets.bulk_api import access_keys as ak
-from gs_assets.bulk_api import requests_store as rs
+from gs_assets.connectors.s3_files.assets import source_objects
+from gs_assets.connectors.bulk_upload import access_keys as ak
+from gs_assets.connectors.bulk_upload import requests_store as rs
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import job_asset_job_name
 from resources.warehouse import Warehouse, WarehouseBusy
