@@ -44,6 +44,8 @@ class SourceObject:
 def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
     seen: dict[tuple[str, str], SourceObject] = {}
     for job in cfg.jobs.values():
+        if cfg.connections[job.connection].type != "s3":
+            continue  # a job on another kind's connection
         k = (job.connection, job.source.object)
         if k not in seen:
             seen[k] = SourceObject(job.connection, job.source.object, cfg.connections[job.connection].bucket)
