@@ -113,7 +113,7 @@ def test_a_bug_still_shows_its_stack_trace(cli, monkeypatch):
     cli["put"]("in/companies_1.csv", COMPANIES)
     rc, out, err = cli["run"]("run", "companies")
     assert rc == 1
-    assert "RuntimeError: a bug in landing" in err and "file_sources.py" in err, err
+    assert "RuntimeError: a bug in landing" in err and "s3_files/assets.py" in err, err
 
 
 def test_a_job_run_failed_by_its_reject_threshold_is_reported_and_exits_1(cli):
