@@ -16,6 +16,7 @@ from gs_assets.connectors.s3_files.reader import land
 from gs_assets.connectors.s3_files.resource import s3_resource_from_env
 from gs_assets.connectors.s3_files.schedules import build_file_job_schedules
 from gs_assets.connectors.s3_files.sensor import build_s3_files_sensor, build_source_jobs
+from gs_assets.dagster_jobs import source_job_name
 from gs_assets.engine.pipeline import jobs_reading
 
 
@@ -32,7 +33,7 @@ def _sensors(cfg: PlatformConfig, jobs_by_name: dict, warehouse) -> list:
     # of sources read only by scheduled jobs or chain members wait for their schedule or chain.
     sources = source_objects(cfg)
     watched = [so for so in sources if any(cfg.loads_on_arrival(j) for j in jobs_reading(cfg, so.connection, so.name))]
-    source_jobs = [jobs_by_name[j.name] for j in build_source_jobs(cfg, sources)]
+    source_jobs = [jobs_by_name[source_job_name(so.connection, so.name)] for so in sources]
     return [build_s3_files_sensor(cfg, watched, source_jobs, warehouse=warehouse)] if watched else []
 
 
