@@ -215,8 +215,8 @@ def sensor_tick(client, cfg_dir: Path, work: Path) -> dict:
     """20k already-loaded usage files (sortable date keys) plus 10 new; one tick with the cursor."""
     from concurrent.futures import ThreadPoolExecutor
     from gs_assets.config.loader import load_platform_config
-    from gs_assets.assets.file_sources import source_objects
-    from sensors.s3_files import plan_file_runs
+    from gs_assets.connectors.s3_files.assets import source_objects
+    from gs_assets.connectors.s3_files.sensor import plan_file_runs
     keys = [f"in/usage_{i:06d}.csv" for i in range(20_010)]
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: client.put_object(Bucket="bench", Key=k, Body=b"x"), keys))

@@ -16,19 +16,16 @@ pages show what a chain loaded, as they do for sensor-driven runs.
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
-from gs_assets.assets.file_sources import SourceObject, land_partition, matching_keys, source_objects
-from gs_assets.assets.lineage import lineage_metadata
-from gs_assets.assets.warehouse_setup import ensure_tables
+from gs_assets.connectors.s3_files.lifecycle import finish_files, unfinished_loads
+from gs_assets.connectors.s3_files.assets import SourceObject, land_partition, matching_keys, source_objects
+from gs_assets.engine.warehouse_setup import ensure_tables
+from gs_assets.engine.lineage import lineage_metadata
 from gs_assets.config.jobs import Chain, Job
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import chain_job_name
 from gs_assets.dynamic_partitions import add_partitions
 from gs_assets.engine.pipeline import LoadError, apply_pending
 from resources.warehouse import Warehouse
-
-
-def chain_job_name(chain: Chain) -> str:
-    return f"{chain.name}_chain_job"
 
 
 def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, warehouse: Warehouse, client) -> list[str]:
@@ -91,7 +88,7 @@ def build_chain_job(cfg: PlatformConfig, chain: Chain) -> dg.JobDefinition:
                     f"{n}: {' | '.join(p)[:500]}" for n, p in failed.items()),
                 metadata={"failed_members": ", ".join(failed), "on_failure": chain.on_failure})
 
-    @dg.job(name=chain_job_name(chain), tags={"gsdp/chain": chain.name},
+    @dg.job(name=chain_job_name(chain.name), tags={"gsdp/chain": chain.name},
             description=chain.description or f"Job chain: {' -> '.join(chain.jobs)}")
     def _chain():
         _members()

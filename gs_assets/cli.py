@@ -79,7 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.warehouse:
         os.environ["GSDP_WAREHOUSE"] = a.warehouse
 
-    from gs_assets.config.errors import ConfigError
+    from gs_assets.validators.errors import ConfigError
     from gs_assets.settings import SettingsError
     try:
         return COMMANDS[a.cmd](a)
@@ -259,9 +259,10 @@ def cmd_rejects(a) -> int:
 
 def cmd_run(a) -> int:
     """Import now: the same Dagster job the sensor would run, once per file, in order."""
-    from gs_assets.assets.file_sources import matching_keys, source_objects
+    from gs_assets.connectors.s3_files.assets import matching_keys, source_objects
+    from gs_assets.dagster_jobs import job_asset_job_name
     from gs_assets.definitions import build_definitions
-    from resources.s3 import s3_client_from_env
+    from gs_assets.connectors.s3_files.resource import s3_client_from_env
 
     cfg = _cfg()
     if a.job in cfg.chains:
@@ -280,7 +281,7 @@ def cmd_run(a) -> int:
     instance = _instance()
     from gs_assets.dynamic_partitions import add_partitions
     add_partitions(instance, so.partitions_name, keys)  # a key another run just added is fine
-    dagster_job = defs.resolve_job_def(f"{job.name}_job")
+    dagster_job = defs.resolve_job_def(job_asset_job_name(job.name))
     failed = 0
     runs = []  # (key, run id, expected failure descriptions)
     for key in keys:
@@ -379,11 +380,11 @@ def _instance():
 
 
 def _run_chain(cfg, name: str) -> int:
-    from gs_assets.chains import chain_job_name
+    from gs_assets.dagster_jobs import chain_job_name
     from gs_assets.definitions import build_definitions
     chain = cfg.chains[name]
     instance = _instance()
-    res = build_definitions(cfg).resolve_job_def(chain_job_name(chain)).execute_in_process(
+    res = build_definitions(cfg).resolve_job_def(chain_job_name(chain.name)).execute_in_process(
         instance=instance, raise_on_error=False, tags={"gsdp/trigger": "cli"}, run_config=QUIET_CONSOLE)
     _report_run(instance, res)
     with _warehouse().read() as con:
@@ -400,14 +401,14 @@ def _run_chain(cfg, name: str) -> int:
 
 
 def cmd_test_run(a) -> int:
-    from gs_assets.engine.dry_run import dry_run
+    from gs_assets.connectors.s3_files.dry_run import dry_run
     cfg = _cfg()
     job = _job(cfg, a.job)
     path = Path(a.file)
     if path.exists():
         chunks, name, label = _file_chunks(path), path.name, str(path)
     else:
-        from resources.s3 import s3_client_from_env
+        from gs_assets.connectors.s3_files.resource import s3_client_from_env
         client = s3_client_from_env()
         bucket = cfg.connections[job.connection].bucket
         try:
@@ -421,7 +422,7 @@ def cmd_test_run(a) -> int:
 
 
 def cmd_keys(a) -> int:
-    from gs_assets.bulk_api import access_keys as ak
+    from gs_assets.connectors.bulk_upload import access_keys as ak
     con = ak.connect()
     try:
         if a.keys_cmd == "create":

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gs_assets.assets.file_sources import build_file_source_asset, source_objects
 from gs_assets.assets.matrix_objects import build_object_asset
 from gs_assets.chains import build_chain_job
 from gs_assets.config.loader import PlatformConfig, load_platform_config
-from resources.s3 import s3_resource_from_env
-from resources.smtp import smtp_resource_from_settings
-from resources.sqs import sqs_resource_from_settings
+from gs_assets.connectors import registry
+from gs_assets.dagster_jobs import build_apply_objects_job, build_job_asset_job
 from gs_assets.settings import Settings
+from resources.smtp import smtp_resource_from_settings
 from resources.warehouse import Warehouse
 from schedules.chain_schedules import build_chain_schedules
-from schedules.file_job_schedules import build_file_job_schedules
-from sensors.bulk_uploads import build_bulk_sensors
-from sensors.lookup_retry import build_apply_objects_job, build_lookup_retry_sensor
+from sensors.lookup_retry import build_lookup_retry_sensor
 from sensors.notifications import build_notification_sensors
 from sensors.run_recovery import build_run_recovery_sensor
-from gs_assets.engine.pipeline import jobs_reading
-from sensors.s3_files import build_s3_files_sensor, build_source_jobs
 
 
 def warehouse_path() -> str:
@@ -39,50 +34,30 @@ def warehouse_from_env(database: str | None = None) -> Warehouse:
 
 def build_definitions(cfg: PlatformConfig | None = None, *, warehouse: str | None = None) -> dg.Definitions:
     cfg = cfg or load_platform_config()
-    sources = source_objects(cfg)
-    source_assets = [build_file_source_asset(cfg, so) for so in sources]
+    kinds = registry.kinds()  # each connector kind brings its assets, jobs, sensors, schedules, resources
+    source_assets = [a for k in kinds for a in k.assets(cfg)]
     object_assets = [build_object_asset(cfg, obj) for obj in cfg.model.objects.values()]
-    source_jobs = build_source_jobs(cfg, sources)
-    jobs = list(source_jobs)
-    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
-        # This job, plus the jobs of the same source that load on arrival (they apply every file
-        # of their source whichever run lands it), so the file is finished and archived.
-        siblings = sorted({j.destination for j in jobs_reading(cfg, job.connection, job.source.object)
-                           if j.name != job.name and cfg.loads_on_arrival(j)} - {job.destination})
-        jobs.append(dg.define_asset_job(
-            f"{job.name}_job",
-            selection=dg.AssetSelection.assets(dg.AssetKey(job.source_asset_path), dg.AssetKey(["gs", job.destination]),
-                                               *[dg.AssetKey(["gs", d]) for d in siblings]),
-            description=f"Load one file through job {job.name} into {job.destination} (pick the file as the partition)"
-                        + (f"; jobs of the same source that load on arrival apply it too ({', '.join(siblings)})"
-                           if siblings else "") + ".",
-            tags={"gsdp/job": job.name},
-        ))
+    jobs = [j for k in kinds for j in k.jobs(cfg)]
+    jobs += [build_job_asset_job(cfg, job) for job in sorted(cfg.jobs.values(), key=lambda j: j.name)]
     jobs += [build_chain_job(cfg, chain) for chain in sorted(cfg.chains.values(), key=lambda c: c.name)]
     # Rows waiting for a looked-up record are retried by their destination's materialization.
     retry_sensors = []
     if any(j.retry_unmatched_lookups is not None for j in cfg.jobs.values()):
         jobs.append(build_apply_objects_job())
         retry_sensors.append(build_lookup_retry_sensor(cfg, jobs[-1]))
-    # The sensor watches sources read by a job that loads on arrival (no schedule, no chain); files
-    # of sources read only by scheduled jobs or chain members wait for their schedule or chain.
-    watched = [so for so in sources if any(cfg.loads_on_arrival(j) for j in jobs_reading(cfg, so.connection, so.name))]
     wh = warehouse_from_env(warehouse)
+    jobs_by_name = {j.name: j for j in jobs}
     return dg.Definitions(
         assets=[*source_assets, *object_assets],
         # A run's steps share one process: each step process would import Dagster and the config
         # again (seconds per step); steps that write wait for the `warehouse` pool either way.
         executor=dg.in_process_executor,
         jobs=jobs,
-        sensors=([build_s3_files_sensor(cfg, watched, source_jobs, warehouse=wh)] if watched else []) + build_notification_sensors(cfg)
-        + build_bulk_sensors(cfg, {j.name: j for j in jobs}) + [build_run_recovery_sensor()] + retry_sensors,
-        schedules=build_file_job_schedules(cfg, sources) + build_chain_schedules(cfg),
-        resources={
-            "warehouse": wh,
-            "s3": s3_resource_from_env(),
-            "sqs": sqs_resource_from_settings(),
-            "smtp": smtp_resource_from_settings(),
-        },
+        sensors=[s for k in kinds for s in k.sensors(cfg, jobs_by_name, wh)] + build_notification_sensors(cfg)
+        + [build_run_recovery_sensor()] + retry_sensors,
+        schedules=[s for k in kinds for s in k.schedules(cfg)] + build_chain_schedules(cfg),
+        resources={"warehouse": wh, "smtp": smtp_resource_from_settings(),
+                   **{key: r for k in kinds for key, r in k.resources().items()}},
     )
 
 

@@ -68,6 +68,8 @@ OPS_DDL = [
     # points at it (retried_in).
     "ALTER TABLE gs_ops.job_runs ADD COLUMN IF NOT EXISTS retry_of VARCHAR",
     "ALTER TABLE gs_ops.rejects ADD COLUMN IF NOT EXISTS retried_in VARCHAR",
+    # a rejected row's id in its source, for records landed with one (an API page, a SQL chunk)
+    "ALTER TABLE gs_ops.rejects ADD COLUMN IF NOT EXISTS source_id VARCHAR",
     """CREATE TABLE IF NOT EXISTS gs_ops.lookup_waiting (
         job VARCHAR, load_id VARCHAR, line_number BIGINT, job_run_id VARCHAR, last_job_run_id VARCHAR,
         attempts INTEGER, first_rejected_at TIMESTAMP, last_tried_at TIMESTAMP, objects VARCHAR[])""",

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from gs_assets.chains import chain_job_name
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import chain_job_name
 
 
 def build_chain_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
@@ -12,7 +12,7 @@ def build_chain_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
         if chain.schedule is None:
             continue  # on demand: launch its job from the UI or `gsdp run <chain>`
         out.append(dg.ScheduleDefinition(
-            name=f"{chain.name}_chain_schedule", job_name=chain_job_name(chain),
+            name=f"{chain.name}_chain_schedule", job_name=chain_job_name(chain.name),
             cron_schedule=chain.schedule.cron_expression(), execution_timezone=chain.schedule_timezone,
             description=f"{chain.schedule.describe()} ({chain.schedule_timezone}): {' -> '.join(chain.jobs)}"))
     return out

@@ -17,18 +17,12 @@ from pathlib import Path
 import dagster as dg
 
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import APPLY_OBJECTS_JOB
 from gs_assets.engine.lookup_retry import due_loads, last_changes, waiting_table_exists
 from gs_assets.settings import Settings
 from resources.warehouse import Warehouse, WarehouseBusy
 
-APPLY_OBJECTS_JOB = "apply_objects_job"
 TAG = "gsdp/lookup_retry"
-
-
-def build_apply_objects_job() -> dg.UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(APPLY_OBJECTS_JOB, selection=dg.AssetSelection.groups("matrix"), description=(
-        "Apply pending loads (and rows waiting for a lookup) into matrix objects; run with the objects to "
-        "apply as asset selection"))
 
 
 def due_destinations(cfg: PlatformConfig, warehouse: Warehouse, now: datetime | None = None) -> dict[str, list[str]]:

@@ -34,6 +34,7 @@ import dagster as dg
 
 from gs_assets.config.jobs import Notification, webhook_url_problem
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import chain_job_name, job_asset_job_name, source_job_name
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.settings import Settings
 from resources.smtp import SmtpResource
@@ -139,10 +140,10 @@ def run_jobs(cfg: PlatformConfig, run) -> set[str]:
         return names
     job_name = run.job_name or ""
     for job in cfg.jobs.values():
-        if job_name in (f"{job.name}_job", f"load_{job.connection}__{job.source.object}_job"):
+        if job_name in (job_asset_job_name(job.name), source_job_name(job.connection, job.source.object)):
             names.add(job.name)
     for name in cfg.chains:
-        if job_name == f"{name}_chain_job":
+        if job_name == chain_job_name(name):
             chain(name)
     if names:
         return names

@@ -10,8 +10,9 @@ import pytest
 
 from gs_assets.config.loader import load_platform_config
 from gs_assets.demo.local_s3 import LocalS3
-from gs_assets.engine.file_prep import file_chunks
-from gs_assets.engine.pipeline import apply_pending, land
+from gs_assets.connectors.s3_files.reader import file_chunks
+from gs_assets.connectors.s3_files.reader import land
+from gs_assets.engine.pipeline import apply_pending
 from resources.warehouse import Warehouse, sync_object_tables
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,9 +14,9 @@ import pandas as pd
 
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_lifecycle import finish_files, unfinished_loads
-from gs_assets.assets.lineage import lineage_metadata, merged_datasets
-from gs_assets.assets.warehouse_setup import ensure_tables
+from gs_assets.connectors.s3_files.lifecycle import finish_files, unfinished_loads
+from gs_assets.engine.warehouse_setup import ensure_tables
+from gs_assets.engine.lineage import lineage_metadata, merged_datasets
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.pipeline import apply_pending
 from gs_assets.engine.schema_checks import schema_for, validation_failures

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from gs_assets.engine.expressions import check_expression
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from gs_assets.validators.date_patterns import compile_date_pattern
+from gs_assets.validators.encodings import normalise_encoding
+from gs_assets.validators.expressions import check_expression
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -103,7 +105,6 @@ class FileSource(BaseModel):
     @model_validator(mode="after")
     def _rule(self) -> "FileSource":
         if self.match == "date_pattern":
-            from gs_assets.engine.pickup import compile_date_pattern
             try:
                 compile_date_pattern(self.file_name)
             except ValueError as e:
@@ -134,7 +135,6 @@ class FileSource(BaseModel):
     @field_validator("encoding")
     @classmethod
     def _enc(cls, v: str) -> str:
-        from gs_assets.engine.file_prep import normalise_encoding
         normalise_encoding(v)
         return v
 
@@ -546,5 +546,33 @@ class PlatformFile(BaseModel):
     bulk_api: Optional[BulkApiSettings] = None
 
 
+# Connection types: `type` -> its config model. Connector kinds register theirs through the
+# registry (gs_assets/connectors/registry.py); `Connection` is the union of them, discriminated on
+# `type`. The S3 connection is here from the start, so config loads without the connectors.
+CONNECTION_MODELS: dict[str, type[BaseModel]] = {"s3": S3Connection}
+
+
+def register_connection_model(type_: str, model: Optional[type[BaseModel]]) -> None:
+    """Add (or, with None, remove) the config model of connections of this `type`."""
+    if model is None:
+        CONNECTION_MODELS.pop(type_, None)
+    else:
+        CONNECTION_MODELS[type_] = model
+
+
+def connection_union() -> Any:
+    models = tuple(CONNECTION_MODELS.values())
+    return models[0] if len(models) == 1 else Annotated[Union[models], Field(discriminator="type")]
+
+
+def platform_file_model() -> type[PlatformFile]:
+    """PlatformFile with `connections` validated against every registered connection type."""
+    union = connection_union()
+    if union is Connection:
+        return PlatformFile
+    return create_model("PlatformFile", __base__=PlatformFile, __doc__=PlatformFile.__doc__,
+                        connections=(dict[str, union], Field(default_factory=dict)))
+
+
 def job_json_schema() -> dict[str, Any]:
-    return PlatformFile.model_json_schema()
+    return platform_file_model().model_json_schema()

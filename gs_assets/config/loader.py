@@ -9,10 +9,11 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from gs_assets.config.errors import ConfigError, format_pydantic_errors
-from gs_assets.connectors.defaults import default_job_dicts
-from gs_assets.engine.expressions import ExpressionError, bind_errors, check_expression
+from gs_assets.validators.errors import ConfigError, format_pydantic_errors
+from gs_assets.config.system_defaults import default_job_dicts
+from gs_assets.validators.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
+from gs_assets.config.jobs import platform_file_model
 from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
@@ -272,12 +273,13 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     cfg = PlatformConfig(model=model)
     files = sorted(p for p in directory.rglob("*.y*ml") if p.name != "objects.yaml" and p.suffix in (".yaml", ".yml"))
     parsed: list[tuple[str, PlatformFile]] = []
+    file_model = platform_file_model()
     for p in files:
         raw = read_yaml_mapping(p)
         try:
-            pf = PlatformFile.model_validate(raw)
+            pf = file_model.model_validate(raw)
         except ValidationError as e:
-            raise format_pydantic_errors(str(p), "", e, PlatformFile) from e
+            raise format_pydantic_errors(str(p), "", e, file_model) from e
         for name, conn in pf.connections.items():
             if name in cfg.connections:
                 raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
@@ -287,7 +289,7 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     defaults: dict[str, tuple[str, str, dict]] = {}
     for file, pf in parsed:
         for conn_name, conn in pf.connections.items():
-            if conn.system:
+            if getattr(conn, "system", None):
                 for name, (key, raw) in default_job_dicts(conn_name, conn, file).items():
                     defaults[name] = (file, key, raw)
     user_jobs = {name for _, pf in parsed for name in pf.jobs}

@@ -170,7 +170,7 @@ def main() -> int:
             print(f"local S3 on {s3.endpoint}; warehouse {os.environ['GSDP_WAREHOUSE']}; "
                   f"Dagster home {os.environ['DAGSTER_HOME']}")
             bulk_port = os.environ.setdefault("GSDP_BULK_PORT", "8080")
-            bulk = _spawn(["gs_assets.bulk_api.app"])
+            bulk = _spawn(["gs_assets.connectors.bulk_upload.app"])
             print(f"Bulk API: http://127.0.0.1:{bulk_port}/docs  (create a key: .venv/bin/gsdp keys create --name me)")
             ui_port = os.environ.get("GSDP_UI_PORT", "3000")
             print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)

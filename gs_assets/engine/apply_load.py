@@ -19,7 +19,7 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
-from gs_assets.engine.expressions import check_expression, prepared_select
+from gs_assets.validators.expressions import check_expression, prepared_select
 from gs_assets.engine.lookup_retry import Retry
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
@@ -648,6 +648,9 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
               f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
               f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
               [res.job_run_id, job.name, run_id, load.source_file, now])
+        if _has_source_ids(b.con, load.raw_table):  # records landed with their id in the source
+            b.sql(f"UPDATE gs_ops.rejects SET source_id = r._source_id FROM {raw_rows_sql(b.con, load.raw_table, load.load_id)} r "
+                  f"WHERE gs_ops.rejects.job_run_id = ? AND gs_ops.rejects.line_number = r._line", [res.job_run_id])
         if b.full_merge is not None:  # rows only in the merged dataset: its file, its line, its values
             other_load, other_table, other_header, other_file = b.full_merge
             other = ", ".join(f"{q(h)}, r.{ident(h)}" for h in other_header)
@@ -659,6 +662,12 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         _lookup_waits(b, job, res, load, over)
     res.ended_at = _now()
     write_run_log(b.con, res, job, load, run_id, final=True)
+
+
+def _has_source_ids(con, raw_table: str) -> bool:
+    schema, _, name = raw_table.partition(".")
+    return con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                       "AND column_name = '_source_id'", [schema, name.strip('"').replace('""', '"')]).fetchone()[0] > 0
 
 
 REJECT_COLUMNS = ("(job_run_id, job, dagster_run_id, source_file, line_number, original_values, reasons, "

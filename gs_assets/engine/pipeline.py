@@ -1,4 +1,4 @@
-"""Control flow around the engine: land a file once (ledger), then apply pending loads per job.
+"""Control flow around the engine: land a unit once (ledger), then apply pending loads per job.
 
 Dagster assets call these two functions; so do tests and the CLI. Each unit of work runs in its
 own warehouse transaction.
@@ -7,20 +7,18 @@ own warehouse transaction.
 from __future__ import annotations
 
 import json
-import os
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from datetime import datetime
+from typing import Callable, ContextManager, Optional
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
-from gs_assets.engine.file_prep import DecompressLimit, prepared_copy
 from gs_assets.engine.lookup_retry import Retry, due_condition, due_loads, expired, last_changes, waiting_table_exists
-from gs_assets.engine.pickup import FileMatch, match_file
 from gs_assets.engine.progress import statement_progress
-from gs_assets.engine.raw_landing import FileFormatError, land_file
+from gs_assets.engine.raw_landing import FileFormatError, Records, land_into_raw
 from resources.warehouse import Warehouse
 
 
@@ -52,19 +50,31 @@ def source_columns(cfg: PlatformConfig, connection: str, source_object: str) -> 
     return needs
 
 
-def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
-         chunks: Iterable[bytes], name: str, source_file: str, etag: Optional[str],
-         size_bytes: Optional[int] = None, run_id: str = "", force: bool = False, log=None) -> LandResult:
-    """Land a file in its raw table unless this exact version (key + ETag) already landed.
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work a connector delivers (a file version, an API page, a SQL chunk): where it
+    came from (named in rejects and the ledger), its version, and the name and date its rows may map."""
+    source_file: str
+    etag: Optional[str] = None
+    size_bytes: Optional[int] = None
+    file_name: Optional[str] = None
+    file_date: Optional[datetime] = None
 
-    `chunks` are the file's bytes as delivered (compressed or not, any supported encoding); they
-    are streamed through file_prep into a UTF-8 temp file, so memory does not grow with file size.
+
+def land_records(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str, unit: Unit,
+                 records: Callable[[], ContextManager[Records]], run_id: str = "", force: bool = False,
+                 log=None) -> LandResult:
+    """Land one unit in its raw table unless this exact version (source + etag) already landed.
+
+    `records` opens what the connector's reader produced: a prepared CSV file or Arrow record
+    batches (raw_landing.PreparedCsv / RecordBatches); it is opened outside any transaction, so a
+    download or conversion never holds the warehouse. A FileFormatError fails every job reading
+    the source; nothing reaches the objects.
     """
     jobs = jobs_reading(cfg, connection, source_object)
     if not jobs:
         raise ValueError(f"no job reads source object {connection}/{source_object}")
-    src = jobs[0].source
-    fm = file_match(src, name)
+    source_file, etag = unit.source_file, unit.etag
     required = list(source_columns(cfg, connection, source_object))
     with warehouse.connect() as con:
         prior = con.execute(
@@ -76,60 +86,32 @@ def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_o
                           rows_read=prior[1])
     # Download and convert outside any transaction: the warehouse is only locked to write.
     try:
-        with prepared_copy(chunks, name=name, label=source_file, src=src,
-                           limit=decompress_limit(cfg, connection, source_file)) as local_path, \
-                warehouse.transaction() as con, statement_progress(con, f"landing {source_file}", log):
-            landed = land_file(con, path=local_path, file_label=source_file, connection=connection,
-                               source_object=source_object, src=src, required_columns=required,
-                               jobs=[j.name for j in jobs])
+        with records() as recs, warehouse.transaction() as con, statement_progress(con, f"landing {source_file}", log):
+            landed = land_into_raw(con, recs, file_label=source_file, connection=connection,
+                                   source_object=source_object, required_columns=required,
+                                   jobs=[j.name for j in jobs])
             _record_load(con, load_id=landed.load_id, connection=connection, source_object=source_object,
-                         raw_table=landed.raw_table, source_file=source_file, etag=etag, size_bytes=size_bytes,
+                         raw_table=landed.raw_table, source_file=source_file, etag=etag, size_bytes=unit.size_bytes,
                          status="landed", rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
-                         header=json.dumps(landed.header), error=None, run_id=run_id, file_name=fm.file_name,
-                         file_date=fm.file_date)
+                         header=json.dumps(landed.header), error=None, run_id=run_id, file_name=unit.file_name,
+                         file_date=unit.file_date)
         return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
                           rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
                           header=landed.header)
     except FileFormatError as e:
         error = str(e)
-    # A file that cannot be read fails every job that reads it; nothing reaches the objects.
+    # A unit that cannot be read fails every job that reads it; nothing reaches the objects.
     load_id = str(uuid.uuid4())
     with warehouse.transaction() as con:
         _record_load(con, load_id=load_id, connection=connection, source_object=source_object,
                      raw_table=None, source_file=source_file, etag=etag,
-                     size_bytes=size_bytes, status="failed", rows_read=0, malformed_rows=0, header=None, error=error,
-                     run_id=run_id, file_name=fm.file_name, file_date=fm.file_date)
+                     size_bytes=unit.size_bytes, status="failed", rows_read=0, malformed_rows=0, header=None, error=error,
+                     run_id=run_id, file_name=unit.file_name, file_date=unit.file_date)
         for j in jobs:
             res = JobRunResult(job_run_id=str(uuid.uuid4()), job=j.name, destination=j.destination, load_id=load_id,
                                source_file=source_file, status=FAILED, error=error, started_at=_now())
             write_run_log(con, res, j, LoadRef(load_id, "", source_file, etag, []), run_id, final=True)
     return LandResult(load_id=load_id, source_file=source_file, etag=etag, status="failed", error=error)
-
-
-def decompress_limit(cfg: PlatformConfig, connection: str, source_file: str) -> DecompressLimit:
-    """How far a compressed file may inflate: the connection's limits, and for a Bulk API upload
-    (a key under the Bulk API's landing prefix) the Bulk API's limit when it is lower."""
-    conn = cfg.connections[connection]
-    limit = DecompressLimit(max_bytes=int(conn.max_decompressed_mb * (1 << 20)),
-                            setting=f"connections.{connection}.max_decompressed_mb", value=conn.max_decompressed_mb,
-                            max_ratio=conn.max_compression_ratio,
-                            ratio_setting=f"connections.{connection}.max_compression_ratio")
-    bulk = cfg.bulk_api
-    key = source_file.removeprefix("s3://").partition("/")[2] if source_file.startswith("s3://") else ""
-    if key and bulk.landing_prefix and key.startswith(bulk.landing_prefix) \
-            and bulk.decompressed_limit_mb < conn.max_decompressed_mb:
-        mb = bulk.decompressed_limit_mb
-        limit = DecompressLimit(max_bytes=int(mb * (1 << 20)), value=mb, max_ratio=limit.max_ratio,
-                                ratio_setting=limit.ratio_setting,
-                                setting="bulk_api.max_decompressed_mb")
-    return limit
-
-
-def file_match(src, name: str) -> FileMatch:
-    """The file's name and date (for `$file_name` / `$file_date`) under the source's pick-up rule."""
-    return (match_file(src.prefix, src.match, src.file_name, name)
-            or match_file("", src.match, src.file_name, os.path.basename(name))
-            or FileMatch(name, os.path.basename(name)))
 
 
 def _record_load(con, **v) -> None:

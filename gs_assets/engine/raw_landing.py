@@ -21,11 +21,11 @@ import os
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional, Protocol, Union
 
 import duckdb
+import pyarrow as pa
 
-from gs_assets.config.jobs import FileSource
 
 MAX_LINE_BYTES = 16 << 20  # one record (a line, or a quoted multi-line value) may be up to 16 MiB
 # DuckDB's CSV buffer defaults to 16 x max_line_size (256 MiB here, 1 GiB at 64 MiB lines) and is
@@ -35,6 +35,13 @@ CSV_BUFFER_BYTES = 64 << 20
 # file_prep replaces a record over MAX_LINE_BYTES by a placeholder (DuckDB drops a record longer
 # than its buffer without a trace) and notes it in <prepared file> + this suffix (JSON).
 OVERSIZED_SUFFIX = ".oversized.json"
+
+
+class CsvDialect(Protocol):
+    """How a prepared CSV file is delimited (a file connector's source config supplies it)."""
+    delimiter: str
+    quote: str
+    escape: Optional[str]
 
 
 class FileFormatError(ValueError):
@@ -48,6 +55,25 @@ class LandedFile:
     header: list[str]
     rows_read: int
     malformed_rows: int
+
+
+@dataclass
+class PreparedCsv:
+    """What a file reader lands: a UTF-8 CSV file on local disk with a header row, and its dialect."""
+    path: str
+    dialect: CsvDialect
+
+
+@dataclass
+class RecordBatches:
+    """What a record reader lands (an API page, a SQL chunk): Arrow record batches, and which column
+    holds each row's id in the source (its location for rejects; None: the row's position)."""
+    batches: Iterable[pa.RecordBatch]
+    id_column: Optional[str] = None
+
+
+Records = Union[PreparedCsv, RecordBatches]
+RESERVED_RAW_COLUMNS = {"_line", "_parse_error", "_raw_text", "_source_id", "_pos"}
 
 
 def raw_table_name(connection: str, source_object: str, load_id: str) -> str:
@@ -75,7 +101,7 @@ def _sql_str(v: str) -> str:
     return "'" + v.replace("'", "''") + "'"
 
 
-def _csv_options(src: FileSource) -> str:
+def _csv_options(src: CsvDialect) -> str:
     opts = [f"delim={_sql_str(src.delimiter)}", f"quote={_sql_str(src.quote)}", "all_varchar=true"]
     opts.append(f"escape={_sql_str(src.escape if src.escape is not None else src.quote)}")
     opts.append(f"max_line_size={MAX_LINE_BYTES}")
@@ -83,7 +109,7 @@ def _csv_options(src: FileSource) -> str:
     return ", ".join(opts)
 
 
-def read_header(path: str, src: FileSource, file_label: str) -> list[str]:
+def read_header(path: str, src: CsvDialect, file_label: str) -> list[str]:
     """The header row exactly as written (Python's csv on the first 1 MiB; a BOM is dropped).
 
     The file is UTF-8 here (file_prep converted it). Blank or duplicate names are an error: a
@@ -128,7 +154,7 @@ def check_mapped_columns(header: list[str], required: list[str], file_label: str
         )
 
 
-def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, src: FileSource, n_header: int) -> None:
+def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, src: CsvDialect, n_header: int) -> None:
     """Reasons a user can act on: the real field count of a ragged record (DuckDB's count is right
     for a short record but stops one past the header for a long one, so those are counted again on
     the raw line), the size of a record over the limit (and its start as its text)."""
@@ -166,7 +192,7 @@ def _explain_bad_records(con: duckdb.DuckDBPyConnection, bad: str, path: str, sr
                     [lines, errs, txts])
 
 
-def _count_fields(fh, txt: Optional[str], pos: Optional[int], src: FileSource) -> Optional[int]:
+def _count_fields(fh, txt: Optional[str], pos: Optional[int], src: CsvDialect) -> Optional[int]:
     """Fields in one record under the source's delimiter, quote and escape (Python's csv), read
     from DuckDB's copy of the line or, when that copy is cut short, from the file."""
     if txt is not None and len(txt) < 10_000:  # DuckDB keeps up to 10,000 characters of a line
@@ -193,7 +219,7 @@ def land_file(
     file_label: str,
     connection: str,
     source_object: str,
-    src: FileSource,
+    src: CsvDialect,
     required_columns: list[str],
     jobs: list[str],
     load_id: Optional[str] = None,
@@ -244,3 +270,62 @@ def land_file(
     for t in (f"bad_{tag}", errs, scans):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return LandedFile(load_id=load_id, raw_table=table, header=header, rows_read=good + bad, malformed_rows=bad)
+
+
+def land_into_raw(con: duckdb.DuckDBPyConnection, records: Records, *, file_label: str, connection: str,
+                  source_object: str, required_columns: list[str], jobs: list[str],
+                  load_id: Optional[str] = None) -> LandedFile:
+    """Land what a reader produced (a prepared CSV file or Arrow record batches). Call inside a transaction."""
+    if isinstance(records, PreparedCsv):
+        return land_file(con, path=records.path, file_label=file_label, connection=connection,
+                         source_object=source_object, src=records.dialect, required_columns=required_columns,
+                         jobs=jobs, load_id=load_id)
+    return land_batches(con, records, file_label=file_label, connection=connection, source_object=source_object,
+                        required_columns=required_columns, jobs=jobs, load_id=load_id)
+
+
+def land_batches(con: duckdb.DuckDBPyConnection, records: RecordBatches, *, file_label: str, connection: str,
+                 source_object: str, required_columns: list[str], jobs: list[str],
+                 load_id: Optional[str] = None) -> LandedFile:
+    """Land Arrow record batches into the raw table, every value as text like a CSV's.
+
+    A row's `_line` is its position in the unit (1 = the first record), and `_source_id` its id in
+    the source (the `id_column`'s value), so a rejected row names where it came from."""
+    load_id = load_id or str(uuid.uuid4())
+    batches = iter(records.batches)
+    first = next(batches, None)
+    if first is None:
+        raise FileFormatError(f"{file_label}: no records and no columns; a reader must give at least the schema.")
+    header = list(first.schema.names)
+    blanks = [i + 1 for i, h in enumerate(header) if h.strip() == ""]
+    if blanks:
+        raise FileFormatError(f"{file_label}: blank column name(s) at position(s) {blanks}; every column needs a name.")
+    if len({h.lower() for h in header}) != len(header) or RESERVED_RAW_COLUMNS & set(header):
+        raise FileFormatError(f"{file_label}: duplicate or reserved column names in {header}; "
+                              f"column names must be unique and none of {sorted(RESERVED_RAW_COLUMNS)}.")
+    if records.id_column is not None and records.id_column not in header:
+        raise FileFormatError(f"{file_label}: the id column {records.id_column!r} is not among the columns {header}.")
+    check_mapped_columns(header, required_columns, file_label, jobs)
+    table = raw_table_name(connection, source_object, load_id)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS raw_{connection}")
+    cols = ", ".join('"' + h.replace('"', '""') + '" VARCHAR' for h in header)
+    con.execute(f"CREATE TABLE {table} ({cols}, _line BIGINT, _parse_error VARCHAR, _raw_text VARCHAR, _source_id VARCHAR)")
+    text = pa.schema([pa.field(h, pa.string()) for h in header] + [pa.field("_pos", pa.int64())])
+    sid = '"' + records.id_column.replace('"', '""') + '"' if records.id_column else "NULL"
+    names = ", ".join('"' + h.replace('"', '""') + '"' for h in header)
+    rows, view = 0, f"arrow_{uuid.uuid4().hex[:12]}"
+    for batch in ([first] if first.num_rows else []) + [b for b in batches if b.num_rows]:
+        if list(batch.schema.names) != header:
+            raise FileFormatError(f"{file_label}: a record batch has columns {batch.schema.names}, the first had {header}; "
+                                  f"every batch of a unit needs the same columns.")
+        as_text = pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in batch.columns]
+                                             + [pa.array(range(rows + 1, rows + 1 + batch.num_rows), pa.int64())],
+                                             schema=text)
+        con.register(view, pa.Table.from_batches([as_text]))
+        try:
+            con.execute(f"INSERT INTO {table} SELECT {names}, _pos, NULL, NULL, CAST({sid} AS VARCHAR) "
+                        f"FROM {view} ORDER BY _pos")
+        finally:
+            con.unregister(view)
+        rows += batch.num_rows
+    return LandedFile(load_id=load_id, raw_table=table, header=header, rows_read=rows, malformed_rows=0)

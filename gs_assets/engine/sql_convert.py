@@ -7,11 +7,16 @@ not be converted (that row is rejected with the value and the reason, unless a d
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
-from gs_assets.config.jobs import FileSource
 from gs_assets.model.field_types import MULTI_SELECT_SEPARATOR, FieldType
 from gs_assets.model.objects import FieldDef
+
+class ValueFormats(Protocol):
+    """The date and datetime formats a source's text values are read with (its source config gives them)."""
+    date_formats: list[str]
+    datetime_formats: list[str]
+
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
@@ -38,7 +43,7 @@ def _canonical_choice(expr: str, values: list[str], strict: bool = False) -> str
     return f"(CASE lower({expr}) {cases} ELSE {'NULL' if strict else expr} END)"
 
 
-def convert_expr(clean: str, f: FieldDef, src: FileSource, strict: bool = False) -> str:
+def convert_expr(clean: str, f: FieldDef, src: ValueFormats, strict: bool = False) -> str:
     """SQL turning `clean` (trimmed text, NULL when empty) into the field's type; NULL if it cannot.
 
     `strict` also turns values outside a picklist into NULL (used when a default is configured)."""
@@ -81,7 +86,7 @@ def convert_expr(clean: str, f: FieldDef, src: FileSource, strict: bool = False)
     raise AssertionError(f"no conversion for {t}")
 
 
-def literal_expr(value: Any, f: FieldDef, src: FileSource) -> str:
+def literal_expr(value: Any, f: FieldDef, src: ValueFormats) -> str:
     """A constant or default from config, converted like a source value."""
     if isinstance(value, bool):
         value = "true" if value else "false"
@@ -92,7 +97,7 @@ def clean_expr(column: str) -> str:
     return f"NULLIF(trim({ident(column)}), '')"
 
 
-def type_error_message(f: FieldDef, src: FileSource) -> str:
+def type_error_message(f: FieldDef, src: ValueFormats) -> str:
     t = f.type
     if t == FieldType.DATE:
         return f"not a date in any of the formats {src.date_formats} or ISO 8601"
@@ -105,7 +110,7 @@ def type_error_message(f: FieldDef, src: FileSource) -> str:
     return f"not a valid {t.value}"
 
 
-def mapped_value(f: FieldDef, src: FileSource, source: Optional[str], constant: Any, default: Any,
+def mapped_value(f: FieldDef, src: ValueFormats, source: Optional[str], constant: Any, default: Any,
                  clean: Optional[str] = None) -> tuple[str, Optional[str]]:
     """(value expression, conversion-failed test or None) for one field mapping.
 
@@ -122,7 +127,7 @@ def mapped_value(f: FieldDef, src: FileSource, source: Optional[str], constant: 
     return value, failed
 
 
-def defaulted_expr(f: FieldDef, src: FileSource, source: Optional[str], constant: Any, default: Any,
+def defaulted_expr(f: FieldDef, src: ValueFormats, source: Optional[str], constant: Any, default: Any,
                    clean: Optional[str] = None) -> Optional[str]:
     """For a mapping whose `default` can replace its source value: SQL that is NULL when the value
     was kept, '' when the default replaced an empty (missing) value, and the value as sent (trimmed)

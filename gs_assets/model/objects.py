@@ -14,7 +14,7 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gs_assets.config.errors import ConfigError, format_pydantic_errors
+from gs_assets.validators.errors import ConfigError, format_pydantic_errors
 from gs_assets.model.field_types import DEFAULT_DECIMALS, FieldType
 
 STANDARD_OBJECTS_FILE = Path(__file__).with_name("standard_objects.yaml")

@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from tests.dagster_helpers import persistent_instance, platform, put
 
 JOBS = """

@@ -104,7 +104,7 @@ def test_a_failed_file_is_one_paragraph_and_exit_1_and_activity_and_rejects_say_
 
 
 def test_a_bug_still_shows_its_stack_trace(cli, monkeypatch):
-    import gs_assets.assets.file_sources as fs
+    import gs_assets.connectors.s3_files.assets as fs
 
     def broken(*_a, **_k):
         raise RuntimeError("a bug in landing")
@@ -113,7 +113,7 @@ def test_a_bug_still_shows_its_stack_trace(cli, monkeypatch):
     cli["put"]("in/companies_1.csv", COMPANIES)
     rc, out, err = cli["run"]("run", "companies")
     assert rc == 1
-    assert "RuntimeError: a bug in landing" in err and "file_sources.py" in err, err
+    assert "RuntimeError: a bug in landing" in err and "s3_files/assets.py" in err, err
 
 
 def test_a_job_run_failed_by_its_reject_threshold_is_reported_and_exits_1(cli):

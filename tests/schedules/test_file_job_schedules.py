@@ -48,7 +48,7 @@ def _scheduled_loads(defs, schedule, instance, s3_server, bucket):
 
 import pytest  # noqa: E402
 
-from gs_assets.config.errors import ConfigError  # noqa: E402
+from gs_assets.validators.errors import ConfigError  # noqa: E402
 
 
 @pytest.mark.parametrize("schedule, cron, tz", [

@@ -3,8 +3,9 @@ record that has arrived since they were tried, and only then; the run retries th
 
 import dagster as dg
 
-from gs_assets.engine.file_prep import file_chunks
-from gs_assets.engine.pipeline import apply_pending, land
+from gs_assets.connectors.s3_files.reader import file_chunks
+from gs_assets.connectors.s3_files.reader import land
+from gs_assets.engine.pipeline import apply_pending
 from resources.warehouse import sync_object_tables
 from tests.dagster_helpers import persistent_instance, platform
 from tests.gs_assets.engine.test_lookup_retry import CASES, JOBS, RETRY

@@ -190,7 +190,7 @@ def _no_secret(text: str) -> None:
 @pytest.mark.parametrize("value", BAD_HOOKS)
 def test_a_bad_webhook_url_in_its_env_var_fails_config_load_without_echoing_it(tmp_path, bucket, monkeypatch, value):
     import traceback
-    from gs_assets.config.errors import ConfigError
+    from gs_assets.validators.errors import ConfigError
     monkeypatch.setenv("GSDP_TEST_HOOK", value)
     with pytest.raises(ConfigError) as e:
         platform(tmp_path, JOBS % {"bucket": bucket, "hook": "http://127.0.0.1:9/users"})
@@ -202,7 +202,7 @@ def test_a_bad_webhook_url_in_its_env_var_fails_config_load_without_echoing_it(t
 @pytest.mark.parametrize("value", BAD_HOOKS)
 def test_a_bad_webhook_url_in_config_fails_load_without_echoing_it(tmp_path, bucket, value):
     import traceback
-    from gs_assets.config.errors import ConfigError
+    from gs_assets.validators.errors import ConfigError
     with pytest.raises(ConfigError) as e:
         platform(tmp_path, JOBS % {"bucket": bucket, "hook": value})
     assert e.value.file.endswith("jobs.yaml") and e.value.key == "notifications.users_only.webhook.url"

@@ -5,8 +5,8 @@ import json
 import boto3
 import dagster as dg
 
-from gs_assets.assets.file_sources import source_objects
-from sensors.s3_files import plan_file_runs
+from gs_assets.connectors.s3_files.assets import source_objects
+from gs_assets.connectors.s3_files.sensor import plan_file_runs
 from tests.dagster_helpers import platform, put, tick
 
 JOBS = """
@@ -107,7 +107,7 @@ def test_sqs_event_notifications_replace_listing(tmp_path, s3_server, bucket):
 def test_sqs_keeps_the_messages_beyond_the_cap_for_later_ticks(tmp_path, s3_server, bucket, monkeypatch):
     """25 files announced, at most 5 runs a tick: every file is requested exactly once, and no
     message is deleted before all its records were planned."""
-    import sensors.s3_files as s3_files
+    import gs_assets.connectors.s3_files.sensor as s3_files
     kw = dict(endpoint_url=s3_server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
               aws_secret_access_key="testing")
     sqs = boto3.client("sqs", **kw)

@@ -5,7 +5,7 @@ copy behind. The next run finishes that move instead of archiving a second, rena
 import duckdb
 import pytest
 
-from gs_assets.assets.file_lifecycle import finish_files
+from gs_assets.connectors.s3_files.lifecycle import finish_files
 from tests.dagster_helpers import persistent_instance, platform, put, run_requests, tick
 
 JOBS = """

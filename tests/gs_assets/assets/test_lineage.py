@@ -5,7 +5,7 @@ aggregations, the union over the jobs that load it), and a source's materializat
 
 import dagster as dg
 
-from gs_assets.assets.lineage import field_lineage
+from gs_assets.engine.lineage import field_lineage
 from tests.dagster_helpers import persistent_instance, platform, put, run_requests, tick
 
 JOBS = """

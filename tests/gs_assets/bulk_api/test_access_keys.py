@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gs_assets.bulk_api import access_keys as ak
+from gs_assets.connectors.bulk_upload import access_keys as ak
 
 GSDP = Path(sys.executable).parent / "gsdp"
 

@@ -9,9 +9,9 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from gs_assets.bulk_api import access_keys as ak
-from gs_assets.bulk_api import requests_store as rs
-from gs_assets.bulk_api.app import clean_login_name, create_app
+from gs_assets.connectors.bulk_upload import access_keys as ak
+from gs_assets.connectors.bulk_upload import requests_store as rs
+from gs_assets.connectors.bulk_upload.app import clean_login_name, create_app
 from gs_assets.config.loader import load_platform_config
 from tests.conftest import write_config
 

@@ -7,10 +7,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from gs_assets.bulk_api import access_keys as ak
-from gs_assets.bulk_api.app import create_app
+from gs_assets.connectors.bulk_upload import access_keys as ak
+from gs_assets.connectors.bulk_upload.app import create_app
 from gs_assets.config.loader import load_platform_config
-from gs_assets.engine.pipeline import apply_pending, land, source_columns
+from gs_assets.connectors.s3_files.reader import land
+from gs_assets.engine.pipeline import apply_pending, source_columns
 from resources.warehouse import Warehouse, sync_object_tables
 from tests.conftest import write_config
 
@@ -92,7 +93,7 @@ def test_an_upload_with_every_jobs_columns_is_accepted_and_lands_for_both(api):
 
 
 def test_a_dry_run_checks_the_header_as_landing_does(api):
-    from gs_assets.engine.dry_run import dry_run
+    from gs_assets.connectors.s3_files.dry_run import dry_run
     wh = Warehouse(database=str(api["tmp"] / "dry.duckdb"))
     out = dry_run(wh, api["cfg"], api["cfg"].jobs["accounts"], chunks=[b"Id,Name\nA1,Acme\n"], name="accounts_1.csv",
                   source_file="accounts_1.csv")

@@ -16,7 +16,7 @@ import duckdb
 import httpx
 import pytest
 
-from gs_assets.bulk_api import access_keys as ak
+from gs_assets.connectors.bulk_upload import access_keys as ak
 from tests.dagster_helpers import free_port, persistent_instance, platform
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
@@ -58,7 +58,7 @@ class Service:
 
     def start(self):
         env = {**self.env, "GSDP_BULK_PORT": str(self.port)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gs_assets.bulk_api.app"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "gs_assets.connectors.bulk_upload.app"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from gs_assets.config.loader import load_platform_config
 from tests.memory import run_and_measure
 

@@ -3,7 +3,7 @@ switch off, adjust or replace; they load HubSpot-style exports end to end."""
 
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from gs_assets.engine.pipeline import apply_pending
 
 CONN = """

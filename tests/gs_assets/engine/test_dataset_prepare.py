@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 
 JOBS = """
 connections:

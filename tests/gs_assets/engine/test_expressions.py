@@ -2,7 +2,7 @@
 
 import pytest
 
-from gs_assets.engine.expressions import ExpressionError, check_expression
+from gs_assets.validators.expressions import ExpressionError, check_expression
 from tests.memory import run_and_measure
 
 
@@ -37,7 +37,7 @@ def test_anything_but_a_pure_expression_is_refused(expr, message):
 
 # Checking a formula computes nothing: a huge constant is parsed (check_expression) and
 # type-checked (bind_errors) at the cost of its text, not of its value.
-_CHECK = ("import sys; from gs_assets.engine.expressions import bind_errors, check_expression\n"
+_CHECK = ("import sys; from gs_assets.validators.expressions import bind_errors, check_expression\n"
           "check_expression(sys.argv[1])\n"
           "print(bind_errors([], sys.argv[1], ['A']) + bind_errors([('D', sys.argv[1])], None, ['A']))")
 
@@ -55,7 +55,7 @@ def test_checking_a_formula_does_not_compute_its_constants(bomb):
 
 
 def test_a_constant_call_is_type_checked_as_text_and_type_errors_are_still_found():
-    from gs_assets.engine.expressions import bind_errors
+    from gs_assets.validators.expressions import bind_errors
     assert check_expression("repeat('x', 100000000) = \"A\"").check_sql == '(CAST(NULL AS VARCHAR) = "A")'
     assert check_expression("lpad(\"A\", 5, repeat('0', 2))").check_sql == "(lpad(\"A\", 5, CAST(NULL AS VARCHAR)))"
     assert check_expression("lower(\"A\")").check_sql == '(lower("A"))'

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from gs_assets.engine.file_prep import prepare_file
+from gs_assets.connectors.s3_files.reader import prepare_file
 from gs_assets.engine.raw_landing import FileFormatError
 
 TEXT = "Id,Name\nA1,Zoë Ærø 東京\n"
@@ -103,7 +103,7 @@ class _CountingOut(io.RawIOBase):
 @pytest.mark.parametrize("kind,name", [("gzip", "bomb.csv.gz"), ("bzip2", "bomb.csv.bz2")])
 def test_a_decompression_bomb_stops_at_the_limit_with_memory_bounded(kind, name):
     import tracemalloc
-    from gs_assets.engine.file_prep import DecompressLimit
+    from gs_assets.connectors.s3_files.reader import DecompressLimit
     chunks = bomb(kind, 64 << 20)  # 64 MiB of text in a few hundred KB (gzip) / a few KB (bzip2)
     assert sum(map(len, chunks)) < 1 << 20
     out = _CountingOut()
@@ -124,7 +124,7 @@ def test_a_decompression_bomb_stops_at_the_limit_with_memory_bounded(kind, name)
 
 
 def test_the_ratio_guard_applies_past_its_floor_only():
-    from gs_assets.engine.file_prep import DecompressLimit
+    from gs_assets.connectors.s3_files.reader import DecompressLimit
     limit = DecompressLimit(max_bytes=1 << 40, max_ratio=50, ratio_floor=2 << 20,
                             setting="connections.files.max_decompressed_mb", value=1 << 20,
                             ratio_setting="connections.files.max_compression_ratio")
@@ -187,7 +187,7 @@ jobs:
 
 def test_bulk_uploads_land_under_the_bulk_api_limit_and_other_files_under_their_connections(tmp_path):
     from gs_assets.config.loader import load_platform_config
-    from gs_assets.engine.pipeline import decompress_limit
+    from gs_assets.connectors.s3_files.reader import decompress_limit
     from tests.conftest import write_config
     cfg = load_platform_config(write_config(tmp_path / "config", """
 connections:
@@ -216,7 +216,7 @@ connections:
 
 
 def test_the_ratio_guard_counts_compressed_bytes_as_they_are_consumed_not_as_they_arrive():
-    from gs_assets.engine.file_prep import DecompressLimit
+    from gs_assets.connectors.s3_files.reader import DecompressLimit
     chunks = [b"".join(bomb("gzip", 256 << 20))]  # one big chunk, as S3 delivers 8 MiB at a time
     assert len(chunks[0]) > 200_000
     limit = DecompressLimit(max_bytes=1 << 40, max_ratio=50, ratio_floor=2 << 20, ratio_setting="r")

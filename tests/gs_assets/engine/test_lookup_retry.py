@@ -3,7 +3,7 @@ retry_unmatched_lookups): cases that arrive before their companies."""
 
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from gs_assets.engine.pipeline import apply_pending
 
 JOBS = """

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from gs_assets.engine.pickup import match_file
+from gs_assets.connectors.s3_files.discovery import match_file
 
 
 @pytest.mark.parametrize("rule, pattern, key, taken", [

@@ -141,7 +141,7 @@ def test_a_record_over_the_record_size_limit_is_rejected_at_its_line_and_later_l
 
 
 def prepared_land(tmp_path, data: bytes, **src):
-    from gs_assets.engine.file_prep import prepared_copy
+    from gs_assets.connectors.s3_files.reader import prepared_copy
     source = FileSource(object="o", **src)
     con = duckdb.connect()
     with prepared_copy([data], name="f.csv", label="f.csv", src=source) as path:

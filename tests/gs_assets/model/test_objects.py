@@ -2,7 +2,7 @@
 
 import pytest
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import SYSTEM_FIELDS, load_data_model
 

@@ -103,4 +103,7 @@ def _follow(tp: Any, loc: tuple) -> tuple[Optional[type], tuple]:
 
 def _labels(label: str, member: Any) -> bool:
     name = getattr(typing.get_origin(member) or member, "__name__", str(member))
-    return re.search(rf"(^|[\[\s,]){re.escape(name)}($|[\]\[\s,])", label, re.IGNORECASE) is not None
+    if re.search(rf"(^|[\[\s,]){re.escape(name)}($|[\]\[\s,])", label, re.IGNORECASE) is not None:
+        return True
+    tag = getattr(member, "model_fields", {}).get("type")  # a union discriminated on `type` labels by tag
+    return tag is not None and label in typing.get_args(tag.annotation)

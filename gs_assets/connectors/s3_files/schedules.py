@@ -14,15 +14,16 @@ is archived once every job reading it has applied it.
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_sources import SourceObject
+from gs_assets.connectors.s3_files.assets import SourceObject
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.dynamic_partitions import add_partitions
-from sensors.s3_files import plan_file_runs
+from gs_assets.connectors.s3_files.sensor import plan_file_runs
 
 
 def _build_one(cfg: PlatformConfig, so: SourceObject, job) -> dg.ScheduleDefinition:
     @dg.schedule(name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
-                 execution_timezone=job.schedule_timezone, job_name=f"{job.name}_job",
+                 execution_timezone=job.schedule_timezone, job_name=job_asset_job_name(job.name),
                  description=f"{job.schedule.describe()} ({job.schedule_timezone}): scans for "
                              f"{job.source.rule_text} and loads new files via job {job.name}")
     def _tick(context: dg.ScheduleEvaluationContext, s3: S3Resource):

@@ -39,10 +39,11 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from gs_assets.bulk_api import access_keys as ak
-from gs_assets.bulk_api import requests_store as rs
+from gs_assets.connectors.bulk_upload import access_keys as ak
+from gs_assets.connectors.bulk_upload import requests_store as rs
 from gs_assets.config.loader import PlatformConfig, load_platform_config
-from gs_assets.engine.file_prep import DecompressedTooLarge, DecompressLimit, _decompress, file_chunks, normalise_encoding
+from gs_assets.connectors.s3_files.reader import DecompressedTooLarge, DecompressLimit, _decompress, file_chunks
+from gs_assets.validators.encodings import normalise_encoding
 from gs_assets.engine.pipeline import source_columns
 from gs_assets.engine.raw_landing import FileFormatError, read_header
 
@@ -108,7 +109,7 @@ def create_app(cfg: Optional[PlatformConfig] = None, s3_client=None, db_path: Op
     cfg = cfg or load_platform_config()
     limits = cfg.bulk_api
     if s3_client is None:  # at start-up, not in the first request
-        from resources.s3 import s3_client_from_env
+        from gs_assets.connectors.s3_files.resource import s3_client_from_env
         s3_client = s3_client_from_env()
     app = FastAPI(title="gs-data-platform Bulk API", version="1.0",
                   description="Upload CSV files into jobs; read their status and error files. "

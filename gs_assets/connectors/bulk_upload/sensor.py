@@ -16,10 +16,11 @@ import time
 
 import dagster as dg
 
-from gs_assets.assets.file_sources import source_objects
-from gs_assets.bulk_api import access_keys as ak
-from gs_assets.bulk_api import requests_store as rs
+from gs_assets.connectors.s3_files.assets import source_objects
+from gs_assets.connectors.bulk_upload import access_keys as ak
+from gs_assets.connectors.bulk_upload import requests_store as rs
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.settings import Settings
 from resources.warehouse import Warehouse, WarehouseBusy
 
@@ -32,7 +33,7 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
         return []
     sources = {(s.connection, s.name): s for s in source_objects(cfg)}
 
-    @dg.sensor(name="bulk_uploads_sensor", jobs=[jobs_by_name[f"{j.name}_job"] for j in bulk_jobs],
+    @dg.sensor(name="bulk_uploads_sensor", jobs=[jobs_by_name[job_asset_job_name(j.name)] for j in bulk_jobs],
                minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Loads files uploaded through the Bulk API (one run per upload, in arrival order)")
     def _uploads(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
@@ -51,7 +52,7 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
                     continue
                 so = sources[(job.connection, job.source.object)]
                 adds.setdefault(so.partitions_name, []).append(req.s3_key)
-                runs.append(dg.RunRequest(run_key=req.request_id, job_name=f"{job.name}_job", partition_key=req.s3_key,
+                runs.append(dg.RunRequest(run_key=req.request_id, job_name=job_asset_job_name(job.name), partition_key=req.s3_key,
                                           tags={TAG: req.request_id, "gsdp/etag": req.etag or "", "gsdp/job": job.name}))
                 rs.update(con, req.request_id, status="running")
         finally:

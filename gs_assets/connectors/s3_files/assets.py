@@ -13,12 +13,13 @@ from dagster_aws.s3 import S3Resource
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.engine.pipeline import jobs_reading, land
+from gs_assets.connectors.s3_files.reader import land
+from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.engine.progress import logged_progress
-from gs_assets.assets.file_lifecycle import finish_files
-from gs_assets.assets.lineage import source_schema_metadata
-from gs_assets.assets.warehouse_setup import ensure_tables
-from resources.s3 import clean_etag
+from gs_assets.connectors.s3_files.lifecycle import finish_files
+from gs_assets.engine.warehouse_setup import ensure_tables
+from gs_assets.connectors.s3_files.resource import clean_etag
+from gs_assets.engine.lineage import source_schema_metadata
 from resources.warehouse import Warehouse
 
 
@@ -44,6 +45,8 @@ class SourceObject:
 def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
     seen: dict[tuple[str, str], SourceObject] = {}
     for job in cfg.jobs.values():
+        if cfg.connections[job.connection].type != "s3":
+            continue  # a job on another kind's connection
         k = (job.connection, job.source.object)
         if k not in seen:
             seen[k] = SourceObject(job.connection, job.source.object, cfg.connections[job.connection].bucket)
@@ -53,8 +56,8 @@ def source_objects(cfg: PlatformConfig) -> list[SourceObject]:
 def matching_keys(client, bucket: str, src) -> list[str]:
     """Every file directly under the source's prefix that its pick-up rule takes, by name (files
     already processed have moved to the archive or error prefix)."""
-    from gs_assets.engine.pickup import match_file
-    from resources.s3 import list_files
+    from gs_assets.connectors.s3_files.discovery import match_file
+    from gs_assets.connectors.s3_files.resource import list_files
     return sorted(o["Key"] for o in list_files(client, bucket, src.prefix)
                   if match_file(src.prefix, src.match, src.file_name, o["Key"]))
 
@@ -166,7 +169,8 @@ def _archive_identical(context, cfg: PlatformConfig, so: "SourceObject", warehou
     note naming the load it repeats), move it to the archive prefix like any loaded file, apply nothing."""
     import uuid
 
-    from gs_assets.engine.pipeline import _record_load, file_match
+    from gs_assets.connectors.s3_files.discovery import file_match
+    from gs_assets.engine.pipeline import _record_load
     uri = f"s3://{so.bucket}/{key}"
     etag = clean_etag(head.get("ETag"))
     job_names = [j.name for j in jobs_reading(cfg, so.connection, so.name)]

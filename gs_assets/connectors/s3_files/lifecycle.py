@@ -14,7 +14,7 @@ from typing import Optional
 
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.error_files import write_error_file, write_failure_file
-from gs_assets.engine.file_prep import scratch_dir
+from gs_assets.connectors.s3_files.reader import scratch_dir
 from gs_assets.engine.pipeline import jobs_reading
 from resources.warehouse import Warehouse
 
@@ -65,7 +65,7 @@ class _Plan:
 def objects_taking(cfg: PlatformConfig, connection: str, key: str) -> list[str]:
     """Source objects of a connection whose pick-up rule takes this key (every one of them must
     have loaded the file before it is finished)."""
-    from gs_assets.engine.pickup import match_file
+    from gs_assets.connectors.s3_files.discovery import match_file
     out: set[str] = set()
     for j in cfg.jobs.values():
         if j.connection == connection and match_file(j.source.prefix, j.source.match, j.source.file_name, key):

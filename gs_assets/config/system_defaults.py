@@ -14,10 +14,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from gs_assets.config.errors import ConfigError
+from gs_assets.validators.errors import ConfigError
 from gs_assets.model.objects import read_yaml_mapping
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parents[1] / "connectors" / "specs"
 
 
 def known_systems() -> list[str]:

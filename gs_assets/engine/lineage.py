@@ -24,7 +24,7 @@ import dagster as dg
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.engine.expressions import check_expression
+from gs_assets.validators.expressions import check_expression
 
 Dep = tuple[tuple[str, ...], str]  # (asset key path, column name)
 

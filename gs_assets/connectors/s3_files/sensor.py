@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from gs_assets.assets.file_sources import SourceObject
+from gs_assets.connectors.s3_files.assets import SourceObject
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.engine.pickup import match_file
+from gs_assets.dagster_jobs import build_source_job, source_job_name
+from gs_assets.connectors.s3_files.discovery import match_file
 from gs_assets.engine.pipeline import jobs_reading
-from resources.s3 import clean_etag, list_files
+from gs_assets.connectors.s3_files.resource import clean_etag, list_files
 from resources.sqs import SqsResource
 
 
@@ -317,24 +318,10 @@ def _records(m: dict) -> list[tuple]:
     return out
 
 
-def source_job_name(so: SourceObject) -> str:
-    return f"load_{so.connection}__{so.name}_job"
-
-
 def build_source_jobs(cfg: PlatformConfig, sources: list[SourceObject]) -> list:
     """One job per source object: land a file (the partition) and apply it to every object its jobs
     that load on arrival write (scheduled jobs and chain members apply it at their own time)."""
-    out = []
-    for so in sources:
-        dests = sorted({j.destination for j in jobs_reading(cfg, so.connection, so.name) if cfg.loads_on_arrival(j)})
-        out.append(dg.define_asset_job(
-            source_job_name(so),
-            selection=dg.AssetSelection.assets(so.key, *[dg.AssetKey(["gs", d]) for d in dests]),
-            description=f"Land one file of {so.key.to_user_string()}"
-                        + (f" and load it into {', '.join(dests)}." if dests else " (its jobs apply it at their schedule or chain)."),
-            tags={"gsdp/source": so.key.to_user_string()},
-        ))
-    return out
+    return [build_source_job(cfg, so.connection, so.name, so.key) for so in sources]
 
 
 def ledger_reader(warehouse, log=None):
@@ -345,7 +332,7 @@ def ledger_reader(warehouse, log=None):
         import duckdb
         from pathlib import Path
 
-        from gs_assets.assets.file_sources import same_object
+        from gs_assets.connectors.s3_files.assets import same_object
 
         from resources.warehouse import WarehouseBusy
         if warehouse is None or warehouse.database in (":memory:", "") or not Path(warehouse.database).exists():
@@ -407,7 +394,7 @@ def build_s3_files_sensor(cfg: PlatformConfig, sources: list[SourceObject], jobs
             runs.append(dg.RunRequest(
                 run_key=f"{p.source.key.to_user_string()}|{p.key}|{p.version or p.etag}",
                 partition_key=p.key,
-                job_name=source_job_name(p.source),
+                job_name=source_job_name(p.source.connection, p.source.name),
                 tags={"gsdp/etag": p.etag, "gsdp/file": p.key, "gsdp/source": p.source.key.to_user_string()},
             ))
         by_name = {so.partitions_name: so for so in sources}

@@ -1,4 +1,5 @@
-"""Turn the bytes of a delivered file into plain UTF-8 on local disk, in one streaming pass.
+"""The S3 file reader: turn the bytes of a delivered file into plain UTF-8 on local disk, in one
+streaming pass, and land it through the engine (`land`).
 
 Decompresses (gzip / bzip2, detected from the name and checked against the bytes), checks and
 converts the encoding (UTF-8 with or without BOM, UTF-16 LE/BE, ASCII, ISO-8859-x, Windows-1252),
@@ -22,26 +23,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional
 
-from gs_assets.engine.raw_landing import CSV_BUFFER_BYTES, MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.connectors.s3_files.discovery import file_match
+from gs_assets.engine.pipeline import LandResult, Unit, jobs_reading, land_records
+from gs_assets.engine.raw_landing import CSV_BUFFER_BYTES, MAX_LINE_BYTES, OVERSIZED_SUFFIX, FileFormatError, PreparedCsv
+from gs_assets.validators.encodings import normalise_encoding
+from resources.warehouse import Warehouse
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
-ENCODINGS = {
-    "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8",
-    "utf-16": "utf-16", "utf-16-le": "utf-16-le", "utf-16le": "utf-16-le", "utf-16-be": "utf-16-be", "utf-16be": "utf-16-be",
-    "ascii": "ascii", "us-ascii": "ascii",
-    "iso-8859-1": "iso-8859-1", "latin-1": "iso-8859-1", "latin1": "iso-8859-1",
-    "iso-8859-2": "iso-8859-2", "latin-2": "iso-8859-2", "iso-8859-3": "iso-8859-3", "latin-3": "iso-8859-3",
-    "windows-1252": "cp1252", "cp1252": "cp1252",
-}
 COMPRESSIONS = ("auto", "none", "gzip", "bzip2")
-
-
-def normalise_encoding(name: str) -> str:
-    key = name.strip().lower().replace("_", "-")
-    if key not in ENCODINGS:
-        raise ValueError(f"encoding {name!r} is not supported; use one of {sorted(set(ENCODINGS))}")
-    return ENCODINGS[key]
 
 
 @dataclass
@@ -432,3 +423,47 @@ def file_chunks(path: str, size: int = 8 << 20) -> Iterator[bytes]:
             if not b:
                 return
             yield b
+
+
+def land(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str,
+         chunks: Iterable[bytes], name: str, source_file: str, etag: Optional[str],
+         size_bytes: Optional[int] = None, run_id: str = "", force: bool = False, log=None) -> LandResult:
+    """Land a file in its raw table unless this exact version (key + ETag) already landed.
+
+    `chunks` are the file's bytes as delivered (compressed or not, any supported encoding); they
+    are streamed through prepared_copy into a UTF-8 temp file, so memory does not grow with file size.
+    """
+    jobs = jobs_reading(cfg, connection, source_object)
+    if not jobs:
+        raise ValueError(f"no job reads source object {connection}/{source_object}")
+    src = jobs[0].source
+    fm = file_match(src, name)
+
+    @contextmanager
+    def records() -> Iterator[PreparedCsv]:
+        with prepared_copy(chunks, name=name, label=source_file, src=src,
+                           limit=decompress_limit(cfg, connection, source_file)) as local_path:
+            yield PreparedCsv(local_path, src)
+
+    return land_records(warehouse, cfg, connection=connection, source_object=source_object,
+                        unit=Unit(source_file, etag, size_bytes, fm.file_name, fm.file_date), records=records,
+                        run_id=run_id, force=force, log=log)
+
+
+def decompress_limit(cfg: PlatformConfig, connection: str, source_file: str) -> DecompressLimit:
+    """How far a compressed file may inflate: the connection's limits, and for a Bulk API upload
+    (a key under the Bulk API's landing prefix) the Bulk API's limit when it is lower."""
+    conn = cfg.connections[connection]
+    limit = DecompressLimit(max_bytes=int(conn.max_decompressed_mb * (1 << 20)),
+                            setting=f"connections.{connection}.max_decompressed_mb", value=conn.max_decompressed_mb,
+                            max_ratio=conn.max_compression_ratio,
+                            ratio_setting=f"connections.{connection}.max_compression_ratio")
+    bulk = cfg.bulk_api
+    key = source_file.removeprefix("s3://").partition("/")[2] if source_file.startswith("s3://") else ""
+    if key and bulk.landing_prefix and key.startswith(bulk.landing_prefix) \
+            and bulk.decompressed_limit_mb < conn.max_decompressed_mb:
+        mb = bulk.decompressed_limit_mb
+        limit = DecompressLimit(max_bytes=int(mb * (1 << 20)), value=mb, max_ratio=limit.max_ratio,
+                                ratio_setting=limit.ratio_setting,
+                                setting="bulk_api.max_decompressed_mb")
+    return limit

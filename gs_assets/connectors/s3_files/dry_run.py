@@ -17,8 +17,10 @@ import pandas as pd
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.engine.apply_load import JobRunResult, LoadRef, _now, apply_load
-from gs_assets.engine.file_prep import prepared_copy
-from gs_assets.engine.pipeline import decompress_limit, file_match, source_columns
+from gs_assets.connectors.s3_files.reader import prepared_copy
+from gs_assets.connectors.s3_files.discovery import file_match
+from gs_assets.connectors.s3_files.reader import decompress_limit
+from gs_assets.engine.pipeline import source_columns
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from gs_assets.engine.sql_convert import ident
 from resources.warehouse import Warehouse, sync_object_tables

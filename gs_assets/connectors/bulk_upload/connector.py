@@ -1,0 +1,31 @@
+"""The Bulk API kind: CSV files pushed over HTTP (jobs with `bulk_upload: true`).
+
+The Bulk API service (app.py) checks an upload and stages it in the job's S3 connection; its
+sensor takes queued uploads in arrival order (units of work) and requests the job's run, which
+lands the file through the S3 file reader and archives it like any file (the kind rides on the S3
+kind's connections, so it has no connection model of its own).
+"""
+
+from __future__ import annotations
+
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.connectors.bulk_upload import requests_store as rs
+from gs_assets.connectors.bulk_upload.sensor import build_bulk_sensors
+from gs_assets.connectors.kind import Kind
+from gs_assets.connectors.s3_files.lifecycle import finish_files
+from gs_assets.connectors.s3_files.reader import land
+
+
+def _sensors(cfg: PlatformConfig, jobs_by_name: dict, warehouse) -> list:
+    return build_bulk_sensors(cfg, jobs_by_name)
+
+
+BULK_UPLOAD = Kind(
+    type="bulk_upload",
+    description="CSV uploads through the Bulk API (HTTP), staged in the job's S3 connection",
+    connection_model=None,
+    discover=rs.queued_after,
+    land=land,
+    after_commit=finish_files,
+    sensors=_sensors,
+)
