@@ -151,6 +151,7 @@ def bulk_keys(b):
     return [o["Key"] for o in b["s3"].list_objects_v2(Bucket=b["bucket"], Prefix="bulk/").get("Contents", [])]
 
 
+@pytest.mark.slow  # a real uvicorn subprocess
 def test_curl_upload_to_success_with_counts(served):
     bulk = served  # the real service, started as `./dev bulk-api` starts it, answers curl
     f = bulk["tmp"] / "companies.csv"
@@ -247,6 +248,7 @@ def test_gzip_upload(bulk):
     assert status(bulk, r.json()["statusId"]).json()["status"] == "Success"
 
 
+@pytest.mark.slow  # a real uvicorn subprocess
 def test_two_concurrent_uploads_to_one_object_both_land(served):
     bulk = served  # two requests at once on the real server
     a = "Id,Name,Stage\n" + "".join(f"A{i},Co {i},Launched\n" for i in range(0, 300))
@@ -261,6 +263,7 @@ def test_two_concurrent_uploads_to_one_object_both_land(served):
         assert con.execute("SELECT count(*) FROM gs.company").fetchone()[0] == 600
 
 
+@pytest.mark.slow  # a real uvicorn subprocess
 def test_a_queued_upload_completes_across_a_service_restart(served):
     bulk = served
     r = httpx_upload(bulk, "companies", GOOD)
