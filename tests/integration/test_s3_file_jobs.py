@@ -138,6 +138,7 @@ def test_a_file_missing_a_mapped_column_fails_naming_file_and_column_and_writes_
     assert rows(tmp_path, "SELECT count(*) FROM gs.company") == [(0,)]
 
 
+@pytest.mark.slow  # every sample file through Dagster
 def test_the_sample_data_lands(tmp_path, s3_server, bucket):
     from gs_assets.config.loader import load_platform_config
     from gs_assets.definitions import build_definitions
