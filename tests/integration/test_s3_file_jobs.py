@@ -10,6 +10,7 @@ from gs_assets.demo.sample_data import generate
 from tests.dagster_helpers import platform, put, run_requests, tick
 from tests.config_builder import config_yaml, file_job
 
+
 def jobs_yaml(bucket):
     return config_yaml(bucket, {
         "users": file_job("users", "user", ["email"], {"Name": "name", "Email": "email"}, operation="upsert",
@@ -19,8 +20,6 @@ def jobs_yaml(bucket):
                                "Website": "website"}, operation="upsert",
                               source={"prefix": "in/", "file_name": "companies*.csv"},
                               lookups=[{"target": "csm", "object": "user", "match": [{"source": "CSM", "field": "email"}]}])})
-
-
 
 
 def rows(tmp_path, sql):

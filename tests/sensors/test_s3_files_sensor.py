@@ -7,6 +7,7 @@ import dagster as dg
 from tests.dagster_helpers import platform, put, tick
 from tests.config_builder import config_yaml, file_job
 
+
 COMPANY = {"Id": "external_id", "Name": "name"}
 
 
@@ -21,8 +22,6 @@ def jobs_yaml(bucket, **more_jobs):
             source={"prefix": "in/", "file_name": "accounts.csv"},
             lookups=[{"target": "csm", "object": "user", "match": [{"source": "CSM", "field": "email"}], "on_none": "empty"}]),
         **more_jobs})
-
-
 
 
 def test_first_tick_nothing_new_then_new_and_reuploaded_files(tmp_path, s3_server, bucket):

@@ -9,9 +9,12 @@ from gs_assets.assets.file_lifecycle import finish_files
 from tests.dagster_helpers import persistent_instance, platform, put, run_requests, tick
 from tests.config_builder import config_yaml, file_job
 
+
 def jobs_yaml(bucket):
     return config_yaml(bucket, {"accounts": file_job("accounts", "company", ["external_id"], {"Id": "external_id", "Name": "name"},
                                                      operation="upsert", source={"prefix": "in/", "file_name": "accounts*.csv"})})
+
+
 BODY = "Id,Name\nA1,One\nA2,Two\n"
 
 

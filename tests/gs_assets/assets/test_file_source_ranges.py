@@ -8,10 +8,13 @@ import duckdb
 from tests.dagster_helpers import persistent_instance, platform, put
 from tests.config_builder import config_yaml, file_job
 
+
 def jobs_yaml(bucket):
     return config_yaml(bucket, {"accounts": file_job("accounts", "company", ["external_id"], {"Id": "external_id", "Name": "name"},
                                                      operation="upsert", source={"prefix": "in/", "file_name": "accounts_*.csv"})},
                        connection_options={"backfill_files_per_run": 5})
+
+
 SOURCE = dg.AssetKey(["source", "files", "accounts"])
 
 

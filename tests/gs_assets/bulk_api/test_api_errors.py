@@ -18,10 +18,12 @@ from tests.conftest import write_config
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 
+
 def jobs_yaml(bucket):
     return config_yaml(bucket, {"companies": file_job(
         "companies", "company", ["external_id"], {"Id": "external_id", "Name": "name"}, connection="crm",
         source={"prefix": "in/", "file_name": "companies*.csv", "match": "glob"}, bulk_upload=True)}, connection="crm")
+
 
 GOOD = "Id,Name\nA1,Acme\n"
 

@@ -17,6 +17,7 @@ from tests.conftest import write_config
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 
+
 ACCOUNTS = {"prefix": "in/", "file_name": "accounts*.csv"}  # two jobs read one source object
 
 

@@ -21,10 +21,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gs_assets.bulk_api import access_keys as ak
-from tests.dagster_helpers import free_port, persistent_instance, platform
 from tests.config_builder import config_yaml, file_job
+from tests.dagster_helpers import free_port, persistent_instance
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
+
 
 def jobs_yaml(bucket):
     return config_yaml(bucket, {
@@ -34,6 +35,7 @@ def jobs_yaml(bucket):
         "users": file_job("users", "user", ["email"], {"Email": "email", "Name": "name"}, connection="crm",
                           source={"prefix": "in/", "file_name": "users*.csv", "match": "glob"}, bulk_upload=True)},
         connection="crm", bulk_api={"max_upload_mb": 0.05, "calls_per_hour": 4, "calls_per_day": 100})
+
 
 GOOD = "Id,Name,Stage\nA1,Acme,Launched\nA2,Beta,Adopting\n"
 PARTIAL = 'Id,Name,Stage\nA3,Gamma,Launched\nA4,"Delta, Inc",Onboarding\n'
@@ -64,8 +66,20 @@ class Service:
 
 @contextmanager
 def _platform(tmp_path, s3_server, bucket, monkeypatch, real_server: bool):
+    from gs_assets.bulk_api.app import create_app
+    from gs_assets.config.loader import load_platform_config
+    from gs_assets.definitions import build_definitions
+    from tests.conftest import write_config
     cfg_dir = tmp_path / "config"
-    cfg, defs = platform(tmp_path, jobs_yaml(bucket))
+    cfg = load_platform_config(write_config(cfg_dir, jobs_yaml(bucket)))
+    built = {}
+
+    def platform_parts():
+        """The definitions and Dagster instance, built for the tests that load (most only talk to the API)."""
+        if not built:
+            built["defs"] = build_definitions(cfg, warehouse=str(tmp_path / "wh.duckdb"))
+            built["instance"] = persistent_instance(tmp_path)
+        return built["defs"], built["instance"]
     env = {**os.environ, **s3_server.env(), "GSDP_CONFIG_DIR": str(cfg_dir), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb"),
            "GSDP_BULK_DB": str(tmp_path / "bulk.sqlite")}
     monkeypatch.setenv("GSDP_BULK_DB", env["GSDP_BULK_DB"])
@@ -73,18 +87,17 @@ def _platform(tmp_path, s3_server, bucket, monkeypatch, real_server: bool):
         service = Service(env).start()
         http = httpx.Client(base_url=service.url, timeout=60)
     else:  # the same app the service serves, built from the same config, S3 and queue, without a socket
-        from gs_assets.bulk_api.app import create_app
         service = None
         http = TestClient(create_app(cfg, s3_client=s3_server.client(), db_path=tmp_path / "bulk.sqlite"))
     con = ak.connect(tmp_path / "bulk.sqlite")
     _, key = ak.create_key(con, "crm sync")
     _, users_only = ak.create_key(con, "hr sync", ["users"])
     con.close()
-    instance = persistent_instance(tmp_path)
     state = {"cursor": None}
 
     def load_queued(status_sensors: bool = True):
         """One tick of bulk_uploads_sensor, its runs, then the status sensors for each run."""
+        defs, instance = platform_parts()
         sensor = defs.resolve_sensor_def("bulk_uploads_sensor")
         res = sensor(dg.build_sensor_context(instance=instance, cursor=state["cursor"],
                                              resources={"warehouse": defs.resources["warehouse"]}))
