@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow  # the full demo in a subprocess
 def test_demo_loads_sample_data_and_explains_rejects(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb")}
     for k in ("GSDP_S3_ENDPOINT_URL",):

@@ -1,6 +1,8 @@
-"""The installed `gsdp` command, run as a user runs it (subprocess), against a moto S3 server
-and a DuckDB warehouse file."""
+"""The `gsdp` command against a moto S3 server and a DuckDB warehouse file: the installed command run
+as a user runs it (a subprocess) where that is the point, the rest through `gs_assets.cli.main` in
+process (what the installed command calls), with the same environment, output and exit code."""
 
+import contextlib
 import csv
 import io
 import json
@@ -50,11 +52,34 @@ def env(tmp_path, s3_server, bucket):
     return e
 
 
-def gsdp(env, *args, ok=True):
-    p = subprocess.run([str(GSDP), *args], env=env, capture_output=True, text=True, timeout=300)
+def gsdp(env, *args, ok=True, process=False):
+    """`gsdp args` with environment `env`: the installed command in a subprocess (process=True), else
+    gs_assets.cli.main in process under the same environment, its stdout, stderr and exit code."""
+    if process:
+        p = subprocess.run([str(GSDP), *args], env=env, capture_output=True, text=True, timeout=300)
+    else:
+        p = _in_process(env, list(args))
     if ok:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
+
+
+def _in_process(env, args):
+    from gs_assets.cli import main
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(args)
+            except SystemExit as e:  # argparse, as the installed command exits
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["gsdp", *args], rc or 0, out.getvalue(), err.getvalue())
 
 
 def test_gsdp_is_installed():
@@ -62,10 +87,10 @@ def test_gsdp_is_installed():
 
 
 def test_validate_and_config_errors_name_file_and_key(env, tmp_path):
-    assert "OK: 1 connection(s), 1 job(s)" in gsdp(env, "validate").stdout
+    assert "OK: 1 connection(s), 1 job(s)" in gsdp(env, "validate", process=True).stdout  # the installed command
     bad = Path(env["GSDP_CONFIG_DIR"]) / "jobs.yaml"
     bad.write_text(bad.read_text().replace("trim(", "read_text("))
-    p = gsdp(env, "validate", ok=False)
+    p = gsdp(env, "validate", ok=False, process=True)
     assert p.returncode == 2
     assert "jobs.yaml" in p.stderr and "jobs.companies.prepare.derived[0].expression" in p.stderr
     assert "read_text" in p.stderr

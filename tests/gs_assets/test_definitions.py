@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from tests.conftest import REPO
 
@@ -28,6 +29,7 @@ def test_definitions_load_with_the_expected_assets_jobs_sensor():
     assert {c.name for c in company.check_specs} == {"schema", "conservation", "lookups_resolve"}
 
 
+@pytest.mark.slow  # Dagster's CLI in a subprocess
 def test_dagster_definitions_validate_passes_on_the_workspace():
     proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                           cwd=REPO, capture_output=True, text=True, timeout=300,
@@ -36,6 +38,7 @@ def test_dagster_definitions_validate_passes_on_the_workspace():
     assert "All code locations passed validation" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing the definitions
 def test_a_broken_config_fails_when_definitions_load(tmp_path):
     import shutil
     from gs_assets.config.loader import DEFAULT_CONFIG_DIR

@@ -11,6 +11,8 @@ import pytest
 from tests.dagster_helpers import platform, put, run_requests, tick
 from tests.integration.test_s3_file_jobs import rows
 
+pytestmark = pytest.mark.slow  # a dozen files (one of 10 MB) each through its own Dagster run
+
 HEADER = "Id,Name,Employees,Renewal\n"
 
 

@@ -3,14 +3,14 @@
 import dagster as dg
 
 from tests.dagster_helpers import platform, put, run_requests, tick
-from tests.integration.test_s3_file_jobs import BAD, JOBS, rows
+from tests.integration.test_s3_file_jobs import BAD, jobs_yaml, rows
 
 SECRET = "sk-TEST-9f8e7d6c5b4a-do-not-leak"
 
 
 def test_the_s3_secret_never_shows_up(tmp_path, s3_server, bucket, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    cfg, defs = platform(tmp_path, JOBS % bucket)
+    cfg, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
     put(s3_server, bucket, "in/companies_bad.csv", BAD)

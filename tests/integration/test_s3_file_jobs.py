@@ -8,37 +8,18 @@ import pytest
 from gs_assets.demo.run_demo import upload_sample
 from gs_assets.demo.sample_data import generate
 from tests.dagster_helpers import platform, put, run_requests, tick
-
-JOBS = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  users:
-    connection: files
-    source: {object: users, prefix: in/, file_name: "users*.csv"}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-  companies:
-    connection: files
-    source: {object: companies, prefix: in/, file_name: "companies*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-      - {source: Status, target: status}
-      - {source: Employees, target: employees}
-      - {source: Website, target: website}
-    lookups:
-      - {target: csm, object: user, match: [{source: CSM, field: email}]}
-"""
+from tests.config_builder import config_yaml, file_job
 
 
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {
+        "users": file_job("users", "user", ["email"], {"Name": "name", "Email": "email"}, operation="upsert",
+                          source={"prefix": "in/", "file_name": "users*.csv"}),
+        "companies": file_job("companies", "company", ["external_id"],
+                              {"Id": "external_id", "Name": "name", "Status": "status", "Employees": "employees",
+                               "Website": "website"}, operation="upsert",
+                              source={"prefix": "in/", "file_name": "companies*.csv"},
+                              lookups=[{"target": "csm", "object": "user", "match": [{"source": "CSM", "field": "email"}]}])})
 
 
 def rows(tmp_path, sql):
@@ -52,7 +33,7 @@ def rows(tmp_path, sql):
 
 @pytest.fixture
 def setup(tmp_path, s3_server, bucket):
-    cfg, defs = platform(tmp_path, JOBS % bucket)
+    cfg, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\nBob,bob@x.io\n")
     results = run_requests(defs, instance, tick(defs, instance, None))
@@ -156,6 +137,7 @@ def test_a_file_missing_a_mapped_column_fails_naming_file_and_column_and_writes_
     assert rows(tmp_path, "SELECT count(*) FROM gs.company") == [(0,)]
 
 
+@pytest.mark.slow  # every sample file through Dagster
 def test_the_sample_data_lands(tmp_path, s3_server, bucket):
     from gs_assets.config.loader import load_platform_config
     from gs_assets.definitions import build_definitions

@@ -5,47 +5,27 @@ import json
 import dagster as dg
 
 from tests.dagster_helpers import platform, put, tick
-
-JOBS = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  companies:
-    connection: files
-    source: {object: companies, prefix: in/, file_name: "companies*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-  users:
-    connection: files
-    source: {object: users, prefix: in/, file_name: "users_*.csv"}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-  companies_with_csm:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "accounts.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-    lookups:
-      - {target: csm, object: user, match: [{source: CSM, field: email}], on_none: empty}
-"""
+from tests.config_builder import config_yaml, file_job
 
 
+COMPANY = {"Id": "external_id", "Name": "name"}
+
+
+def jobs_yaml(bucket, **more_jobs):
+    return config_yaml(bucket, {
+        "companies": file_job("companies", "company", ["external_id"], COMPANY, operation="upsert",
+                              source={"prefix": "in/", "file_name": "companies*.csv"}),
+        "users": file_job("users", "user", ["email"], {"Name": "name", "Email": "email"}, operation="upsert",
+                          source={"prefix": "in/", "file_name": "users_*.csv"}),
+        "companies_with_csm": file_job(
+            "accounts", "company", ["external_id"], COMPANY, operation="upsert",
+            source={"prefix": "in/", "file_name": "accounts.csv"},
+            lookups=[{"target": "csm", "object": "user", "match": [{"source": "CSM", "field": "email"}], "on_none": "empty"}]),
+        **more_jobs})
 
 
 def test_first_tick_nothing_new_then_new_and_reuploaded_files(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, JOBS % bucket)
+    _, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/companies_1.csv", "Id,Name\nA1,Acme\n")
     put(s3_server, bucket, "in/users_1.csv", "Name,Email\nAnn,ann@x.io\n")
@@ -72,7 +52,7 @@ def test_first_tick_nothing_new_then_new_and_reuploaded_files(tmp_path, s3_serve
 
 
 def test_deleted_files_do_not_cause_reruns(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, JOBS % bucket)
+    _, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/companies_1.csv", "Id,Name\nA1,Acme\n")
     put(s3_server, bucket, "in/companies_2.csv", "Id,Name\nA2,Beta\n")
@@ -82,7 +62,7 @@ def test_deleted_files_do_not_cause_reruns(tmp_path, s3_server, bucket):
 
 
 def test_runs_are_ordered_so_looked_up_objects_load_first(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, JOBS % bucket)
+    _, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/accounts.csv", "Id,Name,CSM\nA1,Acme,ann@x.io\n")
     put(s3_server, bucket, "in/users_1.csv", "Name,Email\nAnn,ann@x.io\n")
@@ -91,17 +71,9 @@ def test_runs_are_ordered_so_looked_up_objects_load_first(tmp_path, s3_server, b
 
 
 def test_one_file_goes_to_every_job_whose_rule_it_matches(tmp_path, s3_server, bucket):
-    jobs = JOBS % bucket + """
-  companies_copy:
-    connection: files
-    source: {object: companies_archive, prefix: in/, file_name: "companies_", match: starts_with}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-"""
+    jobs = jobs_yaml(bucket, companies_copy=file_job(
+        "companies_archive", "company", ["external_id"], COMPANY, operation="upsert",
+        source={"prefix": "in/", "file_name": "companies_", "match": "starts_with"}))
     _, defs = platform(tmp_path, jobs)
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/companies_1.csv", "Id,Name\nA1,Acme\n")

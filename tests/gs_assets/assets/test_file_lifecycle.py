@@ -7,27 +7,20 @@ import pytest
 
 from gs_assets.connectors.s3_files.lifecycle import finish_files
 from tests.dagster_helpers import persistent_instance, platform, put, run_requests, tick
+from tests.config_builder import config_yaml, file_job
 
-JOBS = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  accounts:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "accounts*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-"""
+
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {"accounts": file_job("accounts", "company", ["external_id"], {"Id": "external_id", "Name": "name"},
+                                                     operation="upsert", source={"prefix": "in/", "file_name": "accounts*.csv"})})
+
+
 BODY = "Id,Name\nA1,One\nA2,Two\n"
 
 
 @pytest.fixture
 def loaded(tmp_path, s3_server, bucket):
-    cfg, defs = platform(tmp_path, JOBS % bucket)
+    cfg, defs = platform(tmp_path, jobs_yaml(bucket))
     put(s3_server, bucket, "in/accounts.csv", BODY)
     instance = persistent_instance(tmp_path)
     assert all(r.success for r in run_requests(defs, instance, tick(defs, instance, None)))

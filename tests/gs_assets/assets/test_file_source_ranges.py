@@ -6,21 +6,15 @@ import dagster as dg
 import duckdb
 
 from tests.dagster_helpers import persistent_instance, platform, put
+from tests.config_builder import config_yaml, file_job
 
-JOBS = """
-connections:
-  files: {type: s3, bucket: %s, backfill_files_per_run: 5}
-jobs:
-  accounts:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "accounts_*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-"""
+
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {"accounts": file_job("accounts", "company", ["external_id"], {"Id": "external_id", "Name": "name"},
+                                                     operation="upsert", source={"prefix": "in/", "file_name": "accounts_*.csv"})},
+                       connection_options={"backfill_files_per_run": 5})
+
+
 SOURCE = dg.AssetKey(["source", "files", "accounts"])
 
 
@@ -32,7 +26,7 @@ def run_range(defs, instance, first: str, last: str):
 
 
 def test_a_range_lands_each_file_with_its_own_metadata(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, JOBS % bucket)
+    _, defs = platform(tmp_path, jobs_yaml(bucket))
     assert defs.get_assets_def(SOURCE).backfill_policy == dg.BackfillPolicy.multi_run(5)
     instance = persistent_instance(tmp_path)
     keys = [f"in/accounts_{i}.csv" for i in range(3)]
@@ -49,7 +43,7 @@ def test_a_range_lands_each_file_with_its_own_metadata(tmp_path, s3_server, buck
 
 
 def test_a_bad_file_in_a_range_fails_the_run_by_name_and_the_others_stay_landed(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, JOBS % bucket)
+    _, defs = platform(tmp_path, jobs_yaml(bucket))
     instance = persistent_instance(tmp_path)
     keys = ["in/accounts_a.csv", "in/accounts_b.csv", "in/accounts_c.csv"]
     put(s3_server, bucket, keys[0], "Id,Name\nA1,One\n")

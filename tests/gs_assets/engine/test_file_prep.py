@@ -150,6 +150,8 @@ def test_temp_folders_left_by_a_killed_process_are_removed_by_the_next_landing(h
     import subprocess
     import sys
     import tempfile
+
+    from tests.config_builder import config_yaml, file_job
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -164,19 +166,8 @@ def test_temp_folders_left_by_a_killed_process_are_removed_by_the_next_landing(h
             os.makedirs(os.path.join(root, name, "sub"))
             with open(os.path.join(root, name, "sub", "prepared.csv"), "wb") as fh:
                 fh.write(b"x" * 1000)
-        h = harness("""
-connections:
-  files: {type: s3, bucket: test-bucket}
-jobs:
-  companies:
-    connection: files
-    source: {object: companies}
-    destination: company
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-""")
+        h = harness(config_yaml("test-bucket", {"companies": file_job(
+            "companies", "company", ["external_id"], {"Id": "external_id", "Name": "name"})}))
         landed, run = h.load("companies", "Id,Name\nA1,One\n")
         assert landed.status == "landed" and run.inserted == 1
         assert sorted(os.listdir(root)) == sorted(n for n, gone in leftovers.items() if not gone)
@@ -188,21 +179,11 @@ jobs:
 def test_bulk_uploads_land_under_the_bulk_api_limit_and_other_files_under_their_connections(tmp_path):
     from gs_assets.config.loader import load_platform_config
     from gs_assets.connectors.s3_files.reader import decompress_limit
+    from tests.config_builder import config_yaml, file_job
     from tests.conftest import write_config
-    cfg = load_platform_config(write_config(tmp_path / "config", """
-connections:
-  files: {type: s3, bucket: test-bucket, max_decompressed_mb: 500, max_compression_ratio: 300}
-jobs:
-  companies:
-    connection: files
-    source: {object: companies}
-    destination: company
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-bulk_api: {max_upload_mb: 8}
-"""))
+    cfg = load_platform_config(write_config(tmp_path / "config", config_yaml(
+        "test-bucket", {"companies": file_job("companies", "company", ["external_id"], {"Id": "external_id", "Name": "name"})},
+        connection_options={"max_decompressed_mb": 500, "max_compression_ratio": 300}, bulk_api={"max_upload_mb": 8})))
     s3 = decompress_limit(cfg, "files", "s3://test-bucket/in/companies.csv.gz")
     assert (s3.max_bytes, s3.max_ratio, s3.setting) == (500 << 20, 300, "connections.files.max_decompressed_mb")
     bulk = decompress_limit(cfg, "files", "s3://test-bucket/bulk/companies/2026/12/01/r1.csv.gz")

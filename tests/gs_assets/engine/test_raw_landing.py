@@ -7,6 +7,8 @@ from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_rows_sq
 
 import duckdb
 
+from tests.config_builder import config_yaml, file_job
+
 
 def land(tmp_path, text: str, required=("a",), **src):
     p = tmp_path / "f.csv"
@@ -102,21 +104,9 @@ def test_a_malformed_row_states_its_real_field_count(tmp_path):
                       5: "row has 8 fields, the header has 7", 6: "row has 9001 fields, the header has 7"}
 
 
-JOB = """
-connections:
-  files: {type: s3, bucket: test-bucket}
-jobs:
-  companies:
-    connection: files
-    source: {object: companies}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-      - {source: Employees, target: employees}
-"""
+JOB = config_yaml("test-bucket", {"companies": file_job(
+    "companies", "company", ["external_id"], {"Id": "external_id", "Name": "name", "Employees": "employees"},
+    operation="upsert")})
 
 
 @pytest.mark.parametrize("quoted", [False, True])
