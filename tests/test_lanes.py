@@ -35,7 +35,8 @@ def _dev(tmp_path, *args):
 
 def test_dev_test_fast_deselects_drills_and_slow_tests_and_passes_other_arguments(tmp_path):
     out = _dev(tmp_path, "test", "--fast", "-q", "tests/gs_assets")
-    assert out[out.index("python"):] == ["python", "-m", "pytest", "-m", "not drill and not slow", "-q", "tests/gs_assets"]
+    assert out[out.index("python"):] == ["python", "-m", "pytest", "-m", "not drill and not slow", "-n", "2",
+                                         "--dist", "loadfile", "-q", "tests/gs_assets"]
 
 
 def test_dev_test_without_fast_runs_everything(tmp_path):
