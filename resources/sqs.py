@@ -13,6 +13,7 @@ from typing import Optional
 import dagster as dg
 
 from gs_assets.settings import Settings
+from resources.aws import aws_client_kwargs
 
 
 class SqsResource(dg.ConfigurableResource):
@@ -32,12 +33,5 @@ class SqsResource(dg.ConfigurableResource):
 
 def sqs_resource_from_settings(settings: Optional[Settings] = None) -> SqsResource:
     s = settings or Settings.from_env()
-    kwargs: dict = {"region_name": s.aws_default_region}
-    if s.sqs_endpoint_url:
-        kwargs["endpoint_url"] = dg.EnvVar("GSDP_SQS_ENDPOINT_URL")
-    elif s.s3_endpoint_url:
-        kwargs["endpoint_url"] = dg.EnvVar("GSDP_S3_ENDPOINT_URL")
-    if s.aws_access_key_id:
-        kwargs["aws_access_key_id"] = dg.EnvVar("AWS_ACCESS_KEY_ID")
-        kwargs["aws_secret_access_key"] = dg.EnvVar("AWS_SECRET_ACCESS_KEY")
-    return SqsResource(**kwargs)
+    endpoint = "GSDP_SQS_ENDPOINT_URL" if s.sqs_endpoint_url else ("GSDP_S3_ENDPOINT_URL" if s.s3_endpoint_url else None)
+    return SqsResource(**aws_client_kwargs(s, endpoint))

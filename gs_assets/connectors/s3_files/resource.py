@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from gs_assets.settings import Settings
+from resources.aws import aws_client_kwargs
 
 
 def s3_resource_from_env() -> S3Resource:
     s = Settings.from_env()
-    kwargs: dict = {"region_name": s.aws_default_region}
-    if s.s3_endpoint_url:
-        kwargs["endpoint_url"] = dg.EnvVar("GSDP_S3_ENDPOINT_URL")
-    if s.aws_access_key_id:
-        kwargs["aws_access_key_id"] = dg.EnvVar("AWS_ACCESS_KEY_ID")
-        kwargs["aws_secret_access_key"] = dg.EnvVar("AWS_SECRET_ACCESS_KEY")
-    return S3Resource(**kwargs)
+    return S3Resource(**aws_client_kwargs(s, "GSDP_S3_ENDPOINT_URL" if s.s3_endpoint_url else None))
 
 
 def s3_client_from_env():
