@@ -1,0 +1,54 @@
+"""Every registered connector kind keeps the contract definitions rely on (parametrised over the
+registry, so a new kind is checked the day it is registered): its assets are source objects in
+their connection's group, its jobs, sensors and schedules follow the names users see, everything it
+supplies reaches the one Definitions, and its resources keep secrets out of what the UI shows."""
+
+import dagster as dg
+import pytest
+
+from gs_assets.config.loader import load_platform_config
+from gs_assets.connectors import registry
+from gs_assets.definitions import build_definitions
+from tests.conftest import REPO
+
+SECRET = "s3cr3t-never-shown-0123456789"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped config (an S3 connection with file jobs and a Bulk API job) and its Definitions."""
+    cfg = load_platform_config(REPO / "config")
+    return cfg, build_definitions(cfg, warehouse=":memory:")
+
+
+@pytest.mark.parametrize("kind", registry.kinds(), ids=lambda k: k.type)
+def test_a_kind_supplies_what_definitions_expect(kind, shipped):
+    cfg, defs = shipped
+    assert registry.KINDS[kind.type] is kind and kind.description
+    assert callable(kind.discover) and callable(kind.land) and callable(kind.after_commit)
+    if kind.connection_model is not None:  # its connections validate as one member of the union
+        assert kind.connection_model.model_fields["type"].annotation.__args__ == (kind.type,)
+
+    for asset in kind.assets(cfg):
+        for key in asset.keys:
+            path = key.path
+            assert path[0] == "source" and path[1] in cfg.connections, key
+            assert asset.group_names_by_key[key] == path[1], "a source asset sits in its connection's group"
+            assert defs.resolve_assets_def(key) is not None
+
+    jobs = kind.jobs(cfg)
+    names = {j.name for j in defs.jobs}
+    assert all(j.name.endswith("_job") and j.name in names for j in jobs)
+    sensors = kind.sensors(cfg, {j.name: j for j in defs.jobs}, defs.resources["warehouse"])
+    assert all(s.name.endswith("_sensor") and defs.resolve_sensor_def(s.name) for s in sensors)
+    schedules = kind.schedules(cfg)
+    assert all(s.name.endswith("_schedule") and defs.resolve_schedule_def(s.name) for s in schedules)
+
+
+@pytest.mark.parametrize("kind", registry.kinds(), ids=lambda k: k.type)
+def test_a_kinds_resources_keep_secrets_out_of_what_is_shown(kind, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    for key, resource in kind.resources().items():
+        assert isinstance(resource, dg.ConfigurableResource), key
+        assert SECRET not in repr(resource) and SECRET not in str(resource), key
