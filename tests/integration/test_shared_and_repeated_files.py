@@ -5,31 +5,43 @@ ones, and files the ledger already holds."""
 import duckdb
 import dagster as dg
 
+from tests.config_builder import config_yaml, file_job
 from tests.dagster_helpers import platform, put, run_requests, tick
 
-DUAL = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  dualx:
-    connection: files
-    source: {object: dualx, prefix: in/, file_name: "d*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-  dualy:
-    connection: files
-    source: {object: dualy, prefix: in/, file_name: "*.csv"}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-"""
+USER_FIELDS = {"Name": "name", "Email": "email"}
+COMPANY_FIELDS = {"Id": "external_id", "Name": "name"}
+
+
+def to_company(source_object: str, prefix: str = "in/", schedule=None, **source) -> dict:
+    extra = {"schedule": schedule} if schedule else {}
+    return file_job(source_object, "company", ["external_id"], COMPANY_FIELDS, operation="upsert",
+                    source={"prefix": prefix, **source}, **extra)
+
+
+def to_user(source_object: str, prefix: str = "in/", **source) -> dict:
+    return file_job(source_object, "user", ["email"], USER_FIELDS, operation="upsert", source={"prefix": prefix, **source})
+
+
+def dual(bucket: str) -> str:
+    """One prefix, two source objects: d*.csv -> dualx (company) and *.csv -> dualy (user)."""
+    return config_yaml(bucket, {"dualx": to_company("dualx", file_name="d*.csv"),
+                                "dualy": to_user("dualy", file_name="*.csv")})
+
+
+def timed(bucket: str) -> str:
+    """A source read by a scheduled job and a job on arrival, and a source read by a scheduled job only."""
+    return config_yaml(bucket, {
+        "nightly_accounts": to_company("accounts", file_name="acc*.csv", schedule={"every": "day", "at": "02:00"}),
+        "live_contacts": to_user("accounts", file_name="acc*.csv"),
+        "nightly_only": to_company("ledger", file_name="ledger*.csv", schedule={"every": "day", "at": "03:00"})})
+
+
+def lookups(bucket: str, prefix: str = "in/", users: dict | None = None, accounts: dict | None = None) -> str:
+    """Users, and accounts whose CSM is looked up among them (extra source settings per job)."""
+    company = to_company("accounts", prefix, file_name="accounts.csv", match="equals", **(accounts or {}))
+    company["lookups"] = [{"target": "csm", "object": "user", "match": [{"source": "CSM", "field": "email"}]}]
+    return config_yaml(bucket, {"users": to_user("users", prefix, file_name="users*.csv", **(users or {})),
+                                "accounts": company})
 
 
 def q(tmp_path, sql, params=()):
@@ -47,7 +59,7 @@ def keys(s3_server, bucket):
 
 
 def test_one_file_read_by_two_source_objects_loads_into_both_and_is_archived_once(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, DUAL % bucket)
+    _, defs = platform(tmp_path, dual(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/d1.csv", "Id,Name,Email\nA1,Acme,ann@x.io\nA2,Beta,bob@x.io\n")
     result = tick(defs, instance, None)
@@ -63,41 +75,6 @@ def test_one_file_read_by_two_source_objects_loads_into_both_and_is_archived_onc
         ("dualx", f"s3://{bucket}/in/archive/d1.csv"), ("dualy", f"s3://{bucket}/in/archive/d1.csv")]
 
 
-TIMED = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  nightly_accounts:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "acc*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    schedule: {every: day, at: "02:00"}
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-  live_contacts:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "acc*.csv"}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-  nightly_only:
-    connection: files
-    source: {object: ledger, prefix: in/, file_name: "ledger*.csv"}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    schedule: {every: day, at: "03:00"}
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-"""
-
 ACC = "Id,Name,Email\nA1,Acme,ann@x.io\nA2,Beta,bob@x.io\n"
 
 
@@ -111,7 +88,7 @@ def schedule_tick(defs, instance, name):
 def test_a_scheduled_job_applies_at_its_time_and_the_file_is_archived_after_all_jobs(tmp_path, s3_server, bucket,
                                                                                       capfd):
     from tests.dagster_helpers import persistent_instance
-    _, defs = platform(tmp_path, TIMED % bucket)
+    _, defs = platform(tmp_path, timed(bucket))
     instance = persistent_instance(tmp_path)
     put(s3_server, bucket, "in/acc.csv", ACC)
     put(s3_server, bucket, "in/ledger.csv", "Id,Name\nL1,Ledger Co\n")
@@ -144,7 +121,7 @@ def test_a_run_of_one_job_also_applies_its_sources_on_arrival_jobs_so_the_file_i
     """gsdp run, the Bulk API and the launchpad run <job>_job: the source's jobs that load on
     arrival apply the file in that run too, so it does not wait in the prefix."""
     from tests.dagster_helpers import persistent_instance
-    _, defs = platform(tmp_path, TIMED % bucket)
+    _, defs = platform(tmp_path, timed(bucket))
     instance = persistent_instance(tmp_path)
     put(s3_server, bucket, "in/acc.csv", ACC)
     instance.add_dynamic_partitions("files__files__accounts", ["in/acc.csv"])
@@ -155,31 +132,6 @@ def test_a_run_of_one_job_also_applies_its_sources_on_arrival_jobs_so_the_file_i
     assert keys(s3_server, bucket) == ["in/archive/acc.csv"]
 
 
-LOOKUPS = """
-connections:
-  files: {type: s3, bucket: %s}
-jobs:
-  users:
-    connection: files
-    source: {object: users, prefix: in/, file_name: "users*.csv"%s}
-    destination: user
-    operation: upsert
-    identifiers: [email]
-    mappings:
-      - {source: Name, target: name}
-      - {source: Email, target: email}
-  accounts:
-    connection: files
-    source: {object: accounts, prefix: in/, file_name: "accounts.csv", match: equals%s}
-    destination: company
-    operation: upsert
-    identifiers: [external_id]
-    mappings:
-      - {source: Id, target: external_id}
-      - {source: Name, target: name}
-    lookups:
-      - {target: csm, object: user, match: [{source: CSM, field: email}]}
-"""
 ACCOUNTS = "Id,Name,CSM\nA1,Acme,ann@x.io\nA2,Beta,zed@x.io\n"
 
 
@@ -190,7 +142,7 @@ def log_messages(instance, run_id):
 def test_an_identical_reupload_gets_a_run_is_archived_with_a_note_and_can_be_reapplied(tmp_path, s3_server, bucket,
                                                                                       monkeypatch):
     from gs_assets import cli
-    _, defs = platform(tmp_path, LOOKUPS % (bucket, "", ""))
+    _, defs = platform(tmp_path, lookups(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
     put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
@@ -253,8 +205,8 @@ def test_files_left_in_place_are_not_loaded_again_by_a_new_cursor_but_a_reupload
     """archive_prefix "" keeps loaded files in place: a sensor with a new cursor (another Dagster
     instance, a reset sensor) requests no runs for them (the ledger holds them); the same bytes
     uploaded again over one of them get a run and a note."""
-    keep = ', archive_prefix: ""'
-    _, defs = platform(tmp_path, LOOKUPS % (bucket, keep, keep))
+    keep = {"archive_prefix": ""}
+    _, defs = platform(tmp_path, lookups(bucket, users=keep, accounts=keep))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
     put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
@@ -281,7 +233,7 @@ def test_the_ui_after_the_demo_requests_no_runs_for_files_already_loaded(tmp_pat
     back where the demo left them (archive), so the sensor requests runs only for new files."""
     from gs_assets.demo import run_demo
     from gs_assets.demo.run_ui import restore_sample
-    jobs = (LOOKUPS % (bucket, "", "")).replace("in/", run_demo.BUCKET_PREFIX)
+    jobs = lookups(bucket, run_demo.BUCKET_PREFIX)
     _, defs = platform(tmp_path, jobs)
     sample = tmp_path / "sample"
     sample.mkdir()
@@ -304,7 +256,7 @@ def test_the_ui_after_the_demo_requests_no_runs_for_files_already_loaded(tmp_pat
 
 
 def test_on_identical_file_reapply_applies_a_reupload_again(tmp_path, s3_server, bucket):
-    _, defs = platform(tmp_path, LOOKUPS % (bucket, "", ", on_identical_file: reapply"))
+    _, defs = platform(tmp_path, lookups(bucket, accounts={"on_identical_file": "reapply"}))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/users.csv", "Name,Email\nAnn,ann@x.io\n")
     put(s3_server, bucket, "in/accounts.csv", ACCOUNTS)
@@ -323,7 +275,7 @@ def test_on_identical_file_reapply_applies_a_reupload_again(tmp_path, s3_server,
 def test_a_file_gone_before_the_second_source_object_landed_it_fails_that_run(tmp_path, s3_server, bucket):
     """The ledger lookup for a file that is gone matches the source object: the other object's
     load does not make this run a Success with nothing loaded."""
-    _, defs = platform(tmp_path, DUAL % bucket)
+    _, defs = platform(tmp_path, dual(bucket))
     instance = dg.DagsterInstance.ephemeral()
     put(s3_server, bucket, "in/d1.csv", "Id,Name,Email\nA1,Acme,ann@x.io\n")
     result = tick(defs, instance, None)
