@@ -1,0 +1,1 @@
+"""Faithful local fakes of the vendor APIs the rest_api kind reads (tests, demo, benchmarks)."""
