@@ -184,9 +184,21 @@ def _b64json(part: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
+def _public_key(pem: str) -> str:
+    """The connected app's registered certificate (or bare public key), as a public key PEM."""
+    if "BEGIN CERTIFICATE" not in pem:
+        return pem
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    return cert.public_key().public_bytes(serialization.Encoding.PEM,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def _jwt_grant(org: SalesforceOrg, form: dict, host: str) -> Response:
-    from authlib.jose import JsonWebToken
-    from authlib.jose.errors import JoseError
+    from joserfc import jwt   # authlib's JOSE successor (authlib.jose is deprecated); locked with authlib
+    from joserfc.errors import JoseError
+    from joserfc.jwk import RSAKey
 
     assertion = form.get("assertion", "")
     try:
@@ -200,7 +212,7 @@ def _jwt_grant(org: SalesforceOrg, form: dict, host: str) -> Response:
     if header.get("alg") != "RS256" or not app.public_key_pem:
         return _oauth_err("invalid_grant", "invalid assertion")
     try:
-        claims = JsonWebToken(["RS256"]).decode(assertion, app.public_key_pem)
+        claims = jwt.decode(assertion, RSAKey.import_key(_public_key(app.public_key_pem)), algorithms=["RS256"]).claims
     except (JoseError, ValueError):
         return _oauth_err("invalid_grant", "invalid assertion")
     allowed_aud = {f"https://{h}" for h in org.token_hosts()}
