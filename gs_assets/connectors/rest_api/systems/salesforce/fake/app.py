@@ -72,25 +72,30 @@ def create_app(org: SalesforceOrg) -> FastAPI:
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "DELETE"])
     async def dispatch(request: Request, path: str) -> Response:
-        host = request_host(request.headers)
-        p = "/" + path
-        if p.rstrip("/") == "/services/oauth2/token":
-            if request.method != "POST":
-                return _oauth_err("invalid_request", "must use HTTP POST", 405)
-            return await _token(org, request, host)
-        if p.startswith("/id/"):
-            return _identity(org, request, host, p)
-        if p.rstrip("/") == "/services/data":
-            if host != org.api_host:
-                return _err(404, *NOT_FOUND)
-            return _json([{"label": f"v{v:.1f}", "url": f"/services/data/v{v:.1f}", "version": f"{v:.1f}"}
-                          for v in _versions(org)])
-        m = _VERSION.match(p)
-        if not m:
-            return _err(404, *NOT_FOUND)
-        return await _api(org, request, host, m.group(1), m.group(2) or "/")
+        body = await request.body()
+        with org.lock:   # tests and the demo change the org from other threads while it serves
+            return _dispatch(org, request, "/" + path, body)
 
     return app
+
+
+def _dispatch(org: SalesforceOrg, request: Request, p: str, body: bytes) -> Response:
+    host = request_host(request.headers)
+    if p.rstrip("/") == "/services/oauth2/token":
+        if request.method != "POST":
+            return _oauth_err("invalid_request", "must use HTTP POST", 405)
+        return _token(org, request, host, body)
+    if p.startswith("/id/"):
+        return _identity(org, request, host, p)
+    if p.rstrip("/") == "/services/data":
+        if host != org.api_host:
+            return _err(404, *NOT_FOUND)
+        return _json([{"label": f"v{v:.1f}", "url": f"/services/data/v{v:.1f}", "version": f"{v:.1f}"}
+                      for v in _versions(org)])
+    m = _VERSION.match(p)
+    if not m:
+        return _err(404, *NOT_FOUND)
+    return _api(org, request, host, m.group(1), m.group(2) or "/", body)
 
 
 def _versions(org: SalesforceOrg) -> list[float]:
@@ -105,8 +110,8 @@ def _versions(org: SalesforceOrg) -> list[float]:
 # OAuth 2.0 token endpoint
 
 
-async def _token(org: SalesforceOrg, request: Request, host: str) -> Response:
-    form = {k: v[-1] for k, v in parse_qs((await request.body()).decode(), keep_blank_values=True).items()}
+def _token(org: SalesforceOrg, request: Request, host: str, body: bytes) -> Response:
+    form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
     for k, v in request.query_params.items():   # Salesforce also reads the parameters from the URL
         form.setdefault(k, v)
     if host not in org.token_hosts():
@@ -265,7 +270,7 @@ def _identity(org: SalesforceOrg, request: Request, host: str, p: str) -> Respon
 # The REST API (instance host)
 
 
-async def _api(org: SalesforceOrg, request: Request, host: str, version: str, rest: str) -> Response:
+def _api(org: SalesforceOrg, request: Request, host: str, version: str, rest: str, body: bytes) -> Response:
     org.requests_seen += 1
     for fn in org.plan.hooks.pop(org.requests_seen, []):
         fn(org)
@@ -298,7 +303,7 @@ async def _api(org: SalesforceOrg, request: Request, host: str, version: str, re
     org.served_calls += 1
     s.last_used = now
     try:
-        resp = await _route(org, request, version, rest, s)
+        resp = _route(org, request, version, rest, s, body)
     finally:
         if plan.expire_sessions_after_calls is not None:
             plan.expire_sessions_after_calls -= 1
@@ -309,7 +314,7 @@ async def _api(org: SalesforceOrg, request: Request, host: str, version: str, re
     return resp
 
 
-async def _route(org: SalesforceOrg, request: Request, version: str, rest: str, s) -> Response:
+def _route(org: SalesforceOrg, request: Request, version: str, rest: str, s, body: bytes) -> Response:
     method = request.method
     parts = [x for x in rest.split("/") if x]
     base = f"/services/data/v{version}"
@@ -327,7 +332,7 @@ async def _route(org: SalesforceOrg, request: Request, version: str, rest: str, 
         if len(parts) == 2:
             return _query_more(org, request, version, parts[1], s)
     if parts[:2] == ["jobs", "query"]:
-        return await _bulk(org, request, version, parts[2:], s)
+        return _bulk(org, request, version, parts[2:], s, body)
     return _err(404, *NOT_FOUND)
 
 
@@ -542,11 +547,11 @@ def _advance_job(org: SalesforceOrg, job: dict, poll: bool) -> None:
         job["state"] = "InProgress"
 
 
-async def _bulk(org: SalesforceOrg, request: Request, version: str, parts: list[str], s) -> Response:
+def _bulk(org: SalesforceOrg, request: Request, version: str, parts: list[str], s, raw: bytes) -> Response:
     method = request.method
     if not parts and method == "POST":
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             return _err(400, "JSON_PARSER_ERROR", "Unexpected character in request body: not JSON")
         op = body.get("operation")

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -41,6 +42,15 @@ def _b62(n: int, width: int) -> str:
         n, r = divmod(n, 62)
         out.append(_B62[r])
     return "".join(reversed(out))
+
+
+def _locked(fn):
+    """Org changes made from a test or demo thread wait for the request being served (and v.v.)."""
+    def wrapper(self, *a, **kw):
+        with self.lock:
+            return fn(self, *a, **kw)
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
 
 
 def second(t: datetime) -> datetime:
@@ -168,6 +178,8 @@ class SObject:
         return self.name.endswith("__c")
 
     def field(self, name: str) -> FieldDef:
+        if name in self.fields:
+            return self.fields[name]
         for f in self.fields.values():
             if f.name.lower() == name.lower():
                 return f
@@ -232,6 +244,10 @@ class PendingWrite:
     stamped: datetime
 
     def commit(self) -> str:
+        with self.org.lock:
+            return self._commit()
+
+    def _commit(self) -> str:
         self.org.pending.remove(self)
         if self.record_id is None:
             return self.org.insert(self.sobject, self.values, stamped=self.stamped)
@@ -262,6 +278,7 @@ class SalesforceOrg:
         if self.environment not in LOGIN_HOSTS:
             raise ValueError(f"environment must be production or sandbox, not {self.environment!r}")
         self._counter = 0
+        self.lock = threading.RLock()
         self.org_id = id18("00D" + "Hs" + "0" + _b62(self.org_number, 9))
         self.objects: dict[str, SObject] = {}
         self._custom_prefixes = 0
@@ -319,6 +336,7 @@ class SalesforceOrg:
                 return o
         raise KeyError(f"the fake org has no object {name!r} (objects: {', '.join(self.objects)})")
 
+    @_locked
     def add_object(self, name: str, label: Optional[str] = None, fields: Iterable[FieldDef] = ()) -> SObject:
         """A custom object X__c with the standard fields every custom object has (Name, OwnerId, ...)."""
         if not name.endswith("__c"):
@@ -333,6 +351,7 @@ class SalesforceOrg:
             self.add_field(name, f)
         return obj
 
+    @_locked
     def add_field(self, sobject: str, f: FieldDef | str, type: str = "string", **kw) -> FieldDef:
         """Schema drift: a new (custom) field appears; existing records have it null."""
         if isinstance(f, str):
@@ -341,6 +360,7 @@ class SalesforceOrg:
         obj.fields[f.name] = f
         return f
 
+    @_locked
     def remove_field(self, sobject: str, name: str) -> None:
         """Schema drift: a field is deleted; its values go with it, queries naming it fail."""
         obj = self.sobject(sobject)
@@ -370,6 +390,7 @@ class SalesforceOrg:
             r["IsClosed"] = stage.startswith("Closed")
             r["IsWon"] = stage == "Closed Won"
 
+    @_locked
     def insert(self, sobject: str, values: Optional[dict] = None, *, stamped: Optional[datetime] = None,
                **fields) -> str:
         """A new record, visible now, stamped now (or `stamped`, truncated to the second); returns its Id."""
@@ -395,6 +416,7 @@ class SalesforceOrg:
     def insert_many(self, sobject: str, rows: Iterable[dict], *, stamped: Optional[datetime] = None) -> list[str]:
         return [self.insert(sobject, row, stamped=stamped) for row in rows]
 
+    @_locked
     def update(self, sobject: str, record_id: str, values: Optional[dict] = None, *,
                stamped: Optional[datetime] = None, system: bool = False, **fields) -> None:
         """Change a record. SystemModstamp (and LastModifiedDate, unless `system=True`: a system process
@@ -409,6 +431,7 @@ class SalesforceOrg:
             r["LastModifiedDate"] = t
             r["LastModifiedById"] = self.integration_user_id
 
+    @_locked
     def commit_late(self, sobject: str, record: dict | str, *, stamped: datetime, **fields) -> str:
         """A write that becomes visible now but carries an older SystemModstamp (its transaction
         started at `stamped` and committed only now). `record` is an Id (update) or values (insert)."""
@@ -417,6 +440,7 @@ class SalesforceOrg:
             return record
         return self.insert(sobject, {**record, **fields}, stamped=stamped)
 
+    @_locked
     def begin_write(self, sobject: str, record: dict | str, *, stamped: Optional[datetime] = None,
                     **fields) -> PendingWrite:
         """Open a transaction stamped now (or `stamped`): invisible until `.commit()`."""
@@ -425,6 +449,7 @@ class SalesforceOrg:
         self.pending.append(p)
         return p
 
+    @_locked
     def delete(self, sobject: str, record_id: str, *, hard: bool = False) -> None:
         """Move a record to the recycle bin (IsDeleted=true, seen by queryAll) and log the delete for
         getDeleted; `hard=True` also empties it from the recycle bin (queryAll no longer sees it)."""
@@ -456,6 +481,7 @@ class SalesforceOrg:
         self.apps[client_id] = app
         return app
 
+    @_locked
     def issue_refresh_token(self, client_id: str, username: Optional[str] = None) -> str:
         """What a user's one-time web authorization leaves behind: a refresh token for this app."""
         if client_id not in self.apps:
@@ -464,12 +490,14 @@ class SalesforceOrg:
         self.refresh_tokens[token] = RefreshGrant(client_id, username or self.user_by_username(None)["Username"])
         return token
 
+    @_locked
     def revoke_refresh_token(self, token: str) -> None:
         """The user (or an admin) revoked the app's access: the refresh token and its sessions die."""
         self.refresh_tokens.pop(token, None)
         for t in [t for t, s in self.sessions.items() if s.refresh_token == token]:
             del self.sessions[t]
 
+    @_locked
     def expire_sessions(self) -> None:
         self.sessions.clear()
 
@@ -497,6 +525,7 @@ class SalesforceOrg:
             self.api_calls.popleft()
         return len(self.api_calls)
 
+    @_locked
     def use_api_calls(self, n: int) -> None:
         """Count n calls made now (by other integrations sharing the org's daily allocation)."""
         now = self.now()
@@ -507,6 +536,7 @@ class SalesforceOrg:
         self.use_api_calls(max(0, self.api_limit - self.api_usage() - n))
 
     # ---- demo data -----------------------------------------------------------------------------
+    @_locked
     def seed_demo(self, accounts: int = 60, users: int = 12, contacts_per_account: int = 3,
                   opportunities_per_account: int = 1, with_custom: bool = True) -> dict[str, int]:
         """Deterministic demo data whose names and external ids overlap the CSV demo's (companies
