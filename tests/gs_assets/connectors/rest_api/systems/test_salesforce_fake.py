@@ -128,6 +128,8 @@ def test_refresh_grant_returns_the_documented_fields_and_an_instance_url_on_anot
     assert body["signature"] == expected
     token = body["access_token"]
     assert sf.api(f"/services/data/{V}/limits/", token).status_code == 200
+    me = sf.request("GET", body["id"], headers={"Authorization": f"Bearer {token}"}).json()   # the identity URL
+    assert (me["organization_id"], me["username"]) == (sf.org.org_id, sf.org.user_by_username(None)["Username"])
     # the login host holds no data: the API lives on the instance host only
     r = sf.api(f"/services/data/{V}/limits/", token, host="login.salesforce.com")
     assert r.status_code == 401 and r.json() == SESSION_EXPIRED
@@ -536,10 +538,13 @@ def test_a_late_commit_is_visible_now_with_an_older_systemmodstamp(sf):
     assert sf.query_all_pages(f"SELECT Id FROM Account WHERE SystemModstamp >= {cursor}", token) == []
     late = org.commit_late("Account", {"Name": "late"}, stamped=T0 + timedelta(minutes=4, seconds=30))
     assert org.record("Account", late)["SystemModstamp"] == T0 + timedelta(minutes=4, seconds=30)
+    old = org.insert("Account", Name="old", stamped=T0)
+    org.commit_late(old, stamped=T0 + timedelta(minutes=4), Name="old, changed late")   # object from the Id
+    assert org.record("Account", old)["SystemModstamp"] == T0 + timedelta(minutes=4)
     assert sf.query_all_pages(f"SELECT Id FROM Account WHERE SystemModstamp >= {cursor}", token) == []
     back = sf.query_all_pages("SELECT Id FROM Account WHERE SystemModstamp >= 2026-11-30T12:00:00Z "
-                              "AND Name = 'late'", token)   # a lookback window finds it
-    assert [x["Id"] for x in back] == [late]
+                              "AND Name LIKE '%late%' ORDER BY SystemModstamp, Id", token)   # a lookback finds both
+    assert [x["Id"] for x in back] == [old, late]
 
 
 def test_a_pending_write_is_invisible_and_holds_latest_date_covered_back(sf):
@@ -587,6 +592,12 @@ def test_query_hides_deleted_rows_and_query_all_returns_them_even_on_pages_named
     assert deleted == {ids[5], ids[2050]}
     r = sf.api(f"/services/data/{V}/sobjects/Account/{ids[5]}", token)
     assert r.status_code == 404 and r.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    org.delete("Account", ids[6], hard=True)      # emptied from the recycle bin: gone from queryAll too
+    assert ids[6] not in {x["Id"] for x in sf.query_all_pages("SELECT Id FROM Account", token, all_rows=True)}
+    org.clock.advance(minutes=2)                  # deletes show once their minute is covered
+    gone = sf.api(f"/services/data/{V}/sobjects/Account/deleted/", token,
+                  params={"start": "2026-11-30T11:00:00Z", "end": "2026-11-30T12:30:00Z"}).json()
+    assert {x["id"] for x in gone["deletedRecords"]} == {ids[5], ids[2050], ids[6]}
 
 
 def test_query_cursors_expire_after_15_idle_minutes(sf):

@@ -10,8 +10,10 @@ getUpdated/getDeleted, limits, Bulk API 2.0 query) with a clock and a fault plan
 Hosts are told apart by the Host header: login.salesforce.com (production) / test.salesforce.com
 (sandbox) and <my_domain>.my.salesforce.com issue tokens; `instance_url` (the My Domain host, or
 `instance_host`, e.g. na1.salesforce.com) serves /services/data. Where Salesforce's documentation
-differs between versions the fake says so on the setting (for example Bulk API 2.0 and
-ORDER BY / LIMIT: `SalesforceOrg.bulk_rejects_order_by_limit`).
+differs between versions the fake says so on the setting: Bulk API 2.0 query docs up to about
+v246 list ORDER BY and LIMIT as unsupported, later ones only say they disable PK chunking; the fake
+rejects them (INVALIDJOB) unless `SalesforceOrg.bulk_rejects_order_by_limit` is False. OFFSET,
+GROUP BY, aggregates and TYPEOF are unsupported in every version.
 """
 
 from .app import create_app

@@ -270,7 +270,7 @@ class SalesforceOrg:
     bulk_polls_to_complete: int = 2                  # a Bulk query job completes at its n-th status poll...
     bulk_seconds_to_complete: Optional[float] = None  # ...or once this much clock time has passed
     bulk_default_max_records: int = 50_000
-    bulk_rejects_order_by_limit: bool = True          # see README of the fake: docs differ by version
+    bulk_rejects_order_by_limit: bool = True          # docs differ by version (see the package docstring)
     query_cursor_idle_timeout: timedelta = timedelta(minutes=15)
     plan: FaultPlan = field(default_factory=FaultPlan)
 
@@ -432,9 +432,12 @@ class SalesforceOrg:
             r["LastModifiedById"] = self.integration_user_id
 
     @_locked
-    def commit_late(self, sobject: str, record: dict | str, *, stamped: datetime, **fields) -> str:
+    def commit_late(self, sobject: str, record: dict | str | None = None, *, stamped: datetime, **fields) -> str:
         """A write that becomes visible now but carries an older SystemModstamp (its transaction
-        started at `stamped` and committed only now). `record` is an Id (update) or values (insert)."""
+        started at `stamped` and committed only now). `record` is an Id (update) or values (insert);
+        `commit_late(record_id, stamped=...)` finds the object from the Id's key prefix."""
+        if record is None:
+            sobject, record = self.object_of(sobject), sobject
         if isinstance(record, str):
             self.update(sobject, record, fields, stamped=stamped)
             return record
@@ -464,6 +467,13 @@ class SalesforceOrg:
         obj.delete_log.append((r["Id"], t))
         if hard:
             del obj.records[r["Id"]]
+
+    def object_of(self, record_id: str) -> str:
+        """The object an Id belongs to, from its 3-character key prefix."""
+        for o in self.objects.values():
+            if record_id.startswith(o.key_prefix):
+                return o.name
+        raise KeyError(f"no object has the key prefix of {record_id!r}")
 
     def record(self, sobject: str, record_id: str) -> dict:
         obj = self.sobject(sobject)
