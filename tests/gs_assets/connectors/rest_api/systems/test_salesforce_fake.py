@@ -204,6 +204,10 @@ def test_client_credentials_runs_as_the_apps_user_on_my_domain_only(sf):
     r = sf.token("acme.my.salesforce.com", **form)
     assert r.status_code == 200 and r.json()["instance_url"] == "https://acme.my.salesforce.com"
     assert sf.api(f"/services/data/{V}/limits/", r.json()["access_token"]).status_code == 200
+    basic = base64.b64encode(b"cid:csecret").decode()      # client_secret_basic works too
+    r = sf.request("POST", "https://acme.my.salesforce.com/services/oauth2/token",
+                   data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 200, r.text
     r = sf.token("acme.my.salesforce.com", **{**form, "client_secret": "x"})
     assert r.json() == {"error": "invalid_client", "error_description": "invalid client credentials"}
     sf.org.register_app("norunas", "s2")

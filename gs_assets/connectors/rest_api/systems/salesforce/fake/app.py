@@ -15,7 +15,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Optional
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -114,6 +114,14 @@ def _token(org: SalesforceOrg, request: Request, host: str, body: bytes) -> Resp
     form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
     for k, v in request.query_params.items():   # Salesforce also reads the parameters from the URL
         form.setdefault(k, v)
+    auth = request.headers.get("authorization", "")
+    if auth[:6].lower() == "basic ":              # client_secret_basic (RFC 6749 2.3.1), as authlib sends it
+        try:
+            cid, _, secret = base64.b64decode(auth[6:].strip()).decode().partition(":")
+        except ValueError:
+            return _oauth_err("invalid_client", "invalid client credentials")
+        form.setdefault("client_id", unquote_plus(cid))
+        form.setdefault("client_secret", unquote_plus(secret))
     if host not in org.token_hosts():
         # the other environment's login host (or another org's My Domain) knows neither app nor user
         return _oauth_err("invalid_grant", "authentication failure")
