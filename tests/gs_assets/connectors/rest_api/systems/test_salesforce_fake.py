@@ -16,9 +16,9 @@ import hmac
 import io
 import os
 import re
+import select
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -737,6 +737,8 @@ def test_the_fake_runs_by_hand_with_a_demo_seed(tmp_path):
                              "--port", str(port), "--seed", "demo"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)   # a generous deadline that fails loudly
+        assert ready, "the fake printed nothing within 120 s"
         first = proc.stdout.readline()        # printed once the server accepts connections
         assert f"127.0.0.1:{port}" in first, first
         from gs_assets.connectors.rest_api.systems.salesforce.fake.__main__ import (
