@@ -213,6 +213,7 @@ class Authenticator:
         if not self.is_oauth:
             self._base_url = self._base_url or self.spec.connection.base_url
             return
+        from authlib.integrations.base_client import OAuthError
         from authlib.integrations.httpx_client import OAuth2Client
 
         seen: dict[str, Any] = {}
@@ -242,7 +243,8 @@ class Authenticator:
                 elif t == "oauth2_client_credentials":
                     token = http.fetch_token(url, grant_type="client_credentials")
                 else:
-                    token = http.fetch_token(url, grant_type=JWT_BEARER_GRANT, assertion=self._jwt_assertion())
+                    token = http.fetch_token(url, grant_type=JWT_BEARER_GRANT, assertion=self._jwt_assertion(),
+                                             auth=httpx.Auth())  # the assertion is the credential
         except httpx.HTTPError as e:
             if isinstance(e, httpx.HTTPStatusError):
                 seen.setdefault("status", e.response.status_code)
@@ -251,7 +253,7 @@ class Authenticator:
                 raise ConnectionAuthError(self.connection, self.method_name, (
                     f"connection {self.connection!r}: could not reach the token endpoint {url} "
                     f"({type(e).__name__}); check the environment / domain and the network.")) from None
-        except Exception as e:  # authlib.OAuthError and friends: the body is in `seen`
+        except OAuthError as e:  # an OAuth error body: it is in `seen`
             if "status" not in seen:
                 raise ConnectionAuthError(self.connection, self.method_name, (
                     f"connection {self.connection!r}: the token request failed ({type(e).__name__})")) from None
@@ -278,13 +280,13 @@ class Authenticator:
         log.info("connection %s: authorized (%s, %s)", self.connection, self.method_name, self.login_host or self._base_url)
 
     def _jwt_assertion(self) -> str:
-        from authlib.oauth2.rfc7523 import sign_jwt_bearer_assertion
+        from authlib.oauth2.rfc7523 import JWTBearerGrant
 
         j = self.method.jwt
         assert j is not None
         now = int(self._now())
         audience = render(j.audience, {"login_host": self.login_host or ""})
-        token = sign_jwt_bearer_assertion(
+        token = JWTBearerGrant.sign(
             key=self.secret("private_key"), issuer=self.secret(j.issuer_secret), audience=audience,
             subject=self.secret(j.subject_secret), issued_at=now, expires_at=now + j.lifetime_seconds,
             alg="RS256")
