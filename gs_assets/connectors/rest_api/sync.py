@@ -79,11 +79,14 @@ class _Tracker:
     state: Optional[CursorState]
     upper: Optional[datetime] = None
     best: Optional[datetime] = None
+    raw: Optional[str] = None
     pks: set = field(default_factory=set)
+    _dirty: bool = False
 
     def __post_init__(self):
         if self.state is not None:
             self.best = parse_cursor(self.state.cursor)
+            self.raw = self.state.cursor
             self.pks = set(self.state.pks)
 
     def see(self, raw: Any, pk: str) -> None:
@@ -93,14 +96,18 @@ class _Tracker:
         if self.upper is not None and value >= self.upper:
             return  # above the window (an unordered list): next run reads it again
         if self.best is None or value > self.best:
-            self.best, self.pks, self.state = value, {pk}, CursorState(str(raw), ())
+            self.best, self.raw, self.pks = value, str(raw), {pk}
         elif value == self.best:
             self.pks.add(pk)
-            if self.state is None:
-                self.state = CursorState(str(raw), ())
         else:
             return
-        self.state = CursorState(self.state.cursor, tuple(sorted(self.pks)))
+        self._dirty = True
+
+    def current(self) -> Optional[CursorState]:
+        if self._dirty:
+            self.state = CursorState(self.raw, tuple(sorted(self.pks)))  # type: ignore[arg-type]
+            self._dirty = False
+        return self.state
 
 
 def parse_cursor(raw: Any) -> datetime:
@@ -249,7 +256,7 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
         if mode == "window":
             st = base_state
         elif ordered or final:
-            st = tracker.state
+            st = tracker.current()
         else:
             st = state  # an unordered list offers a state only on its last page
         return Page(n, to_batch(names, rows, pks), deleted, req, st, lower, upper, mode)
@@ -279,7 +286,7 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
                 yield page(raw, req, ordered, is_last)
     if s.deletes is not None and s.deletes.archived_request is not None:
         d = s.deletes
-        final_state = tracker.state if mode != "window" else base_state
+        final_state = tracker.current() if mode != "window" else base_state
         for raw, _data, req, _last in paginate(client, d.archived_request, values, s.paginator, d.deleted_selector or s.record_selector):
             n += 1
             ids = [str(r.get(d.deleted_id_field)) for r in raw]

@@ -168,10 +168,15 @@ class HsPortal:
         return httpx.Response(200, json=out, headers=hs_headers())
 
 
+_MS: dict = {}
+
+
 def _hs_value(r: dict, prop: str):
     v = r["properties"].get(prop)
     if prop.endswith("lastmodifieddate"):
-        return datetime.fromisoformat(v).timestamp() * 1000
+        if v not in _MS:
+            _MS[v] = datetime.fromisoformat(v).timestamp() * 1000
+        return _MS[v]
     return int(v) if str(v).isdigit() else v
 
 
