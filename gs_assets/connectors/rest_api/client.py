@@ -36,7 +36,7 @@ from gs_assets.connectors.rest_api.spec import RequestSpec, SystemSpec, render
 log = logging.getLogger("gs_assets.rest_api.client")
 
 __all__ = ["ApiError", "ApiUsage", "BudgetExhausted", "ConnectionAuthError", "NeedsReauthorization",
-           "RestClient", "HostMapTransport"]
+           "RestClient", "HostMapTransport", "asgi_transport"]
 
 
 class ApiError(Exception):
@@ -97,6 +97,14 @@ class HostMapTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+def asgi_transport(app) -> httpx.BaseTransport:
+    """A synchronous transport into an ASGI app in this process (a fake), as Starlette's TestClient
+    does it (httpx.ASGITransport is async-only and the sync client cannot use it)."""
+    from starlette.testclient import TestClient
+
+    return TestClient(app)._transport
+
+
 def retry_after_seconds(value: Optional[str], now: float) -> Optional[float]:
     if not value:
         return None
@@ -126,6 +134,9 @@ class RestClient:
         self._sleep = sleep
         self._now = now
         c = spec.client
+        if isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError("the sync client needs a sync transport: wrap an in-process ASGI app with "
+                            "gs_assets.connectors.rest_api.client.asgi_transport(app)")
         if host_map:
             transport = HostMapTransport(host_map, transport)
         self._transport = transport
