@@ -166,6 +166,16 @@ class RestClient:
     def __repr__(self) -> str:
         return f"RestClient(system={self.spec.system!r}, connection={self.connection!r}, auth={self.auth.method_name!r})"
 
+    def test_connection(self) -> dict[str, Any]:
+        """Authorize and make the spec's one test call ("test connection"): what a person checks,
+        without any secret."""
+        req = self.spec.connection.test_request
+        if req is not None:
+            self.send(req)
+        return {"system": self.spec.system, "connection": self.connection, "auth_method": self.auth.method_name,
+                "environment": self.auth.environment, "login_host": self.auth.login_host,
+                "api_host": urlsplit(self.auth.base_url).hostname, "usage": self.usage.summary()}
+
     # ---------------------------------------------------------------- requests
     def url_for(self, path: str) -> str:
         if path.startswith("http://") or path.startswith("https://"):

@@ -222,6 +222,9 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
     lower_dt: Optional[datetime] = None
     mode = "full"
     if window is not None:
+        if inc is None:
+            raise ValueError(f"stream {stream.name!r} has no incremental cursor, so a window cannot be re-synced; "
+                             f"sync it in full (no window).")
         mode = "window"
         lower_dt = window.start
         upper_dt = min(window.end, upper_dt) if upper_dt else window.end

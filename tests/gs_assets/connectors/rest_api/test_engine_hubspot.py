@@ -215,3 +215,33 @@ def test_contact_company_associations_are_a_child_stream_of_contacts():
     assert seen == [[{"id": "1"}, {"id": "2"}, {"id": "3"}]]
     rows = pages[0].records.to_pylist()
     assert [(r["from.id"], r["toObjectId"], r["_source_id"]) for r in rows] == [("1", "901", "1:901"), ("2", "902", "2:902")]
+
+
+def test_test_connection_reports_hosts_and_usage_without_secrets(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    texts = []
+    with respx.mock as router:
+        router.post("https://api.hubapi.com/oauth/v1/token").mock(side_effect=[
+            httpx.Response(200, json={"token_type": "bearer", "refresh_token": "hs-rotated-refresh-4",
+                                      "access_token": "CJSP5qf1-access-5", "expires_in": 1800}),
+            httpx.Response(400, json={"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"})])
+        router.get("https://api.hubapi.com/account-info/v3/details").mock(side_effect=[
+            httpx.Response(429, json={"status": "error", "message": "You have reached your secondly limit.",
+                                      "errorType": "RATE_LIMIT", "policyName": "SECONDLY"}, headers=hs_headers()),
+            httpx.Response(200, json={"portalId": 62515}, headers=hs_headers(remaining=1234)),
+            httpx.Response(401, json={"status": "error", "message": "The OAuth token used to make this call expired 0 second(s) ago.",
+                                      "category": "EXPIRED_AUTHENTICATION"})])
+        with hs_client(auth_method="oauth", secrets=OAUTH) as c:
+            info = c.test_connection()
+            texts += [repr(c), repr(c.auth.__dict__), repr(c.auth.token_store), str(info)]
+            with pytest.raises(NeedsReauthorization) as e:
+                c.test_connection()
+            texts += [str(e.value), repr(e.value)]
+    assert info == {"system": "hubspot", "connection": "hs", "auth_method": "oauth", "environment": None,
+                    "login_host": None, "api_host": "api.hubapi.com", "usage": "1234 daily API calls remaining of 250000"}
+    assert c.auth.token_store.get("hs") == "hs-rotated-refresh-4"
+    texts += [r.getMessage() for r in caplog.records]
+    for secret in [*OAUTH.values(), "hs-rotated-refresh-4", "CJSP5qf1-access-5"]:
+        assert not any(secret in t for t in texts), secret
