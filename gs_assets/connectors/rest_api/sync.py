@@ -294,6 +294,16 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
             n += 1
             ids = [str(r.get(d.deleted_id_field)) for r in raw]
             yield Page(n, to_batch(names, [], []), ids, req, final_state, lower, upper, mode)
+    if s.deletes is not None and s.deletes.deleted_request is not None and lower is not None:
+        # a deleted-records feed over the same window (Salesforce getDeleted: ?start=&end=)
+        d = s.deletes
+        final_state = tracker.current() if mode != "window" else base_state
+        dvals = {**values, "start": literal(lower_dt, "iso_z"), "end": literal(upper_dt, "iso_z") if upper_dt else ""}  # type: ignore[arg-type]
+        data = client.get_json(d.deleted_request, dvals)
+        n += 1
+        ids = [str(r.get(d.deleted_id_field)) for r in dig(data, d.deleted_selector, default=[]) or []]
+        path = render(d.deleted_request.path, {**client.variables, **dvals})
+        yield Page(n, to_batch(names, [], []), ids, summary(d.deleted_request.method, path), final_state, lower, upper, mode)
 
 
 def _search(client: RestClient, stream: BoundStream, inc: IncrementalSpec, values: dict, pager: PaginatorSpec,

@@ -176,3 +176,33 @@ def test_bulk_export_for_a_large_first_sync():
     assert pages[0].state is None  # unordered rows: only the last page offers a state
     assert pages[-1].state.cursor == iso_sf(NOW - timedelta(hours=1)) and pages[-1].state.pks == ("0014",)
     assert sleeps == [5.0, 5.0]
+
+
+def test_deleted_records_endpoint_reports_deletes_over_the_window():
+    """Salesforce getDeleted: GET /sobjects/{T}/deleted/?start=&end= ->
+    {deletedRecords: [{id, deletedDate}], earliestDateAvailable, latestDateCovered}."""
+    from gs_assets.connectors.rest_api.spec import RequestSpec
+    from gs_assets.connectors.rest_api.sync import CursorState
+
+    org = SfOrg(page_size=10)
+    org.add("001A", NOW - timedelta(minutes=20))
+    spec = load_system_spec("salesforce")
+    account = spec.stream("account")
+    deletes = account.spec.deletes.model_copy(update={
+        "deleted_request": RequestSpec(path="/services/data/{api_version}/sobjects/{object}/deleted/",
+                                       params={"start": "{start}", "end": "{end}"}),
+        "deleted_selector": "deletedRecords"})
+    account = account.model_copy(update={"spec": account.spec.model_copy(update={"deletes": deletes})})
+    state = CursorState(iso_sf(NOW - timedelta(minutes=30)), ("001Z",))
+    with respx.mock(assert_all_called=False) as router:
+        mount_salesforce(router, org)
+        route = router.get(url__startswith=f"{SF_INSTANCE}{API}/sobjects/Account/deleted/").mock(return_value=httpx.Response(200, json={
+            "deletedRecords": [{"id": "001X", "deletedDate": "2026-11-30T11:40:00.000+0000"}],
+            "earliestDateAvailable": "2026-11-15T00:00:00.000+0000", "latestDateCovered": "2026-11-30T11:59:00.000+0000"}))
+        with RestClient(spec, connection="sf", auth_method="refresh_token", secrets=SF_SECRETS,
+                        now=lambda: NOW.timestamp()) as c:
+            pages = list(read_stream(c, account, fields=discover_fields(c, account), state=state, now=NOW))
+        params = route.calls[0].request.url.params
+    assert (params["start"], params["end"]) == ("2026-11-30T11:25:00Z", "2026-11-30T11:59:00Z")
+    assert pages[-1].deleted_ids == ["001X"] and pages[-1].records.num_rows == 0
+    assert pages[-1].state == pages[-2].state == CursorState(iso_sf(NOW - timedelta(minutes=20)), ("001A",))
