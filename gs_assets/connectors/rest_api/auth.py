@@ -92,7 +92,7 @@ def body_error(body: Any) -> dict[str, str]:
     if not isinstance(first, dict):
         return {"error_code": "", "error_message": "", "fields": ""}
     code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status") if first.get(k)), "")
-    msg = next((str(first[k]) for k in ("message", "error_description") if first.get(k)), "")
+    msg = " ".join(next((str(first[k]) for k in ("message", "error_description") if first.get(k)), "").split())
     fields = first.get("fields") or []
     return {"error_code": code, "error_message": msg, "fields": ", ".join(map(str, fields)) if isinstance(fields, list) else str(fields)}
 

@@ -210,11 +210,16 @@ class RestClient:
 
         def wait(rs: tenacity.RetryCallState) -> float:
             exc = rs.outcome.exception() if rs.outcome else None
+            left = max(0.0, r.max_total_wait_seconds - rs.idle_for)
             if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                if exc.retry_after > left:  # the system asks for a longer pause than a sync may wait
+                    raise BudgetExhausted(
+                        f"connection {self.connection!r}: {exc.reason}: the system asks to wait "
+                        f"{exc.retry_after:.0f} s (Retry-After), more than the {left:.0f} s of backoff left; the "
+                        f"sync stopped at a page boundary and resumes on the next run.")
                 w = exc.retry_after
             else:
-                w = backoff(rs)
-            w = min(w, max(0.0, r.max_total_wait_seconds - rs.idle_for)) if w > r.max_total_wait_seconds else w
+                w = min(backoff(rs), left)
             self.waits.append(w)
             return w
 

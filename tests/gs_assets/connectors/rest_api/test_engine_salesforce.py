@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from gs_assets.connectors.rest_api.auth import ConnectionAuthError, InMemoryTokenStore, NeedsReauthorization
 from gs_assets.connectors.rest_api.client import ApiError, BudgetExhausted, RestClient
 from gs_assets.connectors.rest_api.spec import load_system_spec
-from gs_assets.connectors.rest_api.sync import CursorState, Window, discover_fields, read_stream
+from gs_assets.connectors.rest_api.sync import CursorState, FieldInfo, Window, discover_fields, read_stream
 from tests.gs_assets.connectors.rest_api.vendor_mocks import (
     API, SF_ACCESS, SF_INSTANCE, SF_LOGIN, SF_SECRETS, SfOrg, mount_salesforce, sf_error, sf_token_body, utc)
 
@@ -358,3 +358,29 @@ def test_secrets_never_reach_logs_exceptions_or_reprs(caplog):
     assert any("sf_prod" in t for t in texts)
     for s in secrets:
         assert not any(s in t for t in texts), s
+
+
+def test_retry_after_longer_than_the_backoff_budget_stops_cleanly():
+    sleeps = Sleeps()
+    with respx.mock as router:
+        router.post(f"{SF_LOGIN}/services/oauth2/token").mock(return_value=httpx.Response(200, json=sf_token_body()))
+        api = router.get(f"{SF_INSTANCE}{API}/limits").mock(return_value=httpx.Response(
+            429, headers={"Retry-After": "3600"}, json=sf_error("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")))
+        with sf_client(sleeps) as c, pytest.raises(BudgetExhausted) as e:
+            c.send(c.spec.connection.test_request)
+    assert sleeps == [] and api.call_count == 1
+    assert "3600 s" in str(e.value) and "resumes on the next run" in str(e.value)
+
+
+def test_invalid_field_fails_with_the_field_named_in_one_paragraph():
+    with respx.mock as router:
+        router.post(f"{SF_LOGIN}/services/oauth2/token").mock(return_value=httpx.Response(200, json=sf_token_body()))
+        router.get(url__startswith=f"{SF_INSTANCE}{API}/queryAll").mock(return_value=httpx.Response(400, json=sf_error(
+            "INVALID_FIELD", "\nSELECT Id, Churn_Risk__c FROM Account\n           ^\nERROR at Row:1:Column:12\n"
+            "No such column 'Churn_Risk__c' on entity 'Account'. If you are attempting to use a custom field, be sure "
+            "to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the "
+            "appropriate names.")))
+        with sf_client() as c, pytest.raises(ApiError) as e:
+            list(read_stream(c, account(), fields=[FieldInfo("Id"), FieldInfo("Churn_Risk__c")], now=NOW, use_export=False))
+    msg = str(e.value)
+    assert "No such column 'Churn_Risk__c' on entity 'Account'" in msg and "sf_prod" in msg and "\n" not in msg
