@@ -13,7 +13,7 @@ import yaml
 from fastapi import FastAPI, Request
 
 from gs_assets.connectors.rest_api.client import RestClient, asgi_transport
-from gs_assets.connectors.rest_api.fakes.harness import request_host
+from gs_assets.connectors.rest_api.fakes.harness import request_host, serve_on_loopback
 from gs_assets.connectors.rest_api.spec import SystemSpec, load_spec_file, load_system_spec, system_names
 from gs_assets.connectors.rest_api.sync import FieldInfo, discover_fields, read_stream
 from gs_assets.validators.errors import ConfigError
@@ -115,7 +115,8 @@ def test_link_header_paginator():
     assert got == ["1", "2", "3"]
 
 
-def test_host_map_sends_vendor_hosts_to_an_in_process_fake_with_the_host_header_kept():
+@pytest.mark.parametrize("where", ["in_process", "loopback"])
+def test_host_map_sends_vendor_hosts_to_a_fake_with_the_host_header_kept(where):
     app = FastAPI()
     hosts = []
 
@@ -130,11 +131,17 @@ def test_host_map_sends_vendor_hosts_to_an_in_process_fake_with_the_host_header_
         hosts.append(request_host(request.headers))
         return {"DailyApiRequests": {"Max": 5000, "Remaining": 4990}}
 
-    transport = asgi_transport(app)
-    with RestClient(load_system_spec("salesforce"), connection="sf_sandbox", auth_method="refresh_token",
-                    secrets=SF_SECRETS, environment="sandbox", transport=transport,
-                    host_map={"test.salesforce.com": "http://fake", "acme.my.salesforce.com": "http://fake"}) as c:
-        assert c.send(c.spec.connection.test_request).json()["DailyApiRequests"]["Max"] == 5000
+    def sync(transport, base):
+        with RestClient(load_system_spec("salesforce"), connection="sf_sandbox", auth_method="refresh_token",
+                        secrets=SF_SECRETS, environment="sandbox", transport=transport,
+                        host_map={"test.salesforce.com": base, "acme.my.salesforce.com": base}) as c:
+            assert c.send(c.spec.connection.test_request).json()["DailyApiRequests"]["Max"] == 5000
+
+    if where == "in_process":
+        sync(asgi_transport(app), "http://fake")
+    else:
+        with serve_on_loopback(app) as server:
+            sync(None, server.url)
     assert hosts == ["test.salesforce.com", "acme.my.salesforce.com"]
 
 
