@@ -251,7 +251,7 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
                 pk = pk_of(stream, flat)
                 if inc is not None:
                     tracker.see(flat.get(inc.cursor_field), pk)
-                if d is not None and d.flag_field and flat.get(d.flag_field) == d.flag_value:
+                if d is not None and d.flag_field and _text(flat.get(d.flag_field)) == _text(d.flag_value):  # JSON or CSV
                     deleted.append(pk)
                     continue
                 rows.append(flat)

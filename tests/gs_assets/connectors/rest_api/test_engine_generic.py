@@ -151,6 +151,7 @@ def test_bulk_export_for_a_large_first_sync():
     org = SfOrg(page_size=2000)
     for i in range(5):
         org.add(f"001{i}", NOW - timedelta(hours=5 - i))
+    org.add("001D", NOW - timedelta(hours=2, minutes=30), IsDeleted=True)
     states = iter(["UploadComplete", "InProgress", "JobComplete"])
     sleeps = []
 
@@ -158,7 +159,7 @@ def test_bulk_export_for_a_large_first_sync():
         loc = request.url.params.get("locator")
         rows = org.records[:3] if loc is None else org.records[3:]
         csv = "\"Id\",\"Name\",\"SystemModstamp\",\"IsDeleted\"\n" + "".join(
-            f"\"{r['Id']}\",\"{r['Name']}\",\"{r['SystemModstamp']}\",\"false\"\n" for r in rows)
+            f"\"{r['Id']}\",\"{r['Name']}\",\"{r['SystemModstamp']}\",\"{str(r['IsDeleted']).lower()}\"\n" for r in rows)
         return httpx.Response(200, text=csv, headers={"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(len(rows)),
                                                       "Sforce-Locator": "MTAwMDA" if loc is None else "null"})
 
@@ -180,6 +181,7 @@ def test_bulk_export_for_a_large_first_sync():
         job = create.calls[0].request.content.decode()
     assert '"operation":"queryAll"' in job.replace(" ", "") and "ORDER BY" not in job
     assert [p.records.column("_source_id").to_pylist() for p in pages] == [["0010", "0011", "0012"], ["0013", "0014"]]
+    assert [p.deleted_ids for p in pages] == [[], ["001D"]]
     assert pages[0].state is None  # unordered rows: only the last page offers a state
     assert pages[-1].state.cursor == iso_sf(NOW - timedelta(hours=1)) and pages[-1].state.pks == ("0014",)
     assert sleeps == [5.0, 5.0]
