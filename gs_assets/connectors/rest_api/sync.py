@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from gs_assets.connectors.rest_api.client import RestClient
 from gs_assets.connectors.rest_api.paginators import paginate, summary
-from gs_assets.connectors.rest_api.spec import BoundStream, IncrementalSpec, PaginatorSpec, SystemSpec, dig, render
+from gs_assets.connectors.rest_api.spec import BoundStream, IncrementalSpec, PaginatorSpec, dig, render
 
 SOURCE_ID = "_source_id"
 
