@@ -99,6 +99,7 @@ class UserError(Exception):
 
 
 def _cfg():
+    import gs_assets.connectors.registry  # noqa: F401 (the connector kinds register their config models)
     from gs_assets.config.loader import load_platform_config
     return load_platform_config()
 
