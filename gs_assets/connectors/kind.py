@@ -33,8 +33,9 @@ class UnitNotFound(Exception):
 
 
 # What the callables get (the callers, chains, `gsdp run`, object assets, are the same for every kind):
-#   resources: {resource key: resource} of the kind's `resources` (from a run's context, or built
-#              from the environment outside Dagster);
+#   resources: {resource key: what a run's context holds for it (`context.resources.<key>`, e.g.
+#              a boto3 client for an S3Resource)} for the keys of the kind's `resources`; outside
+#              Dagster the same, from dagster.build_resources(kind.resources());
 #   a unit is named by its key, the partition key of its source asset (dynamic partitions
 #   `partitions_name(connection, source_object)`).
 

@@ -47,20 +47,20 @@ def _schedules(cfg: PlatformConfig) -> list:
 
 def discover(cfg: PlatformConfig, job: Job, resources) -> list[str]:
     """Every file directly under the job's prefix that its pick-up rule takes, by name."""
-    return matching_keys(resources["s3"].get_client(), cfg.connections[job.connection].bucket, job.source)
+    return matching_keys(resources["s3"], cfg.connections[job.connection].bucket, job.source)
 
 
 def land(context, cfg: PlatformConfig, warehouse, resources, connection: str, source_object: str, key: str) -> dict:
     """Land the file `key` (a partition of the source asset); its materialization metadata."""
     so = SourceObject(connection, source_object, cfg.connections[connection].bucket)
-    return land_partition(context, cfg, so, warehouse, resources["s3"].get_client(), key)
+    return land_partition(context, cfg, so, warehouse, resources["s3"], key)
 
 
 def after_commit(warehouse, cfg: PlatformConfig, resources, destination: str, log=None) -> list:
     """Error files beside, and the move to the archive or error prefix of, every file whose loads
     into `destination` (and every other object reading it) have committed."""
     loads = unfinished_loads(warehouse, cfg, destination)
-    return finish_files(warehouse, cfg, resources["s3"].get_client(), loads, log) if loads else []
+    return finish_files(warehouse, cfg, resources["s3"], loads, log) if loads else []
 
 
 def partitions_name(connection: str, source_object: str) -> str:
@@ -81,7 +81,7 @@ def dry_run(warehouse, cfg: PlatformConfig, job: Job, resources, unit: str, prev
     else:
         bucket = cfg.connections[job.connection].bucket
         try:
-            body = resources["s3"].get_client().get_object(Bucket=bucket, Key=unit)["Body"]
+            body = resources["s3"].get_object(Bucket=bucket, Key=unit)["Body"]
         except Exception as e:  # noqa: BLE001 - reported as a user error
             raise UnitNotFound(f"{unit!r} is neither a local file nor a readable key in s3://{bucket}/ ({e})") from None
         chunks, name, label = body.iter_chunks(8 << 20), os.path.basename(unit), f"s3://{bucket}/{unit}"
