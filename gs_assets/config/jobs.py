@@ -553,12 +553,15 @@ def described_models() -> tuple[type[BaseModel], type[Job]]:
     sources = tuple(dict.fromkeys(SOURCE_MODELS.values()))
     if not sources:
         return platform_file_model(), Job
-    source_type = sources[0] if len(sources) == 1 else Union[sources]
-    job_model = create_model("Job", __base__=Job, __doc__=Job.__doc__,
-                             source=(source_type, Job.model_fields["source"]))
+    job_model = job_model_with_source(sources[0] if len(sources) == 1 else Union[sources])
     file_model = create_model("PlatformFile", __base__=platform_file_model(), __doc__=PlatformFile.__doc__,
                               jobs=(dict[str, job_model], Field(default_factory=dict)))
     return file_model, job_model
+
+
+def job_model_with_source(source_type: Any) -> type[Job]:
+    """Job with `source` described as `source_type` (for schemas and error messages)."""
+    return create_model("Job", __base__=Job, __doc__=Job.__doc__, source=(source_type, Job.model_fields["source"]))
 
 
 def job_json_schema() -> dict[str, Any]:

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
 from gs_assets.validators.errors import ConfigError, format_pydantic_errors
 from gs_assets.config.system_defaults import default_job_dicts
 from gs_assets.validators.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
-from gs_assets.config.jobs import CONNECTION_MODELS, SOURCE_MODELS, described_models, known_connection_types
+from gs_assets.config.jobs import CONNECTION_MODELS, SOURCE_MODELS, described_models, job_model_with_source
+from gs_assets.config.jobs import known_connection_types
 from gs_assets.config.jobs import platform_file_model
 from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType
@@ -143,6 +144,25 @@ def _check_connection_types(raw, file: str) -> None:
         if t is not None and t not in CONNECTION_MODELS:
             raise ConfigError(file, f"connections.{name}.type",
                               f"unknown connection type {t!r}; known types: {known_connection_types()}")
+
+
+def _described_file(raw, types: dict[str, str], described_file, described_job):
+    """The file model an error message reads allowed keys from: each job's source as the source
+    model of its connection's kind (when the job names a known connection)."""
+    jobs = raw.get("jobs") if isinstance(raw, dict) else None
+    if not isinstance(jobs, dict):
+        return described_file
+    fields = {}
+    for name, job in jobs.items():
+        model = SOURCE_MODELS.get(types.get(job.get("connection"))) if isinstance(job, dict) else None
+        fields[str(name)] = (job_model_with_source(model) if model is not None else described_job, None)
+    if not any(m is not described_job for m, _ in fields.values()):
+        return described_file
+    try:
+        jobs_model = create_model("Jobs", **fields)
+        return create_model("PlatformFile", __base__=described_file, jobs=(jobs_model, None))
+    except Exception:  # noqa: BLE001 - a job name pydantic cannot take as a field: the general model
+        return described_file
 
 
 def _check_prepare(job: Job, file: str, key: str) -> None:
@@ -311,7 +331,7 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
         try:
             pf = file_model.model_validate(raw, context=context)
         except ValidationError as e:
-            raise format_pydantic_errors(str(p), "", e, described_file) from e
+            raise format_pydantic_errors(str(p), "", e, _described_file(raw, types, described_file, described_job)) from e
         for name, conn in pf.connections.items():
             if name in cfg.connections:
                 raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
