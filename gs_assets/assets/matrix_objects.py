@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-
 from gs_assets.connectors.kind import resources_of
 from gs_assets.connectors.registry import kind_of_job
 from gs_assets.engine.warehouse_setup import ensure_tables

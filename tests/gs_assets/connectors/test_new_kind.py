@@ -155,6 +155,8 @@ def test_a_kind_added_in_one_place_loads_its_records_through_gsdp_run_and_a_chai
     defs.get_repository_def().get_all_jobs()  # everything resolves
 
     wh = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("GSDP_CONFIG_DIR", str(folder))  # (`--config` sets these; restored after the test)
+    monkeypatch.setenv("GSDP_WAREHOUSE", str(wh))
     PAGES[("people", "user_table")] = {"page-1": [{"uid": "u1", "Email": "ann@example.com", "Name": "Ann"},
                                                   {"uid": "u2", "Email": "bob@example.com", "Name": "Bob"}]}
     args = ["--config", str(folder), "--warehouse", str(wh)]
