@@ -15,7 +15,7 @@ import pytest
 from pydantic import ConfigDict
 
 from gs_assets.cli import main
-from gs_assets.config.jobs import ConnectionBase, SourceBase
+from gs_assets.config.jobs import ConnectionBase, SourceBase, job_json_schema
 from gs_assets.config.loader import load_platform_config
 from gs_assets.connectors import registry
 from gs_assets.connectors.kind import Kind
@@ -153,6 +153,10 @@ def test_a_kind_added_in_one_place_loads_its_records_through_gsdp_run_and_a_chai
     assert defs.resolve_assets_def(dg.AssetKey(["source", "people", "users"])) is not None
     assert {"memo_users_job", "people_chain_chain_job"} <= {j.name for j in defs.jobs}
     defs.get_repository_def().get_all_jobs()  # everything resolves
+    schema = job_json_schema()  # connections: the union; a job's source: any of the kinds' source models
+    assert {"S3Connection", "MemoConnection", "FileSource", "MemoSource"} <= set(schema["$defs"])
+    assert {s["$ref"] for s in schema["$defs"]["Job"]["properties"]["source"]["anyOf"]} == {
+        "#/$defs/FileSource", "#/$defs/MemoSource"}
 
     wh = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("GSDP_CONFIG_DIR", str(folder))  # (`--config` sets these; restored after the test)
