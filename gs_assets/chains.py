@@ -14,10 +14,9 @@ pages show what a chain loaded, as they do for sensor-driven runs.
 """
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
-from gs_assets.connectors.s3_files.lifecycle import finish_files, unfinished_loads
-from gs_assets.connectors.s3_files.assets import SourceObject, land_partition, matching_keys, source_objects
+from gs_assets.connectors.kind import resources_of
+from gs_assets.connectors.registry import kind_of_job
 from gs_assets.engine.warehouse_setup import ensure_tables
 from gs_assets.engine.lineage import lineage_metadata
 from gs_assets.config.jobs import Chain, Job
@@ -28,16 +27,19 @@ from gs_assets.engine.pipeline import LoadError, apply_pending
 from resources.warehouse import Warehouse
 
 
-def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, warehouse: Warehouse, client) -> list[str]:
-    """Land the member's files and apply its loads; returns what failed (empty: the member succeeded)."""
+def _run_member(context, cfg: PlatformConfig, job: Job, warehouse: Warehouse) -> list[str]:
+    """Land the member's units (through its connector kind) and apply its loads; returns what
+    failed (empty: the member succeeded)."""
     problems: list[str] = []
-    keys = matching_keys(client, so.bucket, job.source)
+    kind = kind_of_job(cfg, job)
+    resources = resources_of(kind, context)
+    keys = kind.discover(cfg, job, resources)
     if keys:
-        add_partitions(context.instance, so.partitions_name, keys)
+        add_partitions(context.instance, kind.partitions_name(job.connection, job.source.object), keys)
     for key in keys:
-        meta = land_partition(context, cfg, so, warehouse, client, key)
+        meta = kind.land(context, cfg, warehouse, resources, job.connection, job.source.object, key)
         error = meta.pop("error", None)
-        context.log_event(dg.AssetMaterialization(asset_key=so.key, partition=key,
+        context.log_event(dg.AssetMaterialization(asset_key=dg.AssetKey(job.source_asset_path), partition=key,
                                                   metadata={**meta, "chain_member": job.name}))
         if error:
             problems.append(f"{key}: {error}")
@@ -48,7 +50,7 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
         problems.append(str(e))
         results = []
     finally:
-        finish_files(warehouse, cfg, client, unfinished_loads(warehouse, cfg, job.destination), context.log)
+        kind.after_commit(warehouse, cfg, resources, job.destination, context.log)
     problems += [f"{r.source_file}: {r.error}" for r in results if r.status == "Failed"]
     if results:
         context.log_event(dg.AssetMaterialization(
@@ -64,17 +66,18 @@ def _run_member(context, cfg: PlatformConfig, job: Job, so: SourceObject, wareho
 
 
 def build_chain_job(cfg: PlatformConfig, chain: Chain) -> dg.JobDefinition:
-    sources = {(s.connection, s.name): s for s in source_objects(cfg)}
+    # the resources of the members' connector kinds
+    keys = set().union(*(kind_of_job(cfg, cfg.jobs[name]).resource_keys for name in chain.jobs))
 
-    @dg.op(name=f"{chain.name}_members", pool="warehouse",
+    @dg.op(name=f"{chain.name}_members", pool="warehouse", required_resource_keys={"warehouse", *keys},
            description=f"Runs {', '.join(chain.jobs)} in order (on failure: {chain.on_failure})")
-    def _members(context: dg.OpExecutionContext, warehouse: Warehouse, s3: S3Resource) -> None:
+    def _members(context: dg.OpExecutionContext) -> None:
+        warehouse: Warehouse = context.resources.warehouse
         ensure_tables(warehouse, cfg.model)
-        client = s3.get_client()
         failed: dict[str, list[str]] = {}
         for i, name in enumerate(chain.jobs):
             job = cfg.jobs[name]
-            problems = _run_member(context, cfg, job, sources[(job.connection, job.source.object)], warehouse, client)
+            problems = _run_member(context, cfg, job, warehouse)
             if problems:
                 failed[name] = problems
                 if chain.on_failure == "stop":

@@ -99,6 +99,7 @@ class UserError(Exception):
 
 
 def _cfg():
+    import gs_assets.connectors.registry  # noqa: F401 (the connector kinds register their config models)
     from gs_assets.config.loader import load_platform_config
     return load_platform_config()
 
@@ -154,6 +155,7 @@ def cmd_validate(a) -> int:
 
 
 def cmd_schema(a) -> int:
+    import gs_assets.connectors.registry  # noqa: F401 (the connector kinds register their config models)
     from gs_assets.config.jobs import job_json_schema
     text = json.dumps(job_json_schema(), indent=2) + "\n"
     if a.out:
@@ -172,7 +174,8 @@ def cmd_jobs(a) -> int:
             return f"chain {chain.name} (step {chain.jobs.index(j.name) + 1} of {len(chain.jobs)})"
         return f"{j.schedule.describe()} {j.schedule_timezone}" if j.schedule else "on new files / on demand"
 
-    rows = [(j.name, j.connection, f"{j.source.object} ({j.source.rule_text})", j.destination, j.operation.value,
+    rows = [(j.name, j.connection, f"{j.source.object} ({j.source.summary})" if j.source.summary else j.source.object,
+             j.destination, j.operation.value,
              when(j)) for j in sorted(cfg.jobs.values(), key=lambda j: j.name)]
     _print_table(["job", "connection", "source", "destination", "operation", "runs"], rows)
     if cfg.chains:
@@ -258,29 +261,29 @@ def cmd_rejects(a) -> int:
 
 
 def cmd_run(a) -> int:
-    """Import now: the same Dagster job the sensor would run, once per file, in order."""
-    from gs_assets.connectors.s3_files.assets import matching_keys, source_objects
+    """Import now: the same Dagster job the sensor would run, once per unit (file), in order."""
+    from gs_assets.connectors.registry import kind_of_job
     from gs_assets.dagster_jobs import job_asset_job_name
     from gs_assets.definitions import build_definitions
-    from gs_assets.connectors.s3_files.resource import s3_client_from_env
 
     cfg = _cfg()
     if a.job in cfg.chains:
         return _run_chain(cfg, a.job)
     job = _job(cfg, a.job)
     defs = build_definitions(cfg)
-    so = next(s for s in source_objects(cfg) if s.connection == job.connection and s.name == job.source.object)
-    src = job.source
+    kind = kind_of_job(cfg, job)
     if a.file:
         keys = [a.file]
-    else:  # every matching file directly under the prefix (archived ones have moved out), by name
-        keys = matching_keys(s3_client_from_env(), so.bucket, src)
+    else:  # every unit its source holds now (for files: those directly under the prefix, by name)
+        with _kind_resources(kind) as resources:
+            keys = kind.discover(cfg, job, resources)
     if not keys:
-        print(f"{job.name}: no file matching {job.source.rule_text} under s3://{so.bucket}/{job.source.prefix}")
+        print(f"{job.name}: {kind.nothing_to_load(cfg, job)}")
         return 0
     instance = _instance()
     from gs_assets.dynamic_partitions import add_partitions
-    add_partitions(instance, so.partitions_name, keys)  # a key another run just added is fine
+    # a key another run just added is fine
+    add_partitions(instance, kind.partitions_name(job.connection, job.source.object), keys)
     dagster_job = defs.resolve_job_def(job_asset_job_name(job.name))
     failed = 0
     runs = []  # (key, run id, expected failure descriptions)
@@ -373,6 +376,19 @@ def _failure_paragraph(job: str, source_file: str, job_run_id: str, error: str, 
             f"{where}. {see}; `gsdp activity --job {job}` lists the job's runs.")
 
 
+def _kind_resources(kind):
+    """A connector kind's resources outside a Dagster run (built from the environment, EnvVars resolved)."""
+    import contextlib
+
+    import dagster as dg
+
+    @contextlib.contextmanager
+    def opened():
+        with dg.build_resources(kind.resources()) as res:
+            yield {key: getattr(res, key) for key in kind.resource_keys}
+    return opened()
+
+
 def _instance():
     import dagster as dg
     from gs_assets.settings import Settings
@@ -401,22 +417,18 @@ def _run_chain(cfg, name: str) -> int:
 
 
 def cmd_test_run(a) -> int:
-    from gs_assets.connectors.s3_files.dry_run import dry_run
+    from gs_assets.connectors.kind import UnitNotFound
+    from gs_assets.connectors.registry import kind_of_job
     cfg = _cfg()
     job = _job(cfg, a.job)
-    path = Path(a.file)
-    if path.exists():
-        chunks, name, label = _file_chunks(path), path.name, str(path)
-    else:
-        from gs_assets.connectors.s3_files.resource import s3_client_from_env
-        client = s3_client_from_env()
-        bucket = cfg.connections[job.connection].bucket
-        try:
-            body = client.get_object(Bucket=bucket, Key=a.file)["Body"]
-        except Exception as e:  # noqa: BLE001 - reported as a user error
-            raise UserError(f"{a.file!r} is neither a local file nor a readable key in s3://{bucket}/ ({e})") from None
-        chunks, name, label = body.iter_chunks(8 << 20), os.path.basename(a.file), f"s3://{bucket}/{a.file}"
-    out = dry_run(_warehouse(), cfg, job, chunks=chunks, name=name, source_file=label, preview_rows=a.rows)
+    kind = kind_of_job(cfg, job)
+    if kind.dry_run is None:
+        raise UserError(f"test-run is not offered for jobs on connections of type {kind.type!r} ({kind.description})")
+    try:
+        with _kind_resources(kind) as resources:
+            out = kind.dry_run(_warehouse(), cfg, job, resources, a.file, preview_rows=a.rows)
+    except UnitNotFound as e:
+        raise UserError(str(e)) from None
     print(out.render())
     return 0 if out.ok else 1
 
@@ -452,12 +464,6 @@ def cmd_keys(a) -> int:
     finally:
         con.close()
     return 0
-
-
-def _file_chunks(path: Path):
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            yield chunk
 
 
 def _print_table(header: list[str], rows: list[tuple]) -> None:

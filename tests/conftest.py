@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import gs_assets.connectors.registry  # noqa: F401 (the connector kinds register their config models)
 from gs_assets.config.loader import load_platform_config
 from gs_assets.demo.local_s3 import LocalS3
 from gs_assets.connectors.s3_files.reader import file_chunks

@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from dagster_aws.s3 import S3Resource
-
-from gs_assets.connectors.s3_files.lifecycle import finish_files, unfinished_loads
+from gs_assets.connectors.kind import resources_of
+from gs_assets.connectors.registry import kind_of_job
 from gs_assets.engine.warehouse_setup import ensure_tables
 from gs_assets.engine.lineage import lineage_metadata, merged_datasets
 from gs_assets.config.loader import PlatformConfig
@@ -79,6 +78,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
     ]
     desc = (f"{obj.label}{' (custom object)' if obj.custom else ''}: table `{obj.table}`. "
             + (f"Loaded by job(s): {', '.join(j.name for j in jobs)}." if jobs else "No job loads it yet."))
+    # the connector kinds of the jobs loading it (each finishes its units after the commit)
+    feeding = list({k.type: k for k in (kind_of_job(cfg, j) for j in jobs)}.values())
 
     @dg.asset(
         key=key,
@@ -86,12 +87,14 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         group_name="matrix",
         kinds={"duckdb", "table"},
         pool="warehouse",
+        required_resource_keys={"warehouse", *set().union(*(k.resource_keys for k in feeding))},
         description=desc,
         check_specs=checks,
         metadata={"dagster/column_schema": table_schema(obj), "dagster/table_name": obj.table,
                   **lineage_metadata(cfg, obj.name)},
     )
-    def _object(context: dg.AssetExecutionContext, warehouse: Warehouse, s3: S3Resource):
+    def _object(context: dg.AssetExecutionContext):
+        warehouse: Warehouse = context.resources.warehouse
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         changes = ensure_tables(warehouse, cfg.model)
         for c in changes:
@@ -107,9 +110,10 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             results = apply_pending(warehouse, cfg, obj.name, run_id=context.run.run_id, log=context.log,
                                     only_jobs=only)
         finally:
-            # Committed loads: write error files and move the files (only now, after the commit).
-            if jobs:
-                finish_files(warehouse, cfg, s3.get_client(), unfinished_loads(warehouse, cfg, obj.name), context.log)
+            # Committed loads: each connector kind feeding the object finishes its units (writes error
+            # files and moves the files, advances a cursor), only now, after the commit.
+            for kind in feeding:
+                kind.after_commit(warehouse, cfg, resources_of(kind, context), obj.name, context.log)
         data_cols = [f.name for f in obj.data_fields]
         with warehouse.connect() as con:
             total = con.execute(f"SELECT count(*) FROM {obj.table}").fetchone()[0]

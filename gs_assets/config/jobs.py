@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Annotated, Any, Literal, Optional, Union
+from dataclasses import dataclass, field as dc_field
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from gs_assets.validators.date_patterns import compile_date_pattern
-from gs_assets.validators.encodings import normalise_encoding
 from gs_assets.validators.expressions import check_expression
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -38,119 +37,43 @@ class OnNone(str, Enum):
     DEFAULT = "default"
 
 
-class S3Connection(BaseModel):
-    """Files in a bucket. Endpoint, region and credentials come from the S3 resource (env vars)."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["s3"]
-    bucket: str = Field(min_length=3)
-    description: str = ""
-    system: Optional[str] = Field(default=None, description=(
-        "a known system (e.g. hubspot_crm): the connection comes with that system's default jobs"))
-    prefix: str = Field(default="", description="where the system's files land in the bucket (for its default jobs)")
-    default_jobs: dict[str, Union[bool, dict[str, Any]]] = Field(default_factory=dict, description=(
-        "per default job: false to switch it off, or keys that replace the default's (e.g. schedule, mappings)"))
-    backfill_files_per_run: int = Field(default=10, ge=1, le=500, description=(
-        "a backfill over this connection's file partitions lands up to this many files per run "
-        "(fewer runs to start; 1 = a run per file)"))
-    max_decompressed_mb: float = Field(default=20480, gt=0, description=(
-        "a gzip / bzip2 file that inflates past this many MB fails (Failed, moved to the error prefix) and "
-        "decompression stops there; the default (20 GiB) passes any export a 16 MiB-per-record CSV job meets"))
-    max_compression_ratio: float = Field(default=200, gt=1, description=(
-        "a compressed file that inflates more than this many times fails once past its first 64 MB; CSV "
-        "exports compress 3-20 times, a decompression bomb about 1000 times (gzip) or far more (bzip2)"))
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
+DEFAULT_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M")
 
 
-Connection = S3Connection
+@dataclass
+class ValueFormats:
+    """How a source writes dates and datetimes as text (the engine's type conversion tries these,
+    then ISO 8601). A kind's source model hands it to the engine (`SourceBase.value_formats`)."""
+    date_formats: list[str] = dc_field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
+    datetime_formats: list[str] = dc_field(default_factory=lambda: list(DEFAULT_DATETIME_FORMATS))
 
 
-class FileSource(BaseModel):
-    """Which files a job picks up and how to read them."""
+class ConnectionBase(BaseModel):
+    """What every connection has: its `type` (the connector kind, the key of the discriminated
+    union). Each kind's connection model (in its folder) narrows `type` to its own literal and adds
+    its settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    type: str
+
+
+# A configured connection: an instance of one registered connection model (see CONNECTION_MODELS).
+Connection = ConnectionBase
+
+
+class SourceBase(BaseModel):
+    """What every job source has, whatever its kind: the source object it lands (the asset
+    `source/<connection>/<object>`). Each kind's source model (in its folder) adds its settings.
+
+    Read from YAML, a source first keeps every key it has (the job's connection may be defined in
+    another file); the loader then validates it against the source model of its connection's kind
+    (where unknown keys fail), so `job.source` of a loaded config is an instance of that model."""
+
+    model_config = ConfigDict(extra="allow")
     object: str = Field(description="source object name: the asset is source/<connection>/<object>")
-    prefix: str = ""
-    file_name: str = Field(default="*.csv", description="the name rule's argument: a name, a start, a date pattern or a glob")
-    match: Literal["equals", "starts_with", "date_pattern", "glob"] = Field(
-        default="glob", description="equals | starts_with | date_pattern (e.g. usage_{yyyy}-{MM}-{dd}.csv) | glob")
-    listing: Literal["full", "start_after", "sqs"] = Field(
-        default="full", description="how the sensor finds files: list the prefix, list after the last keys "
-        "(keys sort by date or sequence), or S3 event notifications from an SQS queue")
-    listing_window: int = Field(default=1000, ge=1, le=100_000,
-                                description="start_after: how many recent keys are re-listed to catch late or re-uploaded files")
-    sqs_queue_url: Optional[str] = None
-    archive_prefix: Optional[str] = Field(default=None, description="where loaded files move (default <prefix>archive/); '' keeps them in place")
-    error_prefix: Optional[str] = Field(default=None, description="where files that fail move (default <prefix>error/)")
-    on_identical_file: Literal["archive", "reapply"] = Field(default="archive", description=(
-        "a file uploaded again with the same key and content as a version already loaded: archive it with a "
-        "note that it was already loaded (default), or reapply it (land it again and let every job apply it, "
-        "e.g. a feed that re-sends rows whose lookups failed)"))
-    delimiter: str = ","
-    quote: str = '"'
-    escape: Optional[str] = None
-    encoding: str = "utf-8"
-    compression: str = Field(default="auto", description="auto (from the file name: .gz, .bz2), none, gzip or bzip2")
-    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"])
-    datetime_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M"])
-
-    @field_validator("delimiter")
-    @classmethod
-    def _delim(cls, v: str) -> str:
-        names = {"comma": ",", "tab": "\t", "pipe": "|", "semicolon": ";", "space": " "}
-        v = names.get(v, v)
-        if v not in (",", "\t", "|", ";", " "):
-            raise ValueError("delimiter must be one of comma, tab, pipe, semicolon, space (or the character)")
-        return v
-
-    @model_validator(mode="after")
-    def _rule(self) -> "FileSource":
-        if self.match == "date_pattern":
-            try:
-                compile_date_pattern(self.file_name)
-            except ValueError as e:
-                raise ValueError(f"file_name: {e}") from None
-        for p in (self.archive_prefix, self.error_prefix):
-            if p is not None and p != "" and p == self.prefix:
-                raise ValueError("archive_prefix and error_prefix must differ from prefix, or the file would be picked up again")
-        return self
-
-    @model_validator(mode="after")
-    def _listing(self) -> "FileSource":
-        if self.listing == "sqs" and not self.sqs_queue_url:
-            raise ValueError("listing: sqs needs sqs_queue_url (the queue receiving the bucket's ObjectCreated events)")
-        return self
-
-    @property
-    def archive_to(self) -> str:
-        return self.prefix + "archive/" if self.archive_prefix is None else self.archive_prefix
-
-    @property
-    def error_to(self) -> str:
-        return self.prefix + "error/" if self.error_prefix is None else self.error_prefix
-
-    @property
-    def rule_text(self) -> str:
-        return f"{self.prefix}{self.file_name} ({self.match})"
-
-    @field_validator("encoding")
-    @classmethod
-    def _enc(cls, v: str) -> str:
-        normalise_encoding(v)
-        return v
-
-    @field_validator("compression")
-    @classmethod
-    def _comp(cls, v: str) -> str:
-        if v not in ("auto", "none", "gzip", "bzip2"):
-            raise ValueError("compression must be auto, none, gzip or bzip2")
-        return v
-
-    @field_validator("quote", "escape")
-    @classmethod
-    def _one_char(cls, v):
-        if v is not None and len(v) != 1:
-            raise ValueError("must be a single character, e.g. '\"' or \"'\" or '\\\\'")
-        return v
+    # Settings that jobs sharing this source object may set differently (all others must match:
+    # one raw table, one asset).
+    PER_JOB_SETTINGS: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("object")
     @classmethod
@@ -158,6 +81,21 @@ class FileSource(BaseModel):
         if not JOB_NAME.match(v):
             raise ValueError("source object name must be snake_case")
         return v
+
+    @property
+    def value_formats(self) -> ValueFormats:
+        """How this source writes dates and datetimes (the engine converts text values with them)."""
+        return ValueFormats()
+
+    @property
+    def summary(self) -> str:
+        """A few words on what the source reads, beside its object name (`gsdp jobs`); "" for none."""
+        return ""
+
+    def job_problem(self, job: "Job") -> Optional[tuple[str, str]]:
+        """A setting of this source that does not fit the rest of its job: (key under the job,
+        e.g. `source.listing`, and what is wrong and what to do), or None."""
+        return None
 
 
 class FieldMapping(BaseModel):
@@ -366,7 +304,9 @@ class Job(Scheduled):
     model_config = ConfigDict(extra="forbid")
     name: SkipJsonSchema[str] = ""  # the key under `jobs:`, set by the loader
     connection: str
-    source: FileSource
+    source: SourceBase = Field(description=(
+        "what the job reads from its connection; its keys depend on the connection's type (the source model "
+        "of that connector kind)"))
     destination: str
     operation: Operation = Operation.UPSERT
     identifiers: list[str] = Field(default_factory=list)
@@ -387,6 +327,19 @@ class Job(Scheduled):
         "again when that object gets new or changed records, up to `attempts` times within `within_hours` "
         "(default: off; e.g. {attempts: 3, within_hours: 72})"))
     description: str = ""
+
+    @field_validator("source", mode="wrap")
+    @classmethod
+    def _kind_source(cls, v, handler, info):
+        """Given the config's connection types (validation context `connection_types`: connection
+        name -> type), the source is validated against the source model of its connection's kind,
+        so its errors name their keys with the rest of the file's. Without them (or for an unknown
+        connection) it keeps its keys for the loader to check."""
+        types = (info.context or {}).get("connection_types") or {}
+        model = SOURCE_MODELS.get(types.get(info.data.get("connection")))
+        if model is None or not isinstance(v, dict):
+            return handler(v)
+        return model.model_validate(v)
 
     @model_validator(mode="after")
     def _retry_needs_a_lookup(self) -> "Job":
@@ -546,22 +499,40 @@ class PlatformFile(BaseModel):
     bulk_api: Optional[BulkApiSettings] = None
 
 
-# Connection types: `type` -> its config model. Connector kinds register theirs through the
-# registry (gs_assets/connectors/registry.py); `Connection` is the union of them, discriminated on
-# `type`. The S3 connection is here from the start, so config loads without the connectors.
-CONNECTION_MODELS: dict[str, type[BaseModel]] = {"s3": S3Connection}
+# Connection types: `type` -> the config models of its connections and of its jobs' sources.
+# Connector kinds register theirs (gs_assets/connectors/registry.py: `register`); config cannot
+# import the connectors (it sits below them), so whoever loads config imports the registry first
+# (definitions, the CLI, the Bulk API service, tests/conftest.py). `Connection` in a loaded config
+# is one member of the union of the connection models, discriminated on `type`.
+CONNECTION_MODELS: dict[str, type[BaseModel]] = {}
+SOURCE_MODELS: dict[str, type[SourceBase]] = {}
 
 
-def register_connection_model(type_: str, model: Optional[type[BaseModel]]) -> None:
-    """Add (or, with None, remove) the config model of connections of this `type`."""
+def register_connection_model(type_: str, model: Optional[type[BaseModel]],
+                              source_model: Optional[type[SourceBase]] = None) -> None:
+    """Add the config models of connections of this `type` and of their jobs' sources (or, with
+    None, remove them)."""
     if model is None:
         CONNECTION_MODELS.pop(type_, None)
+        SOURCE_MODELS.pop(type_, None)
+        return
+    CONNECTION_MODELS[type_] = model
+    if source_model is None:
+        SOURCE_MODELS.pop(type_, None)
     else:
-        CONNECTION_MODELS[type_] = model
+        SOURCE_MODELS[type_] = source_model
+
+
+def known_connection_types() -> str:
+    """The registered connection types, for messages."""
+    return ", ".join(sorted(CONNECTION_MODELS)) or (
+        "(none: no connector kind is registered; import gs_assets.connectors.registry before loading config)")
 
 
 def connection_union() -> Any:
     models = tuple(CONNECTION_MODELS.values())
+    if not models:
+        return ConnectionBase
     return models[0] if len(models) == 1 else Annotated[Union[models], Field(discriminator="type")]
 
 
@@ -574,5 +545,26 @@ def platform_file_model() -> type[PlatformFile]:
                         connections=(dict[str, union], Field(default_factory=dict)))
 
 
+def described_models() -> tuple[type[BaseModel], type[Job]]:
+    """(config file model, job model) whose job `source` is any of the registered source models:
+    what the JSON Schema shows and what error messages read allowed keys from. (Which source model
+    applies depends on the type of the job's connection, which JSON Schema cannot follow; the
+    loader validates each source against its own kind's model.)"""
+    sources = tuple(dict.fromkeys(SOURCE_MODELS.values()))
+    if not sources:
+        return platform_file_model(), Job
+    job_model = job_model_with_source(sources[0] if len(sources) == 1 else Union[sources])
+    file_model = create_model("PlatformFile", __base__=platform_file_model(), __doc__=PlatformFile.__doc__,
+                              jobs=(dict[str, job_model], Field(default_factory=dict)))
+    return file_model, job_model
+
+
+def job_model_with_source(source_type: Any) -> type[Job]:
+    """Job with `source` described as `source_type` (for schemas and error messages)."""
+    return create_model("Job", __base__=Job, __doc__=Job.__doc__, source=(source_type, Job.model_fields["source"]))
+
+
 def job_json_schema() -> dict[str, Any]:
-    return platform_file_model().model_json_schema()
+    """The JSON Schema of a config file: connections as the union of the registered connection
+    models, a job's source as any of the registered source models."""
+    return described_models()[0].model_json_schema()

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
 from gs_assets.validators.errors import ConfigError, format_pydantic_errors
 from gs_assets.config.system_defaults import default_job_dicts
 from gs_assets.validators.expressions import ExpressionError, bind_errors, check_expression
 from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
+from gs_assets.config.jobs import CONNECTION_MODELS, SOURCE_MODELS, described_models, job_model_with_source
+from gs_assets.config.jobs import known_connection_types
 from gs_assets.config.jobs import platform_file_model
 from gs_assets.config.jobs import webhook_url_problem
 from gs_assets.model.field_types import FieldType
@@ -58,15 +60,10 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
     if job.connection not in connections:
         raise ConfigError(file, f"{key}.connection",
                           f"unknown connection {job.connection!r}; known connections: {', '.join(sorted(connections)) or '(none)'}")
-    if job.schedule is not None and job.source.listing == "sqs":
-        raise ConfigError(file, f"{key}.source.listing", (
-            "a job with a schedule cannot use listing: sqs: the SQS queue is read only by the s3_files_sensor "
-            "as files arrive, while a schedule scans the prefix at its time. Use listing: full (or start_after) "
-            "with the schedule, or remove the schedule to load files as their events arrive"))
-    if job.source.on_identical_file == "reapply" and job.operation == Operation.INSERT:
-        raise ConfigError(file, f"{key}.source.on_identical_file", (
-            "reapply needs update or upsert: an insert job would add the records of a re-sent file twice. "
-            "Use operation: upsert with identifiers, or on_identical_file: archive"))
+    _resolve_source(job, connections, file, f"{key}.source")
+    problem = job.source.job_problem(job)  # what the source's kind says about the rest of the job
+    if problem is not None:
+        raise ConfigError(file, f"{key}.{problem[0]}", problem[1])
     dest = model.get(job.destination, file=file, key=f"{key}.destination")
 
     def field_of(obj, name: str, k: str):
@@ -82,9 +79,6 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
             if m.source not in VIRTUAL_COLUMNS:
                 raise ConfigError(file, f"{key}.mappings[{i}].source",
                                   f"unknown file value {m.source!r}; allowed: {', '.join(VIRTUAL_COLUMNS)}")
-            if m.source == "$file_date" and job.source.match != "date_pattern":
-                raise ConfigError(file, f"{key}.mappings[{i}].source",
-                                  "$file_date needs source.match: date_pattern (e.g. file_name: usage_{yyyy}-{MM}-{dd}.csv)")
         k = f"{key}.mappings[{i}].target"
         fd = field_of(dest, m.target, k)
         if m.target in targets:
@@ -122,6 +116,53 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
             if fd.required and not fd.system and fname not in targets:
                 raise ConfigError(file, f"{key}.mappings",
                                   f"required field {fname!r} of {dest.name!r} is not mapped; every inserted record needs it")
+
+
+def _resolve_source(job: Job, connections: dict[str, Connection], file: str, key: str) -> None:
+    """Validate the job's source against the source model of its connection's kind (registered by
+    the kind), replacing the source as read by an instance of that model."""
+    conn_type = connections[job.connection].type
+    model = SOURCE_MODELS.get(conn_type)
+    if model is None:
+        takes = sorted(SOURCE_MODELS)
+        raise ConfigError(file, key, f"connections of type {conn_type!r} (connection {job.connection!r}) take no job "
+                          f"sources; jobs read connections of type {', '.join(takes) or '(none registered)'}")
+    if isinstance(job.source, model):
+        return
+    try:  # (a source read before its connection's type was known)
+        job.source = model.model_validate(job.source.model_dump())
+    except ValidationError as e:
+        raise format_pydantic_errors(file, key, e, model) from e
+
+
+def _check_connection_types(raw, file: str) -> None:
+    """Every connection names a registered type (a connector kind), else one message with the key
+    and the known types."""
+    conns = raw.get("connections") if isinstance(raw, dict) else None
+    for name, conn in (conns.items() if isinstance(conns, dict) else ()):
+        t = conn.get("type") if isinstance(conn, dict) else None
+        if t is not None and t not in CONNECTION_MODELS:
+            raise ConfigError(file, f"connections.{name}.type",
+                              f"unknown connection type {t!r}; known types: {known_connection_types()}")
+
+
+def _described_file(raw, types: dict[str, str], described_file, described_job):
+    """The file model an error message reads allowed keys from: each job's source as the source
+    model of its connection's kind (when the job names a known connection)."""
+    jobs = raw.get("jobs") if isinstance(raw, dict) else None
+    if not isinstance(jobs, dict):
+        return described_file
+    fields = {}
+    for name, job in jobs.items():
+        model = SOURCE_MODELS.get(types.get(job.get("connection"))) if isinstance(job, dict) else None
+        fields[str(name)] = (job_model_with_source(model) if model is not None else described_job, None)
+    if not any(m is not described_job for m, _ in fields.values()):
+        return described_file
+    try:
+        jobs_model = create_model("Jobs", **fields)
+        return create_model("PlatformFile", __base__=described_file, jobs=(jobs_model, None))
+    except Exception:  # noqa: BLE001 - a job name pydantic cannot take as a field: the general model
+        return described_file
 
 
 def _check_prepare(job: Job, file: str, key: str) -> None:
@@ -274,12 +315,23 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     files = sorted(p for p in directory.rglob("*.y*ml") if p.name != "objects.yaml" and p.suffix in (".yaml", ".yml"))
     parsed: list[tuple[str, PlatformFile]] = []
     file_model = platform_file_model()
-    for p in files:
-        raw = read_yaml_mapping(p)
+    described_file, described_job = described_models()  # for the keys an error message lists
+    raws = [(p, read_yaml_mapping(p)) for p in files]
+    # Each job's source is validated against the source model of its connection's kind: the
+    # types of every file's connections (a job may read a connection defined in another file).
+    types: dict[str, str] = {}
+    for p, raw in raws:
+        _check_connection_types(raw, str(p))
+        conns = raw.get("connections") if isinstance(raw, dict) else None
+        for name, conn in (conns.items() if isinstance(conns, dict) else ()):
+            if isinstance(conn, dict) and isinstance(conn.get("type"), str):
+                types.setdefault(str(name), conn["type"])
+    context = {"connection_types": types}
+    for p, raw in raws:
         try:
-            pf = file_model.model_validate(raw)
+            pf = file_model.model_validate(raw, context=context)
         except ValidationError as e:
-            raise format_pydantic_errors(str(p), "", e, file_model) from e
+            raise format_pydantic_errors(str(p), "", e, _described_file(raw, types, described_file, described_job)) from e
         for name, conn in pf.connections.items():
             if name in cfg.connections:
                 raise ConfigError(str(p), f"connections.{name}", "a connection of this name is defined twice")
@@ -297,10 +349,11 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
         if name in user_jobs:
             continue
         try:
-            job = Job.model_validate(raw)
+            job = Job.model_validate(raw, context=context)
         except ValidationError as e:
-            raise format_pydantic_errors(file, key, e, Job) from e
+            raise format_pydantic_errors(file, key, e, described_job) from e
         job.name = name
+        _resolve_source(job, cfg.connections, file, f"{key}.source")
         try:
             _check_job(job, model, cfg.connections, file)
         except ConfigError as e:  # say which default job, and where to change it
@@ -353,7 +406,8 @@ def load_platform_config(directory: Optional[Path] = None) -> PlatformConfig:
     seen: dict[tuple, Job] = {}
     for job in cfg.jobs.values():
         k = tuple(job.source_asset_path)
-        if k in seen and seen[k].source.model_dump(exclude={"date_formats", "datetime_formats"}) != job.source.model_dump(exclude={"date_formats", "datetime_formats"}):
+        per_job = set(type(job.source).PER_JOB_SETTINGS)  # settings its kind lets jobs of one source differ in
+        if k in seen and seen[k].source.model_dump(exclude=per_job) != job.source.model_dump(exclude=per_job):
             raise ConfigError(cfg.job_files[job.name], f"jobs.{job.name}.source",
                               f"source object {job.source.object!r} is also read by job {seen[k].name!r} with other settings; give it another name")
         seen.setdefault(k, job)

@@ -1,5 +1,9 @@
 """The connector kinds, keyed by the `type` of their connections. Adding a kind: a folder under
-gs_assets/connectors/ whose `connector.py` supplies a `Kind`, and one `register` line here."""
+gs_assets/connectors/ whose `connector.py` supplies a `Kind` (with its connection and source
+models in the folder), and one `register` line here.
+
+Config sits below the connectors and cannot import them: `register` hands the kind's config models
+to the config layer, so whoever loads config imports this module first."""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ KINDS: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-    """Add a kind; its connection model joins the config's `Connection` union."""
+    """Add a kind; its connection model joins the config's `Connection` union, and its source model
+    validates the sources of jobs on its connections."""
     KINDS[kind.type] = kind
     if kind.connection_model is not None:
-        register_connection_model(kind.type, kind.connection_model)
+        register_connection_model(kind.type, kind.connection_model, kind.source_model)
     return kind
 
 
@@ -32,6 +37,11 @@ def kinds() -> list[Kind]:
 def kind_of(connection) -> Kind:
     """The kind of a configured connection (by its `type`)."""
     return KINDS[connection.type]
+
+
+def kind_of_job(cfg, job) -> Kind:
+    """The kind of the connection a job reads."""
+    return kind_of(cfg.connections[job.connection])
 
 
 register(S3_FILES)

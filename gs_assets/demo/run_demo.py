@@ -34,13 +34,20 @@ def upload_sample(s3_client, bucket: str, sample_dir: Path) -> list[str]:
     return keys
 
 
-def run_sensor_once(defs, instance, cursor: str | None):
-    """Evaluate the S3 sensor like the daemon does and execute the runs it requests, in order."""
+def kind_sensors(cfg, defs, connection: str) -> list:
+    """The sensors of the connector kind of `connection` (through the registry), as `defs` holds them."""
+    from gs_assets.connectors.registry import kind_of
+    kind = kind_of(cfg.connections[connection])
+    names = [s.name for s in kind.sensors(cfg, {j.name: j for j in defs.jobs}, defs.resources["warehouse"])]
+    return [(defs.resolve_sensor_def(n), kind) for n in names]
+
+
+def run_sensor_once(defs, instance, cursor: str | None, sensor, kind):
+    """Evaluate a connector kind's sensor like the daemon does and execute the runs it requests, in order."""
     import dagster as dg
 
-    sensor = defs.resolve_sensor_def("s3_files_sensor")
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                  resources={"s3": defs.resources["s3"], "sqs": defs.resources["sqs"]})
+                                  resources={k: defs.resources[k] for k in kind.resource_keys})
     result = sensor(ctx)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
@@ -123,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uploaded {len(keys)} files to s3://{bucket}/{BUCKET_PREFIX} on the local S3 server {s3.endpoint}")
         defs = build_definitions(cfg, warehouse=os.environ["GSDP_WAREHOUSE"])
         instance = dg.DagsterInstance.get()
-        outcomes, _cursor = run_sensor_once(defs, instance, None)
-        print(f"s3_files_sensor requested {len(outcomes)} run(s):")
-        for job, key, ok, run_id in outcomes:
-            print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
+        outcomes = []
+        for sensor, kind in kind_sensors(cfg, defs, "demo_s3"):  # the demo connection's kind picks the files up
+            ran, _cursor = run_sensor_once(defs, instance, None, sensor, kind)
+            print(f"{sensor.name} requested {len(ran)} run(s):")
+            for job, key, ok, run_id in ran:
+                print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
+            outcomes += ran
     print()
     print(summary(os.environ["GSDP_WAREHOUSE"], cfg.model))
     print()

@@ -214,9 +214,9 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     for m in job.mappings:
         f = obj.fields[m.target]
         clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
-        value, _failed = mapped_value(f, job.source, m.source, m.constant, m.default, clean=clean)
+        value, _failed = mapped_value(f, job.source.value_formats, m.source, m.constant, m.default, clean=clean)
         mapped.append(f"{value} AS {ident(m.target)}")
-        dv = defaulted_expr(f, job.source, m.source, m.constant, m.default, clean=clean)
+        dv = defaulted_expr(f, job.source.value_formats, m.source, m.constant, m.default, clean=clean)
         if dv is not None:  # which rows the default replaced, and their value as sent
             b.defaults.append((f"_dv{len(b.defaults)}", m))
             mapped.append(f"{dv} AS {b.defaults[-1][0]}")
@@ -376,7 +376,7 @@ def _type_reasons(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef, raw: str) 
             continue
         f = obj.fields[m.target]
         value = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else clean_expr(m.source)
-        msg = f"{m.source!r}: {type_error_message(f, job.source)}"
+        msg = f"{m.source!r}: {type_error_message(f, job.source.value_formats)}"
         b.sql(f"INSERT INTO {reasons} SELECT s._rid, {q(m.target)}, 'type', r.v, {q(msg)} FROM {st} s "
               f"JOIN (SELECT _line, {value} AS v FROM {raw}) r ON r._line = s._rid "
               f"WHERE s._type_bad IS NOT NULL AND list_contains(string_split(s._type_bad, ','), {q(m.target)})")

@@ -41,6 +41,7 @@ from starlette.formparsers import MultiPartException
 
 from gs_assets.connectors.bulk_upload import access_keys as ak
 from gs_assets.connectors.bulk_upload import requests_store as rs
+import gs_assets.connectors.registry  # noqa: F401 (the connector kinds register their config models)
 from gs_assets.config.loader import PlatformConfig, load_platform_config
 from gs_assets.connectors.s3_files.reader import DecompressedTooLarge, DecompressLimit, _decompress, file_chunks
 from gs_assets.validators.encodings import normalise_encoding

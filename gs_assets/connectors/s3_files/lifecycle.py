@@ -167,8 +167,10 @@ def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
 
 
 def unfinished_loads(warehouse: Warehouse, cfg: PlatformConfig, destination: str) -> list[str]:
-    """Loads of the files feeding `destination` that have not been archived yet."""
-    pairs = {(j.connection, j.source.object) for j in cfg.jobs_into(destination)}
+    """Loads of the files feeding `destination` that have not been archived yet (files of S3
+    connections: other kinds finish their own units)."""
+    pairs = {(j.connection, j.source.object) for j in cfg.jobs_into(destination)
+             if cfg.connections[j.connection].type == "s3"}
     if not pairs:
         return []
     with warehouse.connect() as con:

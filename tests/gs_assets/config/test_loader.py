@@ -68,7 +68,8 @@ def test_the_shipped_config_is_valid():
 
 
 # Item 6: a formula is type-checked when the config loads, without computing its constants.
-_LOAD = "import sys; from gs_assets.config.loader import load_platform_config; load_platform_config(sys.argv[1])"
+_LOAD = ("import sys; import gs_assets.connectors.registry; from gs_assets.config.loader import load_platform_config; "
+         "load_platform_config(sys.argv[1])")
 
 
 @pytest.mark.parametrize("where, bomb", [

@@ -6,6 +6,7 @@ supplies reaches the one Definitions, and its resources keep secrets out of what
 import dagster as dg
 import pytest
 
+from gs_assets.config.jobs import CONNECTION_MODELS, SOURCE_MODELS, ConnectionBase, SourceBase
 from gs_assets.config.loader import load_platform_config
 from gs_assets.connectors import registry
 from gs_assets.definitions import build_definitions
@@ -43,6 +44,29 @@ def test_a_kind_supplies_what_definitions_expect(kind, shipped):
     assert all(s.name.endswith("_sensor") and defs.resolve_sensor_def(s.name) for s in sensors)
     schedules = kind.schedules(cfg)
     assert all(s.name.endswith("_schedule") and defs.resolve_schedule_def(s.name) for s in schedules)
+
+
+@pytest.mark.parametrize("kind", registry.kinds(), ids=lambda k: k.type)
+def test_a_kind_hands_callers_what_they_need_without_knowing_the_kind(kind, shipped):
+    """Chains, `gsdp run`, object assets and the demo only use these: the kind's connection and
+    source models (registered with config), its units as partitions of its source assets, the
+    resources it needs (all in the definitions), and an optional dry run."""
+    cfg, defs = shipped
+    if kind.connection_model is not None:
+        assert issubclass(kind.connection_model, ConnectionBase)
+        assert CONNECTION_MODELS[kind.type] is kind.connection_model
+        if kind.source_model is not None:
+            assert issubclass(kind.source_model, SourceBase) and "object" in kind.source_model.model_fields
+            assert SOURCE_MODELS[kind.type] is kind.source_model
+    assert kind.resource_keys <= set(defs.resources)
+    assert kind.dry_run is None or callable(kind.dry_run)
+    for job in cfg.jobs.values():
+        if registry.kind_of_job(cfg, job) is not kind:
+            continue
+        assert isinstance(job.source, kind.source_model)  # validated against its kind's source model
+        asset = defs.resolve_assets_def(dg.AssetKey(job.source_asset_path))
+        assert asset.partitions_def.name == kind.partitions_name(job.connection, job.source.object)
+        assert kind.nothing_to_load(cfg, job)
 
 
 @pytest.mark.parametrize("kind", registry.kinds(), ids=lambda k: k.type)

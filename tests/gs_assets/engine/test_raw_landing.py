@@ -2,7 +2,7 @@
 
 import pytest
 
-from gs_assets.config.jobs import FileSource
+from gs_assets.connectors.s3_files.config import FileSource
 from gs_assets.engine.raw_landing import FileFormatError, land_file, raw_rows_sql
 
 import duckdb

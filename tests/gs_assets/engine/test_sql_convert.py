@@ -5,7 +5,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from gs_assets.config.jobs import FileSource
+from gs_assets.connectors.s3_files.config import FileSource
 from gs_assets.engine.sql_convert import convert_expr, mapped_value, q
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import FieldDef
