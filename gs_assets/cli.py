@@ -299,7 +299,9 @@ def cmd_run(a) -> int:
             print("(`--reapply` applies them again)")
         print("no new loads: these file versions were already loaded")
     for key, run_id, expected in runs:
-        for r, ld in (f for f in failures if f.run.dagster_run_id == run_id):
+        mine = [f for f in failures if f.run.dagster_run_id == run_id]
+        for f in mine:
+            r, ld = f.run, f.load
             error = r.error if r.error is not None else (ld.error if ld and ld.error is not None else "")
             print(_failure_paragraph(job.name, r.source_file, r.job_run_id, error, r.rejected, r.destination,
                                      ld.archived_to if ld else None, ld.error_files if ld else None),
