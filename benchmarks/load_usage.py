@@ -145,7 +145,8 @@ def run_child(mode: str, args: dict) -> None:
 def seed(db: str, cfg_dir: Path, rows: int, csv: Path) -> None:
     """Companies, and half of the file's usage keys already in company_usage."""
     from gs_assets.config.loader import load_platform_config
-    from resources.warehouse import Warehouse, sync_object_tables
+    from gs_assets.engine.warehouse_setup import sync_object_tables
+    from resources.warehouse import Warehouse
     cfg = load_platform_config(cfg_dir)
     wh = Warehouse(database=db)
     with wh.connect() as con:

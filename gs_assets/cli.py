@@ -127,13 +127,6 @@ def _read_warehouse():
     return Warehouse(database=path)
 
 
-def _job_runs_columns(con) -> list[str]:
-    """Columns of gs_ops.job_runs in this warehouse (an older one may lack later columns; a new
-    one may have no run log yet)."""
-    return [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                                      "'gs_ops' AND table_name = 'job_runs'").fetchall()]
-
-
 def _without_file(error, source_file) -> str:
     """An error without its leading "<file>: " (the file is shown beside it)."""
     error = str(error or "")
@@ -187,27 +180,25 @@ def cmd_jobs(a) -> int:
 
 
 def cmd_activity(a) -> int:
+    from gs_assets.engine import ledger
     wh = _read_warehouse()
-    where, params = ("WHERE job = ?", [a.job]) if a.job else ("", [])
     with wh.read() as con:
-        have = _job_runs_columns(con)
-        if not have:
+        if not ledger.job_runs_columns(con):
             print(f"no job runs yet in {wh.database}")
             return 0
-        cols = [c if c in have else f"NULL AS {c}" for c in ACTIVITY_COLUMNS]
-        sql = f"SELECT {', '.join(cols)} FROM gs_ops.job_runs {where} ORDER BY started_at DESC"
         if a.csv:
-            rows = con.execute(sql, params).fetchall()
+            rows = ledger.activity(con, a.job or None)
             with open(a.csv, "w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
                 w.writerow(ACTIVITY_COLUMNS)
-                w.writerows(rows)
+                w.writerows([getattr(r, c) for c in ACTIVITY_COLUMNS] for r in rows)
             print(f"wrote {len(rows)} job run(s) to {a.csv}")
             return 0
-        rows = con.execute(sql + f" LIMIT {int(a.limit)}", params).fetchall()
-    shown = [(r[0][:8], r[1], os.path.basename(r[4] or ""), r[6], str(r[7])[:19], r[9], r[10], r[11], r[12], r[13],
-              r[14], r[15], r[17], (r[18] or "")[:8], f"gsdp rejects {r[0]}" if r[13] or r[6] == "Failed" else "",
-              _short(_without_file(r[19], r[4])))
+        rows = ledger.activity(con, a.job or None, limit=a.limit)
+    shown = [(r.job_run_id[:8], r.job, os.path.basename(r.source_file or ""), r.status, str(r.started_at)[:19],
+              r.rows_read, r.inserted, r.updated, r.unchanged, r.rejected, r.filtered, r.superseded, r.defaulted,
+              (r.retry_of or "")[:8], f"gsdp rejects {r.job_run_id}" if r.rejected or r.status == "Failed" else "",
+              _short(_without_file(r.error, r.source_file)))
              for r in rows]
     _print_table(["run", "job", "file", "status", "started", "read", "ins", "upd", "same", "rej", "filt", "sup",
                   "dflt", "retry of", "rejects", "error (whole: --csv)"], shown)
@@ -219,23 +210,22 @@ def cmd_rejects(a) -> int:
     file, a header lacking a mapped column, a systemic error) has no rejects: its error file is
     then the failure reason as its one row, the same file that is written beside a failed file in
     the error prefix (error_files.write_failure_file)."""
+    from gs_assets.engine import ledger
     from gs_assets.engine.error_files import write_error_file, write_failure_file, write_resend_file
     try:
         wh = _read_warehouse()
     except UserError as e:
         raise UserError(f"no job run {a.job_run_id!r}: {e}") from None
     with wh.read() as con:
-        run = con.execute("SELECT r.job_run_id, l.header, r.rejected, r.status, coalesce(r.error, l.error) "
-                          "FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
-                          "ON l.load_id = r.load_id WHERE r.job_run_id = ? OR r.job_run_id LIKE ? || '%' "
-                          "ORDER BY r.started_at DESC", [a.job_run_id, a.job_run_id]).fetchall() \
-            if _job_runs_columns(con) else []
+        run = ledger.runs_matching(con, a.job_run_id) if ledger.job_runs_columns(con) else []
         if not run:
             raise UserError(f"no job run {a.job_run_id!r}; see `gsdp activity`")
         if len(run) > 1:
             raise UserError(f"{a.job_run_id!r} matches {len(run)} job runs; give more of the id")
-        run_id, header, _n, status, error = run[0]
-        header = json.loads(header) if header else []
+        found, ld = run[0]
+        run_id, status = found.job_run_id, found.status
+        header = (ld.header if ld else None) or []
+        error = found.error if found.error is not None else (ld.error if ld else None)
         with tempfile.TemporaryDirectory() as tmp:
             path = a.out or os.path.join(tmp, "errors.csv")
             if a.resend:
@@ -294,32 +284,30 @@ def cmd_run(a) -> int:
                                                    **({"gsdp/reapply": "true"} if a.reapply else {})})
         runs.append((key, res.run_id, _report_run(instance, res)))
         failed += not res.success
+    from gs_assets.engine import ledger
     run_ids = [r[1] for r in runs]
     with _warehouse().read() as con:
-        rows = con.execute(
-            f"SELECT source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
-            f"coalesce(error, ''), job_run_id FROM gs_ops.job_runs WHERE job = ? AND dagster_run_id IN "
-            f"({', '.join('?' for _ in run_ids)}) ORDER BY started_at", [job.name, *run_ids]).fetchall()
-        failures = con.execute(
-            f"SELECT r.dagster_run_id, r.source_file, r.job_run_id, coalesce(r.error, l.error, ''), r.rejected, "
-            f"r.destination, l.archived_to, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
-            f"ON l.load_id = r.load_id WHERE r.job = ? AND r.status = 'Failed' AND r.dagster_run_id IN "
-            f"({', '.join('?' for _ in run_ids)}) ORDER BY r.started_at", [job.name, *run_ids]).fetchall()
+        rows = ledger.job_runs_of(con, run_ids, job=job.name)
+        failures = ledger.failed_runs_of(con, job.name, run_ids)
     _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error", "job run"],
-                 [(os.path.basename(r[0]), *r[1:9], _short(_without_file(r[9], r[0]), 80), r[10]) for r in rows])
+                 [(os.path.basename(r.source_file), r.status, r.rows_read, r.inserted, r.updated, r.unchanged,
+                   r.rejected, r.filtered, r.superseded, _short(_without_file(r.error or "", r.source_file), 80),
+                   r.job_run_id) for r in rows])
     if not rows and not failed:
         with _warehouse().read() as con:
-            notes = con.execute(f"SELECT source_file, note FROM gs_ops.loads WHERE status = 'identical' AND dagster_run_id IN "
-                                f"({', '.join('?' for _ in run_ids)}) ORDER BY seq", run_ids).fetchall()
-        for f, note in notes:
-            print(f"{os.path.basename(f)}: {note}")
+            notes = ledger.identical_loads(con, run_ids)
+        for ld in notes:
+            print(f"{os.path.basename(ld.source_file)}: {ld.note}")
         if notes:
             print("(`--reapply` applies them again)")
         print("no new loads: these file versions were already loaded")
     for key, run_id, expected in runs:
-        mine = [f for f in failures if f[0] == run_id]
-        for _, source_file, job_run_id, error, rejected, dest, moved, error_files in mine:
-            print(_failure_paragraph(job.name, source_file, job_run_id, error, rejected, dest, moved, error_files),
+        mine = [f for f in failures if f.run.dagster_run_id == run_id]
+        for f in mine:
+            r, ld = f.run, f.load
+            error = r.error if r.error is not None else (ld.error if ld and ld.error is not None else "")
+            print(_failure_paragraph(job.name, r.source_file, r.job_run_id, error, r.rejected, r.destination,
+                                     ld.archived_to if ld else None, ld.error_files if ld else None),
                   file=sys.stderr)
         if not mine:
             for description in expected:
@@ -367,7 +355,7 @@ def _failure_paragraph(job: str, source_file: str, job_run_id: str, error: str, 
     name = os.path.basename(source_file or "") or source_file
     where = (f"The file was moved to {moved_to}" if moved_to and moved_to != source_file
              else f"The file stays at {source_file}")
-    files = json.loads(error_files) if error_files else []
+    files = error_files or []
     if files:
         where += f"; error file: {', '.join(files)}"
     see = f"`gsdp rejects {job_run_id}`" + (" lists its rejected rows" if rejected else " repeats the reason")
@@ -403,12 +391,12 @@ def _run_chain(cfg, name: str) -> int:
     res = build_definitions(cfg).resolve_job_def(chain_job_name(chain.name)).execute_in_process(
         instance=instance, raise_on_error=False, tags={"gsdp/trigger": "cli"}, run_config=QUIET_CONSOLE)
     _report_run(instance, res)
+    from gs_assets.engine import ledger
     with _warehouse().read() as con:
-        rows = con.execute(
-            "SELECT job, source_file, status, rows_read, inserted, updated, unchanged, rejected, filtered, superseded, "
-            "coalesce(error, '') FROM gs_ops.job_runs WHERE dagster_run_id = ? ORDER BY started_at", [res.run_id]).fetchall()
+        rows = ledger.job_runs_of(con, [res.run_id])
     _print_table(["job", "file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error"],
-                 [(r[0], os.path.basename(r[1]), *r[2:10], r[10][:80]) for r in rows])
+                 [(r.job, os.path.basename(r.source_file), r.status, r.rows_read, r.inserted, r.updated, r.unchanged,
+                   r.rejected, r.filtered, r.superseded, (r.error or "")[:80]) for r in rows])
     if not res.success:
         failure = next((e for e in res.all_events if e.event_type_value == "STEP_FAILURE"), None)
         print(f"chain {name} failed: {failure.event_specific_data.error.message.strip() if failure else 'see the run'}",

@@ -42,7 +42,7 @@ def due_destinations(cfg: PlatformConfig, warehouse: Warehouse, now: datetime | 
             if due:
                 changes = last_changes(con, cfg.model, job)
                 out.setdefault(job.destination, []).extend(
-                    [f"{job.name}:{load_id}:{n}:{last}" for load_id, _of, n, last in due]
+                    [f"{job.name}:{d.load_id}:{d.rows}:{d.last_tried_at}" for d in due]
                     + [f"{name}@{ts}" for name, ts in sorted(changes.items())])
     return out
 

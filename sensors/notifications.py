@@ -35,6 +35,7 @@ import dagster as dg
 from gs_assets.config.jobs import Notification, webhook_url_problem
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import chain_job_name, job_asset_job_name, source_job_name
+from gs_assets.engine import ledger
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.settings import Settings
 from resources.smtp import SmtpResource
@@ -100,13 +101,11 @@ def job_runs_of(warehouse: Warehouse, run_id: str) -> list[dict]:
         return []
     # Read-only, waiting for a load that is writing (bounded below the sensor's own timeout).
     with warehouse.read(wait_seconds=Settings.from_env().sensor_warehouse_wait_seconds) as con:
-        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
-                             "AND table_name = 'job_runs'").fetchone()[0]
-        if not exists:
+        if not ledger.has_table(con, "job_runs"):
             return []
-        rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM gs_ops.job_runs WHERE dagster_run_id = ? "
-                           f"ORDER BY started_at", [run_id]).fetchall()
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(COLUMNS, r)} for r in rows]
+        rows = ledger.job_runs_of(con, [run_id])
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in ((c, getattr(r, c)) for c in COLUMNS)}
+            for r in rows]
 
 
 def _selected(note: Notification, runs: list[dict], tags: dict) -> list[dict]:

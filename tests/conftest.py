@@ -14,7 +14,8 @@ from gs_assets.demo.local_s3 import LocalS3
 from gs_assets.connectors.s3_files.reader import file_chunks
 from gs_assets.connectors.s3_files.reader import land
 from gs_assets.engine.pipeline import apply_pending
-from resources.warehouse import Warehouse, sync_object_tables
+from gs_assets.engine.warehouse_setup import sync_object_tables
+from resources.warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 

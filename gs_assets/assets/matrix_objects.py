@@ -14,6 +14,7 @@ import pandas as pd
 
 from gs_assets.connectors.kind import resources_of
 from gs_assets.connectors.registry import kind_of_job
+from gs_assets.engine import ledger
 from gs_assets.engine.warehouse_setup import ensure_tables
 from gs_assets.engine.lineage import lineage_metadata, merged_datasets
 from gs_assets.config.loader import PlatformConfig
@@ -127,10 +128,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
                 [started]).df() if compiled and written_n else pd.DataFrame()
             sample = con.execute(f"SELECT {', '.join(ident(c) for c in data_cols)} FROM {obj.table} "
                                  f"WHERE modified_at >= ? USING SAMPLE {SCHEMA_SAMPLE_ROWS} ROWS", [started]).df()
-            broken_runs = con.execute(
-                "SELECT job_run_id, job, rows_read, inserted + updated + unchanged + rejected + filtered + superseded + aggregated "
-                "FROM gs_ops.job_runs WHERE destination = ? AND final AND status <> 'Failed' AND rows_read <> "
-                "inserted + updated + unchanged + rejected + filtered + superseded + aggregated", [obj.name]).fetchall()
+            broken_runs = [(b.job_run_id, b.job, b.rows_read, b.accounted) for b in ledger.unconserved_runs(con, obj.name)]
             # Lookups and GSIDs of the rows this materialization wrote (not the whole table: the
             # check's cost follows the load, not the object's size).
             dangling = []

@@ -62,7 +62,11 @@ def run_sensor_once(defs, instance, cursor: str | None, sensor, kind):
 
 
 def summary(warehouse_path: str, model) -> str:
+    import re
+
     import duckdb
+
+    from gs_assets.engine import ledger
 
     lines = []
     con = duckdb.connect(warehouse_path, read_only=True)
@@ -74,23 +78,17 @@ def summary(warehouse_path: str, model) -> str:
         lines.append("")
         lines.append("job runs (gs_ops.job_runs):")
         lines.append(f"  {'job':<20}{'file':<34}{'status':<17}{'read':>8}{'ins':>8}{'upd':>6}{'same':>8}{'rej':>7}{'sup':>6}")
-        for r in con.execute("SELECT job, regexp_replace(source_file, '^.*/', ''), status, rows_read, inserted, updated, "
-                             "unchanged, rejected, superseded FROM gs_ops.job_runs ORDER BY started_at").fetchall():
-            lines.append(f"  {r[0]:<20}{r[1]:<34}{r[2]:<17}{r[3]:>8,}{r[4]:>8,}{r[5]:>6,}{r[6]:>8,}{r[7]:>7,}{r[8]:>6,}")
+        for r in ledger.job_runs(con):
+            file = re.sub(r"^.*/", "", r.source_file) if r.source_file is not None else None
+            lines.append(f"  {r.job:<20}{file:<34}{r.status:<17}{r.rows_read:>8,}{r.inserted:>8,}{r.updated:>6,}"
+                         f"{r.unchanged:>8,}{r.rejected:>7,}{r.superseded:>6,}")
         lines.append("")
-        total = con.execute("SELECT count(*) FROM gs_ops.rejects").fetchone()[0]
+        total = ledger.count_rejects(con)
         lines.append(f"rejects (gs_ops.rejects): {total:,} row(s), kept with file, line, original values and every reason.")
         lines.append("  by job and reason (count, then the first example):")
-        groups = con.execute(
-            "WITH r AS (SELECT job, regexp_replace(source_file, '^.*/', '') AS file, line_number, "
-            "  unnest(CAST(reasons AS JSON[])) AS reason FROM gs_ops.rejects) "
-            "SELECT job, reason->>'field' AS field, reason->>'rule' AS rule, count(*) AS n, "
-            "  arg_min(file || ':' || line_number, line_number) AS first, arg_min(reason->>'message', line_number), "
-            "  arg_min(reason->>'value', line_number) "
-            "FROM r GROUP BY ALL ORDER BY job, n DESC").fetchall()
-        for job, fld, rule, n, first, msg, val in groups:
-            shown = f" (value {val!r})" if val else ""
-            lines.append(f"  {job:<20}{n:>6,} x {fld or 'row'} {rule:<24} e.g. {first}: {msg}{shown}")
+        for g in ledger.reject_reasons(con):
+            shown = f" (value {g.value!r})" if g.value else ""
+            lines.append(f"  {g.job:<20}{g.rows:>6,} x {g.field or 'row'} {g.rule:<24} e.g. {g.first}: {g.message}{shown}")
     finally:
         con.close()
     return "\n".join(lines)

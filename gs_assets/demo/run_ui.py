@@ -128,14 +128,14 @@ def restore_sample(client, bucket: str, sample_dir, warehouse_path: str) -> list
     if os.path.exists(warehouse_path):
         import duckdb
 
+        from gs_assets.engine import ledger
         from resources.warehouse import Warehouse
         try:
             with Warehouse(database=warehouse_path).read(wait_seconds=30) as con:
-                rows = con.execute("SELECT source_file, etag, archived_to FROM gs_ops.loads WHERE archived_to IS NOT NULL "
-                                   "AND archived_to <> source_file ORDER BY seq").fetchall()
+                rows = ledger.moved_loads(con)
         except duckdb.CatalogException:  # a warehouse without loads yet
             rows = []
-        moved = {(f, e): a for f, e, a in rows}
+        moved = {(r.source_file, r.etag): r.archived_to for r in rows}
     left = []
     for key in keys:
         etag = (client.head_object(Bucket=bucket, Key=key).get("ETag") or "").strip('"')

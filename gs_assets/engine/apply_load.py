@@ -10,7 +10,6 @@ pandera schema is compiled to SQL (schema_sql); only checks with no SQL form run
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ import duckdb
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
 from gs_assets.validators.expressions import check_expression, prepared_select
+from gs_assets.engine import ledger
 from gs_assets.engine.lookup_retry import Retry
 from gs_assets.engine.raw_landing import raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
@@ -196,8 +196,7 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     if b.retry is not None:
         # A retry reads the prepared rows of the lines that wait (a group's line, after an aggregation).
         lines = b.t("retry")
-        b.sql(f"CREATE TEMP TABLE {lines} AS SELECT line_number, last_job_run_id, first_rejected_at FROM gs_ops.lookup_waiting "
-              f"WHERE load_id = ? AND {b.retry.where}", [load.load_id, *b.retry.params])
+        ledger.copy_waiting_lines(b.con, lines, load.load_id, b.retry.where, b.retry.params)
         if job.prepare.aggregate is None:
             raw = f"(SELECT * FROM {raw} WHERE _line IN (SELECT line_number FROM {lines}))"
     if passes != "true" and not (b.retry is not None and job.prepare.aggregate is not None):
@@ -321,13 +320,11 @@ def _merged(b: _Batch, job: Job, raw: str, header: list[str]) -> tuple[str, list
     Returns the new row source, the conditions a row must meet (inner merges), and its columns."""
     columns, passes = list(header), []
     for i, mg in enumerate(job.prepare.merge):
-        row = b.sql("SELECT load_id, raw_table, header, source_file FROM gs_ops.loads WHERE connection = ? AND "
-                    "source_object = ? AND status = 'landed' ORDER BY seq DESC LIMIT 1",
-                    [job.connection, mg.dataset]).fetchone()
+        row = ledger.latest_load(b.con, job.connection, mg.dataset)
         if row is None:
             raise RuntimeError(f"job {job.name!r} merges dataset {mg.dataset!r}, but no file of it has been loaded yet; "
                                f"load one (the job's load stays pending and is applied after)")
-        load_id, table, other_header, other_file = row[0], row[1], json.loads(row[2]), row[3]
+        load_id, table, other_header, other_file = row.load_id, row.raw_table, row.header, row.source_file
         missing = [c for c in [k.right for k in mg.keys] + mg.columns if c not in other_header]
         if missing:
             raise RuntimeError(f"job {job.name!r} merges dataset {mg.dataset!r}, whose latest file {other_file} lacks "
@@ -626,9 +623,9 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.unchanged = (res.rows_read - res.filtered - res.aggregated - res.rejected - res.superseded
                          - res.inserted - res.updated)
         if res.superseded:
-            b.sql(f"INSERT INTO gs_ops.superseded SELECT ?, ?, s._rid, w._rid FROM {st} s "
-                  f"LEFT JOIN {st} w ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
-                  [res.job_run_id, job.name])
+            ledger.insert_superseded(b.con, f"SELECT ?, ?, s._rid, w._rid FROM {st} s LEFT JOIN {st} w "
+                                     f"ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
+                                     [res.job_run_id, job.name])
         res.defaulted = sum(defaulted.values())
         _record_defaulted(b, job, res, load, defaulted)
         res.status = PARTIAL if res.rejected else SUCCESS
@@ -644,20 +641,19 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                        f"'value': NULL, 'message': {q(res.error)}}}])) AS reasons FROM {st} s "
                        f"LEFT JOIN ({reason_rows}) x ON x.rid = s._rid")
     if res.rejected:
-        b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
-              f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
-              f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
-              [res.job_run_id, job.name, run_id, load.source_file, now])
+        ledger.insert_rejects(b.con, f"SELECT ?, ?, ?, ?, s._rid, {orig_json}, x.reasons, ? "
+                              f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid "
+                              f"JOIN {raw_rows_sql(b.con, load.raw_table, load.load_id)} r ON r._line = s._rid",
+                              [res.job_run_id, job.name, run_id, load.source_file, now])
         if _has_source_ids(b.con, load.raw_table):  # records landed with their id in the source
-            b.sql(f"UPDATE gs_ops.rejects SET source_id = r._source_id FROM {raw_rows_sql(b.con, load.raw_table, load.load_id)} r "
-                  f"WHERE gs_ops.rejects.job_run_id = ? AND gs_ops.rejects.line_number = r._line", [res.job_run_id])
+            ledger.set_reject_source_ids(b.con, res.job_run_id, raw_rows_sql(b.con, load.raw_table, load.load_id))
         if b.full_merge is not None:  # rows only in the merged dataset: its file, its line, its values
             other_load, other_table, other_header, other_file = b.full_merge
             other = ", ".join(f"{q(h)}, r.{ident(h)}" for h in other_header)
-            b.sql(f"INSERT INTO gs_ops.rejects {REJECT_COLUMNS} SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
-                  f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
-                  f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
-                  [res.job_run_id, job.name, run_id, other_file, now])
+            ledger.insert_rejects(b.con, f"SELECT ?, ?, ?, ?, -s._rid, json_object({other}), x.reasons, ? "
+                                  f"FROM ({reason_rows}) x JOIN {st} s ON s._rid = x.rid AND s._rid < 0 "
+                                  f"JOIN {raw_rows_sql(b.con, other_table, other_load)} r ON r._line = -s._rid",
+                                  [res.job_run_id, job.name, run_id, other_file, now])
     if job.retry_unmatched_lookups is not None and (res.rejected or b.retry is not None):
         _lookup_waits(b, job, res, load, over)
     res.ended_at = _now()
@@ -670,10 +666,6 @@ def _has_source_ids(con, raw_table: str) -> bool:
                        "AND column_name = '_source_id'", [schema, name.strip('"').replace('""', '"')]).fetchone()[0] > 0
 
 
-REJECT_COLUMNS = ("(job_run_id, job, dagster_run_id, source_file, line_number, original_values, reasons, "
-                  "rejected_at)")
-
-
 def _record_defaulted(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, counts: dict[str, int]) -> None:
     """Each value a default replaced in a written row: its line, field, the value as sent and why
     (missing or invalid). Only for mappings that replaced any: one INSERT ... SELECT each over
@@ -683,10 +675,11 @@ def _record_defaulted(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, cou
     for col, m in b.defaults:
         if not counts.get(col):
             continue
-        b.sql(f"INSERT INTO gs_ops.defaulted SELECT ?, ?, CASE WHEN _rid < 0 THEN ? ELSE ? END, abs(_rid), ?, ?, "
-              f"NULLIF({col}, ''), CASE WHEN {col} = '' THEN 'missing' ELSE 'invalid' END, ? "
-              f"FROM {st} WHERE _ok AND _winner AND {col} IS NOT NULL",
-              [res.job_run_id, job.name, other_file, load.source_file, m.target, m.source,
+        ledger.insert_defaulted(
+            b.con, f"SELECT ?, ?, CASE WHEN _rid < 0 THEN ? ELSE ? END, abs(_rid), ?, ?, "
+                   f"NULLIF({col}, ''), CASE WHEN {col} = '' THEN 'missing' ELSE 'invalid' END, ? "
+                   f"FROM {st} WHERE _ok AND _winner AND {col} IS NOT NULL",
+            [res.job_run_id, job.name, other_file, load.source_file, m.target, m.source,
                str(m.default).lower() if isinstance(m.default, bool) else str(m.default)])
 
 
@@ -703,31 +696,22 @@ def _lookup_waits(b: _Batch, job: Job, res: JobRunResult, load: LoadRef, failed:
                  f"GROUP BY rid HAVING bool_and(rule = 'lookup_no_match' AND field IN ({', '.join(q(t) for t in targets)}))")
     if b.retry is None:
         if not failed:  # a run over the reject threshold wrote nothing: its rows are re-applied by hand
-            b.sql(f"INSERT INTO gs_ops.lookup_waiting SELECT ?, ?, u.rid, ?, ?, 0, ?, ?, u.objects FROM ({unmatched}) u",
-                  [job.name, load.load_id, res.job_run_id, res.job_run_id, res.started_at, res.started_at])
+            ledger.add_waiting(b.con, unmatched, job=job.name, load_id=load.load_id, job_run_id=res.job_run_id,
+                               at=res.started_at)
         return
     lines = b.t("retry")
-    b.sql(f"UPDATE gs_ops.rejects AS r SET retried_in = ? FROM {lines} t "
-          f"WHERE r.job_run_id = t.last_job_run_id AND r.line_number = t.line_number", [res.job_run_id])
-    tried = f"w.job = ? AND w.load_id = ? AND w.line_number IN (SELECT line_number FROM {lines})"
-    b.sql(f"UPDATE gs_ops.lookup_waiting AS w SET attempts = attempts + 1, last_tried_at = ?, last_job_run_id = ?, "
-          f"objects = u.objects FROM ({unmatched}) u WHERE w.line_number = u.rid AND {tried}",
-          [res.started_at, res.job_run_id, job.name, load.load_id])
-    # Loaded, superseded, filtered or rejected for another reason, or out of attempts: done waiting.
-    b.sql(f"DELETE FROM gs_ops.lookup_waiting AS w WHERE {tried} AND (w.attempts >= ? OR w.last_job_run_id <> ?)",
-          [job.name, load.load_id, opt.attempts, res.job_run_id])
+    ledger.mark_retried(b.con, res.job_run_id, lines)
+    ledger.update_waiting(b.con, unmatched, lines, job=job.name, load_id=load.load_id, job_run_id=res.job_run_id,
+                          at=res.started_at, attempts=opt.attempts)
 
 
 def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, load: Optional[LoadRef],
                   run_id: str, *, final: bool) -> None:
-    con.execute(
-        "INSERT INTO gs_ops.job_runs (job_run_id, job, connection, destination, load_id, source_file, etag, "
-        "dagster_run_id, operation, started_at, ended_at, status, rows_read, inserted, updated, unchanged, rejected, "
-        "filtered, superseded, error, final, aggregated, defaulted, retry_of) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [res.job_run_id, job.name, job.connection, job.destination, res.load_id, res.source_file,
-         load.etag if load else None, run_id, job.operation.value, res.started_at, res.ended_at or _now(),
-         res.status, res.rows_read, res.inserted, res.updated, res.unchanged, res.rejected, res.filtered,
-         res.superseded, res.error, final, res.aggregated, res.defaulted, res.retry_of],
-    )
+    ledger.insert_job_run(con, ledger.JobRunRecord(
+        job_run_id=res.job_run_id, job=job.name, connection=job.connection, destination=job.destination,
+        load_id=res.load_id, source_file=res.source_file, etag=load.etag if load else None, dagster_run_id=run_id,
+        operation=job.operation.value, started_at=res.started_at, ended_at=res.ended_at or _now(),
+        status=res.status, rows_read=res.rows_read, inserted=res.inserted, updated=res.updated,
+        unchanged=res.unchanged, rejected=res.rejected, filtered=res.filtered, superseded=res.superseded,
+        error=res.error, final=final, aggregated=res.aggregated, defaulted=res.defaulted, retry_of=res.retry_of))
 

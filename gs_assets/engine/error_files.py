@@ -18,6 +18,7 @@ import re
 
 import duckdb
 
+from gs_assets.engine import ledger
 from gs_assets.engine.sql_convert import ident, q
 
 REASONS_TEXT = ("array_to_string(list_transform(CAST(reasons AS JSON[]), lambda x: coalesce(x->>'field', 'row') || ': ' || "
@@ -47,13 +48,13 @@ def safe_cell_sql(expr: str) -> str:
 def write_error_file(con: duckdb.DuckDBPyConnection, job_run_id: str, header: list[str], path: str) -> int:
     """Write the rejects of one job run to `path`; returns the number of rows written."""
     cols = ", ".join(f"{safe_cell_sql(f'(original_values->>{q(h)})')} AS {ident(safe_cell(h))}" for h in header)
-    n = con.execute("SELECT count(*) FROM gs_ops.rejects WHERE job_run_id = ?", [job_run_id]).fetchone()[0]
+    n = ledger.count_rejects(con, job_run_id)
     con.execute(
         f"COPY (SELECT line_number, {cols + ', ' if cols else ''}"
         f"CASE WHEN json_exists(original_values, '$.raw_text') AND NOT list_contains({_list(header)}, 'raw_text') "
         f"THEN {safe_cell_sql(RAW_TEXT)} END AS unparsed_row, "
         f"{safe_cell_sql('(' + REASONS_TEXT + ')')} AS reasons "
-        f"FROM gs_ops.rejects WHERE job_run_id = {q(job_run_id)} ORDER BY line_number) "
+        f"FROM {ledger.rejects_relation(job_run_id)} ORDER BY line_number) "
         f"TO {q(path)} (HEADER, DELIMITER ',', FORCE_QUOTE *)")
     return n
 
@@ -65,9 +66,9 @@ def write_resend_file(con: duckdb.DuckDBPyConnection, job_run_id: str, header: l
     parsed have no columns to write: they are left out and counted. Returns (written, left out)."""
     unparsed = f"json_exists(original_values, '$.raw_text') AND NOT list_contains({_list(header)}, 'raw_text')"
     n, skipped = con.execute(f"SELECT count(*) FILTER (WHERE NOT ({unparsed})), count(*) FILTER (WHERE {unparsed}) "
-                             f"FROM gs_ops.rejects WHERE job_run_id = ?", [job_run_id]).fetchone()
+                             f"FROM {ledger.rejects_relation(job_run_id)}").fetchone()
     cols = ", ".join(f"original_values->>{q(h)} AS {ident(h)}" for h in header) or "NULL AS no_columns"
-    con.execute(f"COPY (SELECT {cols} FROM gs_ops.rejects WHERE job_run_id = {q(job_run_id)} AND NOT ({unparsed}) "
+    con.execute(f"COPY (SELECT {cols} FROM {ledger.rejects_relation(job_run_id)} WHERE NOT ({unparsed}) "
                 f"ORDER BY line_number) TO {q(path)} (HEADER, DELIMITER ',')")
     return n, skipped
 

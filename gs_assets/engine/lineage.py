@@ -17,13 +17,13 @@ same lineage is on the object asset's definition and on each of its materializat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine import ledger
 from gs_assets.validators.expressions import check_expression
 
 Dep = tuple[tuple[str, ...], str]  # (asset key path, column name)
@@ -172,6 +172,6 @@ def source_schema_metadata(cfg: PlatformConfig, connection: str, source_object: 
     header = landed.header
     if not header and landed.status == "already_landed" and landed.load_id:
         with warehouse.connect() as con:
-            row = con.execute("SELECT header FROM gs_ops.loads WHERE load_id = ?", [landed.load_id]).fetchone()
-        header = json.loads(row[0]) if row and row[0] else None
+            row = ledger.load(con, landed.load_id)
+        header = row.header if row and row.header else None
     return {"dagster/column_schema": source_column_schema(cfg, connection, source_object, header)} if header else {}

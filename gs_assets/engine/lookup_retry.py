@@ -19,6 +19,7 @@ from typing import Optional
 import duckdb
 
 from gs_assets.config.jobs import Job
+from gs_assets.engine import ledger
 from gs_assets.model.objects import DataModel
 
 
@@ -33,8 +34,7 @@ class Retry:
 
 
 def waiting_table_exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gs_ops' "
-                            "AND table_name = 'lookup_waiting'").fetchone()[0])
+    return ledger.has_table(con, "lookup_waiting")
 
 
 def last_changes(con: duckdb.DuckDBPyConnection, model: DataModel, job: Job) -> dict[str, datetime]:
@@ -61,19 +61,16 @@ def due_condition(job: Job, changes: dict[str, datetime], now: datetime) -> Opti
     return f"job = ? AND attempts < ? AND first_rejected_at >= ? AND ({changed})", params
 
 
-def due_loads(con: duckdb.DuckDBPyConnection, model: DataModel, job: Job, now: datetime) -> list[tuple]:
-    """(load_id, retry_of, number of due rows, last change of the looked-up objects) per load with
-    due rows, in arrival order."""
+def due_loads(con: duckdb.DuckDBPyConnection, model: DataModel, job: Job, now: datetime) -> list[ledger.DueLoad]:
+    """Per load with due rows (load id, the run that first rejected them, how many, when they were
+    last tried), in arrival order."""
     if job.retry_unmatched_lookups is None or not waiting_table_exists(con):
         return []
     cond = due_condition(job, last_changes(con, model, job), now)
     if cond is None:
         return []
     where, params = cond
-    return con.execute(
-        f"SELECT w.load_id, min(w.job_run_id), count(*), max(w.last_tried_at) FROM gs_ops.lookup_waiting w "
-        f"JOIN gs_ops.loads l ON l.load_id = w.load_id WHERE {where} "
-        f"GROUP BY w.load_id ORDER BY min(l.seq)", params).fetchall()
+    return ledger.due_loads(con, where, params)
 
 
 def expired(job: Job, now: datetime) -> tuple[str, list]:

@@ -15,6 +15,7 @@ from typing import Callable, ContextManager, Optional
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine import ledger
 from gs_assets.engine.apply_load import FAILED, JobRunResult, LoadRef, _now, apply_load, write_run_log
 from gs_assets.engine.lookup_retry import Retry, due_condition, due_loads, expired, last_changes, waiting_table_exists
 from gs_assets.engine.progress import statement_progress
@@ -77,13 +78,10 @@ def land_records(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, 
     source_file, etag = unit.source_file, unit.etag
     required = list(source_columns(cfg, connection, source_object))
     with warehouse.connect() as con:
-        prior = con.execute(
-            "SELECT load_id, rows_read FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
-            "AND source_file = ? AND etag IS NOT DISTINCT FROM ? AND status = 'landed' ORDER BY seq DESC LIMIT 1",
-            [connection, source_object, source_file, etag]).fetchone()
+        prior = ledger.latest_load(con, connection, source_object, source_file=source_file, etag=etag)
     if prior and not force:
-        return LandResult(load_id=prior[0], source_file=source_file, etag=etag, status="already_landed",
-                          rows_read=prior[1])
+        return LandResult(load_id=prior.load_id, source_file=source_file, etag=etag, status="already_landed",
+                          rows_read=prior.rows_read)
     # Download and convert outside any transaction: the warehouse is only locked to write.
     try:
         with records() as recs, warehouse.transaction() as con, statement_progress(con, f"landing {source_file}", log):
@@ -115,29 +113,17 @@ def land_records(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, 
 
 
 def _record_load(con, **v) -> None:
-    con.execute(
-        "INSERT INTO gs_ops.loads (load_id, connection, source_object, raw_table, source_file, etag, size_bytes, "
-        "status, rows_read, malformed_rows, header, error, dagster_run_id, landed_at, seq, file_name, file_date) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nextval('gs_ops.load_seq'), ?, ?)",
-        [v["load_id"], v["connection"], v["source_object"], v["raw_table"], v["source_file"], v["etag"],
-         v["size_bytes"], v["status"], v["rows_read"], v["malformed_rows"], v["header"], v["error"], v["run_id"],
-         _now(), v["file_name"], v["file_date"]])
+    ledger.insert_load(con, landed_at=_now(), **v)
 
 
-_LOAD_REF = "SELECT l.load_id, l.raw_table, l.source_file, l.etag, l.header, l.file_name, l.file_date FROM gs_ops.loads l "
-
-
-def _load_ref(r) -> LoadRef:
-    return LoadRef(load_id=r[0], raw_table=r[1], source_file=r[2], etag=r[3], header=json.loads(r[4]),
-                   file_name=r[5], file_date=r[6])
+def _load_ref(r: ledger.LoadRecord) -> LoadRef:
+    return LoadRef(load_id=r.load_id, raw_table=r.raw_table, source_file=r.source_file, etag=r.etag, header=r.header,
+                   file_name=r.file_name, file_date=r.file_date)
 
 
 def pending_loads(warehouse: Warehouse, job: Job) -> list[LoadRef]:
     with warehouse.connect() as con:
-        rows = con.execute(
-            _LOAD_REF + "WHERE l.connection = ? AND l.source_object = ? AND l.status = 'landed' AND NOT EXISTS ("
-            " SELECT 1 FROM gs_ops.job_runs r WHERE r.job = ? AND r.load_id = l.load_id AND r.final) "
-            "ORDER BY l.seq", [job.connection, job.source.object, job.name]).fetchall()
+        rows = ledger.pending_loads(con, job.connection, job.source.object, job.name)
     return [_load_ref(r) for r in rows]
 
 
@@ -155,15 +141,12 @@ def retry_waiting(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, run_id
         due = due_loads(con, cfg.model, job, now)
         if not due:
             where, params = expired(job, now)
-            if con.execute(f"SELECT count(*) FROM gs_ops.lookup_waiting WHERE {where}", params).fetchone()[0]:
-                # out of attempts or time: they stay plain rejects
-                con.execute(f"DELETE FROM gs_ops.lookup_waiting WHERE {where}", params)
+            ledger.drop_waiting(con, where, params)  # out of attempts or time: they stay plain rejects
             return [], []
-        refs = {r[0]: _load_ref(r) for r in con.execute(
-            _LOAD_REF + f"WHERE l.load_id IN ({', '.join('?' for _ in due)})", [d[0] for d in due]).fetchall()}
+        refs = {r.load_id: _load_ref(r) for r in ledger.loads(con, [d.load_id for d in due])}
     results, errors = [], []
-    for load_id, retry_of, n, _last in due:
-        load = refs[load_id]
+    for d in due:
+        load, retry_of, n = refs[d.load_id], d.retry_of, d.rows
         try:
             with warehouse.transaction() as con, \
                     statement_progress(con, f"{job.name} <- {load.source_file} (retry of {n} row(s))", log):

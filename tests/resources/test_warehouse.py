@@ -3,7 +3,8 @@
 import duckdb
 
 from gs_assets.model.objects import load_data_model
-from resources.warehouse import Warehouse, sync_object_tables
+from gs_assets.engine.warehouse_setup import sync_object_tables
+from resources.warehouse import Warehouse
 
 
 def test_tables_are_created_from_definitions_and_new_fields_keep_data(tmp_path):

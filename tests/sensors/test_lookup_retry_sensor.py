@@ -6,7 +6,7 @@ import dagster as dg
 from gs_assets.connectors.s3_files.reader import file_chunks
 from gs_assets.connectors.s3_files.reader import land
 from gs_assets.engine.pipeline import apply_pending
-from resources.warehouse import sync_object_tables
+from gs_assets.engine.warehouse_setup import sync_object_tables
 from tests.dagster_helpers import persistent_instance, platform
 from tests.gs_assets.engine.test_lookup_retry import CASES, JOBS, RETRY
 

@@ -11,7 +11,6 @@ fail (say the warehouse stayed busy past their wait), so `bulk_uploads_sensor` a
 uploads still "running" whose run ended a while ago (GSDP_BULK_STATUS_GRACE_SECONDS, default 60).
 """
 
-import json
 import time
 
 import dagster as dg
@@ -21,6 +20,7 @@ from gs_assets.connectors.bulk_upload import access_keys as ak
 from gs_assets.connectors.bulk_upload import requests_store as rs
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import job_asset_job_name
+from gs_assets.engine import ledger
 from gs_assets.settings import Settings
 from resources.warehouse import Warehouse, WarehouseBusy
 
@@ -95,24 +95,21 @@ def build_bulk_sensors(cfg: PlatformConfig, jobs_by_name: dict) -> list[dg.Senso
             return
         job_name = run.tags.get("gsdp/job")
         with warehouse.read(wait_seconds=wait_seconds) as con:
-            row = con.execute(
-                "SELECT r.job_run_id, r.status, r.started_at, r.ended_at, r.rows_read, r.inserted, r.updated, r.unchanged, "
-                "r.rejected, r.filtered, r.error, l.error_files FROM gs_ops.job_runs r LEFT JOIN gs_ops.loads l "
-                "ON l.load_id = r.load_id WHERE r.dagster_run_id = ? AND r.job = ? ORDER BY r.started_at DESC LIMIT 1",
-                [run.run_id, job_name]).fetchone()
+            found = ledger.last_run_of(con, run.run_id, job_name)
         db = rs.ensure(ak.connect())
         try:
-            if row is None:
+            if found is None:
                 rs.update(db, request_id, status="Failed", dagster_run_id=run.run_id,
                           error=error or "the load did not run; see the Dagster run")
                 return
-            files = json.loads(row[11]) if row[11] else []
+            r = found.run
+            files = (found.load.error_files if found.load else None) or []
             mine = next((f for f in files if f.endswith(f".{job_name}.errors.csv")), None) or \
                 next((f for f in files if f.endswith(".errors.csv")), None)
-            rs.update(db, request_id, status=row[1], dagster_run_id=run.run_id, job_run_id=row[0],
-                      started_at=str(row[2]), ended_at=str(row[3]), rows_read=row[4], inserted=row[5], updated=row[6],
-                      unchanged=row[7], rejected=row[8], filtered=row[9], error=row[10] or (error if row[1] == "Failed" else None),
-                      error_file=mine)
+            rs.update(db, request_id, status=r.status, dagster_run_id=run.run_id, job_run_id=r.job_run_id,
+                      started_at=str(r.started_at), ended_at=str(r.ended_at), rows_read=r.rows_read, inserted=r.inserted,
+                      updated=r.updated, unchanged=r.unchanged, rejected=r.rejected, filtered=r.filtered,
+                      error=r.error or (error if r.status == "Failed" else None), error_file=mine)
         finally:
             db.close()
 

@@ -14,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.connectors.s3_files.reader import land
+from gs_assets.engine import ledger
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.engine.progress import logged_progress
 from gs_assets.connectors.s3_files.lifecycle import finish_files
@@ -144,14 +145,10 @@ def _reapply_asked(context) -> bool:
     return str(context.run.tags.get(REAPPLY_TAG, "")).lower() in ("true", "1", "yes")
 
 
-def _loaded_before(warehouse: Warehouse, so: "SourceObject", uri: str, etag: str | None):
-    """This source object's latest successful load of the file (of `etag` when given):
-    (load_id, etag, landed_at, archived_to), or None."""
+def _loaded_before(warehouse: Warehouse, so: "SourceObject", uri: str, etag: str | None) -> ledger.LoadRecord | None:
+    """This source object's latest successful load of the file (of `etag` when given), or None."""
     with warehouse.connect() as con:
-        return con.execute(
-            "SELECT load_id, etag, landed_at, archived_to FROM gs_ops.loads WHERE connection = ? AND source_object = ? "
-            "AND source_file = ? AND (? IS NULL OR etag = ?) AND status = 'landed' ORDER BY seq DESC LIMIT 1",
-            [so.connection, so.name, uri, etag, etag]).fetchone()
+        return ledger.latest_load(con, so.connection, so.name, source_file=uri, etag=etag, any_etag=True)
 
 
 def same_object(last_modified, landed_at, archived_to: str | None, uri: str) -> bool:
@@ -174,7 +171,7 @@ def _archive_identical(context, cfg: PlatformConfig, so: "SourceObject", warehou
     uri = f"s3://{so.bucket}/{key}"
     etag = clean_etag(head.get("ETag"))
     job_names = [j.name for j in jobs_reading(cfg, so.connection, so.name)]
-    note = (f"identical to load {prior[0]} of {str(prior[2])[:19]} UTC (same key and content), not applied again; "
+    note = (f"identical to load {prior.load_id} of {str(prior.landed_at)[:19]} UTC (same key and content), not applied again; "
             f"to re-apply it run `gsdp run {job_names[0]} --file {key} --reapply` (or launch a run with the tag "
             f"{REAPPLY_TAG}=true)")
     load_id = str(uuid.uuid4())
@@ -184,12 +181,11 @@ def _archive_identical(context, cfg: PlatformConfig, so: "SourceObject", warehou
         _record_load(con, load_id=load_id, connection=so.connection, source_object=so.name, raw_table=None,
                      source_file=uri, etag=etag, size_bytes=head.get("ContentLength"), status="identical", rows_read=0,
                      malformed_rows=0, header=None, error=None, run_id=context.run.run_id, file_name=fm.file_name,
-                     file_date=fm.file_date)
-        con.execute("UPDATE gs_ops.loads SET note = ? WHERE load_id = ?", [note, load_id])
+                     file_date=fm.file_date, note=note)
     context.log.info(f"{uri}: {note}")
     (fin,) = finish_files(warehouse, cfg, client, [load_id], context.log) or [None]
     meta = {"file": dg.MetadataValue.text(uri), "etag": etag or "", "size_bytes": head.get("ContentLength") or 0,
-            "load_id": load_id, "landing": "identical", "identical_to": prior[0], "note": note,
+            "load_id": load_id, "landing": "identical", "identical_to": prior.load_id, "note": note,
             "dagster/row_count": 0}
     if fin:
         meta["moved_to"] = fin.moved_to
@@ -221,35 +217,34 @@ def land_partition(context, cfg: PlatformConfig, so: SourceObject, warehouse: Wa
     except client.exceptions.ClientError as e:
         requested = context.run.tags.get("gsdp/etag") or None
         with warehouse.connect() as con:  # this source object's load of the file (of the requested version)
-            prior = con.execute("SELECT load_id, etag, status, archived_to FROM gs_ops.loads WHERE connection = ? "
-                                "AND source_object = ? AND source_file = ? AND (? IS NULL OR etag = ?) "
-                                "AND status IN ('landed', 'identical') ORDER BY seq DESC LIMIT 1",
-                                [so.connection, so.name, uri, requested, requested]).fetchone()
-        moved = prior[3] if prior else None
+            prior = ledger.latest_load(con, so.connection, so.name, source_file=uri, etag=requested, any_etag=True,
+                                       statuses=("landed", "identical"))
+        moved = prior.archived_to if prior else None
         say_refused(prior)
         if prior and reapply and moved and moved.startswith(f"s3://{so.bucket}/") and moved != uri:
             read_key = moved[len(f"s3://{so.bucket}/"):]
             try:
-                head = client.head_object(Bucket=so.bucket, Key=read_key, IfMatch=f'"{prior[1]}"')
+                head = client.head_object(Bucket=so.bucket, Key=read_key, IfMatch=f'"{prior.etag}"')
             except client.exceptions.ClientError:
                 head = None
             if head is not None:
                 context.log.info(f"re-applying {uri} from its archived copy {moved} ({REAPPLY_TAG})")
                 return _landed_meta(context, cfg, so, warehouse, client, key, head, force=True, read_key=read_key)
         if prior:
-            context.log.info(f"{uri} was loaded as version {prior[1]} (load {prior[0]}) and moved to {prior[3]}")
-            return {"file": uri, "etag": prior[1] or "", "load_id": prior[0], "landing": "already_landed",
-                    "archived_to": prior[3] or ""}
+            context.log.info(f"{uri} was loaded as version {prior.etag} (load {prior.load_id}) and moved to "
+                             f"{prior.archived_to}")
+            return {"file": uri, "etag": prior.etag or "", "load_id": prior.load_id, "landing": "already_landed",
+                    "archived_to": prior.archived_to or ""}
         return {"file": uri, "error": f"{uri} cannot be read ({e.response['Error'].get('Code')}) and was never "
                                       f"loaded; it may have been deleted. Upload it again."}
     prior = _loaded_before(warehouse, so, uri, clean_etag(head.get("ETag")))
     force = False
-    if prior is not None and prior[3] is not None:  # this version was loaded and its file finished
-        reupload = not same_object(head.get("LastModified"), prior[2], prior[3], uri)
+    if prior is not None and prior.archived_to is not None:  # this version was loaded and its file finished
+        reupload = not same_object(head.get("LastModified"), prior.landed_at, prior.archived_to, uri)
         say_refused(prior)
         if reapply or (reupload and src.on_identical_file == "reapply"):
             force = True
-            context.log.info(f"re-applying {uri} version {prior[1]} (loaded before as load {prior[0]}; "
+            context.log.info(f"re-applying {uri} version {prior.etag} (loaded before as load {prior.load_id}; "
                              + (f"run tag {REAPPLY_TAG})" if reapply else "on_identical_file: reapply)"))
         elif reupload:
             return _archive_identical(context, cfg, so, warehouse, client, key, head, prior)

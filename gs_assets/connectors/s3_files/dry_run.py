@@ -8,7 +8,6 @@ as it is now. Nothing is committed: no raw table, no ledger row, no record, no r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -16,6 +15,7 @@ import pandas as pd
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine import ledger
 from gs_assets.engine.apply_load import JobRunResult, LoadRef, _now, apply_load
 from gs_assets.connectors.s3_files.reader import prepared_copy
 from gs_assets.connectors.s3_files.discovery import file_match
@@ -23,7 +23,8 @@ from gs_assets.connectors.s3_files.reader import decompress_limit
 from gs_assets.engine.pipeline import source_columns
 from gs_assets.engine.raw_landing import FileFormatError, land_file
 from gs_assets.engine.sql_convert import ident
-from resources.warehouse import Warehouse, sync_object_tables
+from gs_assets.engine.warehouse_setup import sync_object_tables
+from resources.warehouse import Warehouse
 
 
 @dataclass
@@ -93,9 +94,8 @@ def dry_run(warehouse: Warehouse, cfg: PlatformConfig, job: Job, *, chunks: Iter
                     f"SELECT CASE WHEN created_at >= ? THEN 'insert' ELSE 'update' END AS action, {cols} "
                     f"FROM {obj.table} WHERE modified_at >= ? ORDER BY action, gsid LIMIT {int(preview_rows)}",
                     [started, started]).df()
-                out.rejects = [(line, json.loads(reasons)) for line, reasons in con.execute(
-                    "SELECT line_number, reasons FROM gs_ops.rejects WHERE job_run_id = ? ORDER BY line_number "
-                    f"LIMIT {int(preview_rows)}", [out.result.job_run_id]).fetchall()]
+                out.rejects = [(r.line_number, r.reasons)
+                               for r in ledger.rejects_of(con, out.result.job_run_id, limit=preview_rows)]
             finally:
                 con.execute("ROLLBACK")
     except FileFormatError as e:  # unreadable file or header: nothing to preview

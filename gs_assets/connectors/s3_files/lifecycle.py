@@ -7,12 +7,12 @@ are its error files written and the file moved: a load that rolls back leaves th
 was, so it can be retried. Moves keep the ETag check, so a file re-uploaded meanwhile stays.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.engine import ledger
 from gs_assets.engine.error_files import write_error_file, write_failure_file
 from gs_assets.connectors.s3_files.reader import scratch_dir
 from gs_assets.engine.pipeline import jobs_reading
@@ -81,21 +81,18 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
     objects has a final run for that load (an identical re-upload that was not applied again
     needs none)."""
     with warehouse.connect() as con:
-        row = con.execute("SELECT connection, source_object, source_file, etag, archived_to "
-                          "FROM gs_ops.loads WHERE load_id = ?", [load_id]).fetchone()
-        if not row or row[4] is not None or not row[2].startswith("s3://"):
+        row = ledger.load(con, load_id)
+        if not row or row.archived_to is not None or not row.source_file.startswith("s3://"):
             return None
-        conn, obj, source_file, etag, _ = row
+        conn, obj, source_file, etag = row.connection, row.source_object, row.source_file, row.etag
         bucket, key = split_s3(source_file)
         objects = sorted({obj, *objects_taking(cfg, conn, key)})
         chosen = []  # per object: its load of this version (an unfinished one first)
         for o in objects:
             if not jobs_reading(cfg, conn, o):
                 continue
-            ld = con.execute(
-                "SELECT load_id, source_object, status, error, header, archived_to FROM gs_ops.loads "
-                "WHERE connection = ? AND source_object = ? AND source_file = ? AND etag IS NOT DISTINCT FROM ? "
-                "ORDER BY archived_to IS NULL DESC, seq DESC LIMIT 1", [conn, o, source_file, etag]).fetchone()
+            ld = ledger.latest_load(con, conn, o, source_file=source_file, etag=etag, statuses=(),
+                                    unfinished_first=True)
             if ld is None:
                 return None  # another source object has not landed this file yet
             chosen.append(ld)
@@ -103,28 +100,27 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
             return None
         runs = []
         for ld in chosen:
-            if ld[2] == "identical":
+            if ld.status == "identical":
                 continue
-            mine = con.execute("SELECT job, job_run_id, status, rejected, ? FROM gs_ops.job_runs "
-                               "WHERE load_id = ? AND final AND retry_of IS NULL ORDER BY job", [ld[4], ld[0]]).fetchall()
-            if {j.name for j in jobs_reading(cfg, conn, ld[1])} - {r[0] for r in mine}:
+            mine = ledger.final_runs_of_load(con, ld.load_id)
+            if {j.name for j in jobs_reading(cfg, conn, ld.source_object)} - {r.job for r in mine}:
                 return None  # another job still has to apply this file
-            runs += mine
+            runs += [(r, ld.header) for r in mine]
         local: list[tuple[str, str]] = []  # (local path, suffix after the file's new key)
         for ld in chosen:
-            if ld[2] == "failed":
-                path = os.path.join(tmp, f"failure-{ld[1]}.csv")
-                write_failure_file(path, ld[3] or "the file could not be loaded")
-                local.append((path, ".errors.csv" if len(chosen) == 1 else f".{ld[1]}.errors.csv"))
-        for job, job_run_id, _status, rejected, header in runs:
-            if rejected:
-                path = os.path.join(tmp, f"{job}.csv")
-                write_error_file(con, job_run_id, json.loads(header) if header else [], path)
-                local.append((path, f".{job}.errors.csv"))
+            if ld.status == "failed":
+                path = os.path.join(tmp, f"failure-{ld.source_object}.csv")
+                write_failure_file(path, ld.error or "the file could not be loaded")
+                local.append((path, ".errors.csv" if len(chosen) == 1 else f".{ld.source_object}.errors.csv"))
+        for run, header in runs:
+            if run.rejected:
+                path = os.path.join(tmp, f"{run.job}.csv")
+                write_error_file(con, run.job_run_id, header or [], path)
+                local.append((path, f".{run.job}.errors.csv"))
     # Where the file goes (S3 look-ups only after the warehouse connection is closed).
-    src = jobs_reading(cfg, conn, chosen[0][1])[0].source
-    failed = all(ld[2] == "failed" for ld in chosen) or (
-        bool(runs) and all(ld[2] != "identical" for ld in chosen) and all(r[2] == "Failed" for r in runs))
+    src = jobs_reading(cfg, conn, chosen[0].source_object)[0].source
+    failed = all(ld.status == "failed" for ld in chosen) or (
+        bool(runs) and all(ld.status != "identical" for ld in chosen) and all(r.status == "Failed" for r, _h in runs))
     name = os.path.basename(key)
     prefix = src.error_to if failed else src.archive_to
     target_dir = prefix if prefix != "" else key[: len(key) - len(name)]
@@ -134,7 +130,7 @@ def _plan(warehouse: Warehouse, cfg: PlatformConfig, client, load_id: str, tmp: 
     if prefix != "" and _etag_at(client, bucket, new_key) not in (None, etag):
         new_key = f"{target_dir}{load_id[:8]}_{name}"
     errors = [(path, new_key + suffix) for path, suffix in local]
-    load_ids = [load_id] + [ld[0] for ld in chosen if ld[5] is None and ld[0] != load_id]
+    load_ids = [load_id] + [ld.load_id for ld in chosen if ld.archived_to is None and ld.load_id != load_id]
     return _Plan(load_ids, source_file, bucket, key, etag, new_key if prefix != "" else None, errors)
 
 
@@ -158,9 +154,7 @@ def _move(warehouse: Warehouse, client, p: _Plan, log) -> Finished:
                 log.warning(f"{p.source_file} was not moved ({e.response['Error'].get('Code')}): it changed or vanished")
     error_uris = [f"s3://{p.bucket}/{k}" for _, k in p.errors]
     with warehouse.connect() as con:
-        for load_id in p.load_ids:
-            con.execute("UPDATE gs_ops.loads SET archived_to = ?, error_files = ? WHERE load_id = ?",
-                        [moved, json.dumps(error_uris), load_id])
+        ledger.finish_loads(con, p.load_ids, moved, error_uris)
     if log:
         log.info(f"{p.source_file} -> {moved}" + (f"; error files: {', '.join(error_uris)}" if error_uris else ""))
     return Finished(p.load_ids[0], p.source_file, moved, error_uris)
@@ -174,6 +168,5 @@ def unfinished_loads(warehouse: Warehouse, cfg: PlatformConfig, destination: str
     if not pairs:
         return []
     with warehouse.connect() as con:
-        rows = con.execute("SELECT load_id, connection, source_object FROM gs_ops.loads "
-                           "WHERE archived_to IS NULL ORDER BY seq").fetchall()
-    return [r[0] for r in rows if (r[1], r[2]) in pairs]
+        rows = ledger.unfinished_loads(con)
+    return [r.load_id for r in rows if (r.connection, r.source_object) in pairs]

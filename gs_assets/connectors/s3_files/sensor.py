@@ -16,6 +16,7 @@ from gs_assets.connectors.s3_files.assets import SourceObject
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.dagster_jobs import build_source_job, source_job_name
 from gs_assets.connectors.s3_files.discovery import match_file
+from gs_assets.engine import ledger
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.connectors.s3_files.resource import clean_etag, list_files
 from resources.sqs import SqsResource
@@ -340,17 +341,14 @@ def ledger_reader(warehouse, log=None):
         uris = sorted({f"s3://{so.bucket}/{key}" for so, key, _, _ in cands})
         try:
             with warehouse.read(wait_seconds=10) as con:
-                rows = con.execute(
-                    "SELECT connection, source_object, source_file, etag, arg_max(load_id, landed_at), max(landed_at) "
-                    "FROM gs_ops.loads WHERE archived_to = source_file AND source_file IN (SELECT unnest(?)) "
-                    "GROUP BY ALL", [uris]).fetchall()
+                rows = ledger.left_in_place(con, uris)
         except WarehouseBusy as e:
             if log:
                 log.info(f"file ledger not checked this tick ({e}); new files are requested as usual")
             return {}
         except duckdb.CatalogException:  # no load yet: the ledger tables do not exist
             return {}
-        seen = {(r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in rows}
+        seen = {(r.connection, r.source_object, r.source_file, r.etag): (r.load_id, r.landed_at) for r in rows}
         out = {}
         for so, key, etag, lm in cands:
             hit = seen.get((so.connection, so.name, f"s3://{so.bucket}/{key}", etag))

@@ -12,7 +12,8 @@ from gs_assets.connectors.bulk_upload.app import create_app
 from gs_assets.config.loader import load_platform_config
 from gs_assets.connectors.s3_files.reader import land
 from gs_assets.engine.pipeline import apply_pending, source_columns
-from resources.warehouse import Warehouse, sync_object_tables
+from gs_assets.engine.warehouse_setup import sync_object_tables
+from resources.warehouse import Warehouse
 from tests.config_builder import config_yaml, file_job
 from tests.conftest import write_config
 
