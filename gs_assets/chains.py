@@ -34,8 +34,9 @@ def _run_member(context, cfg: PlatformConfig, job: Job, warehouse: Warehouse) ->
     kind = kind_of_job(cfg, job)
     resources = resources_of(kind, context)
     keys = kind.discover(cfg, job, resources)
-    if keys:
-        add_partitions(context.instance, kind.partitions_name(job.connection, job.source.object), keys)
+    partitions = kind.partitions_name(job.connection, job.source.object)
+    if keys and partitions:  # dynamic partitions (files); None: the kind's partitions are fixed (time windows)
+        add_partitions(context.instance, partitions, keys)
     for key in keys:
         meta = kind.land(context, cfg, warehouse, resources, job.connection, job.source.object, key)
         error = meta.pop("error", None)

@@ -273,7 +273,9 @@ def cmd_run(a) -> int:
     instance = _instance()
     from gs_assets.dynamic_partitions import add_partitions
     # a key another run just added is fine
-    add_partitions(instance, kind.partitions_name(job.connection, job.source.object), keys)
+    partitions = kind.partitions_name(job.connection, job.source.object)
+    if partitions:  # dynamic partitions (files); None: the kind's partitions are fixed (time windows)
+        add_partitions(instance, partitions, keys)
     dagster_job = defs.resolve_job_def(job_asset_job_name(job.name))
     failed = 0
     runs = []  # (key, run id, expected failure descriptions)

@@ -133,6 +133,10 @@ class Settings:
     """GSDP_SMTP_PASSWORD: the SMTP password (secret)."""
     smtp_starttls: bool = field(default=False, metadata=_var("GSDP_SMTP_STARTTLS", _flag))
     """GSDP_SMTP_STARTTLS: 1 = STARTTLS before the login; default off."""
+    rest_host_map: Optional[str] = field(default=None, metadata=_var("GSDP_REST_HOST_MAP", _text, show=False))
+    """GSDP_REST_HOST_MAP: vendor hosts sent elsewhere, `host=url,host=url` (the demo's and tests' local API fakes); unset = the real hosts."""
+    rest_token_dir: Path = field(default=ROOT / "data" / "tokens", metadata=_var("GSDP_REST_TOKEN_DIR", _path))
+    """GSDP_REST_TOKEN_DIR: where rotated OAuth refresh tokens are kept (one file per connection, owner-only); default data/tokens."""
     bulk_db: Path = field(default=ROOT / "data" / "bulk_api.sqlite", metadata=_var("GSDP_BULK_DB", _path))
     """GSDP_BULK_DB: the Bulk API's SQLite file (access keys, upload requests); default data/bulk_api.sqlite."""
     bulk_host: str = field(default="127.0.0.1", metadata=_var("GSDP_BULK_HOST", _text))

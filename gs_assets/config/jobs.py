@@ -56,6 +56,11 @@ class ConnectionBase(BaseModel):
 
     type: str
 
+    def job_problem(self, job: "Job") -> Optional[tuple[str, str]]:
+        """What this connection says about a job that reads it (e.g. a stream its system does not
+        have): (key under the job, what is wrong and what to do), or None."""
+        return None
+
 
 # A configured connection: an instance of one registered connection model (see CONNECTION_MODELS).
 Connection = ConnectionBase

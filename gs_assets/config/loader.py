@@ -61,7 +61,8 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
         raise ConfigError(file, f"{key}.connection",
                           f"unknown connection {job.connection!r}; known connections: {', '.join(sorted(connections)) or '(none)'}")
     _resolve_source(job, connections, file, f"{key}.source")
-    problem = job.source.job_problem(job)  # what the source's kind says about the rest of the job
+    # what the source's kind, then its connection, say about the rest of the job
+    problem = job.source.job_problem(job) or connections[job.connection].job_problem(job)
     if problem is not None:
         raise ConfigError(file, f"{key}.{problem[0]}", problem[1])
     dest = model.get(job.destination, file=file, key=f"{key}.destination")

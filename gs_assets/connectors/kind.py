@@ -59,8 +59,9 @@ class Kind:
     after_commit: Callable[..., Any]
     # Its jobs' source config (a SourceBase): validates the `source` of every job on its connections.
     source_model: Optional[type[SourceBase]] = None
-    # (connection, source_object) -> the name of the dynamic partitions of that source's units
-    partitions_name: Callable[[str, str], str] = lambda connection, source_object: f"units__{connection}__{source_object}"
+    # (connection, source_object) -> the name of the dynamic partitions of that source's units (None:
+    # its partitions are fixed, e.g. time windows, and callers add none)
+    partitions_name: Callable[[str, str], Optional[str]] = lambda connection, source_object: f"units__{connection}__{source_object}"
     # (cfg, job) -> what `gsdp run JOB` says when discover found nothing
     nothing_to_load: Callable[[PlatformConfig, Job], str] = _nothing_to_load
     # dry_run(warehouse, cfg, job, resources, unit, preview_rows) -> a result with .render() and

@@ -10,6 +10,7 @@ from __future__ import annotations
 from gs_assets.config.jobs import register_connection_model
 from gs_assets.connectors.bulk_upload.connector import BULK_UPLOAD
 from gs_assets.connectors.kind import Kind
+from gs_assets.connectors.rest_api.connector import REST_API
 from gs_assets.connectors.s3_files.connector import S3_FILES
 
 KINDS: dict[str, Kind] = {}
@@ -46,3 +47,4 @@ def kind_of_job(cfg, job) -> Kind:
 
 register(S3_FILES)
 register(BULK_UPLOAD)
+register(REST_API)

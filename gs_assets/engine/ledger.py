@@ -22,6 +22,7 @@ SCHEMA = "gs_ops"
 LOADS, JOB_RUNS, REJECTS = f"{SCHEMA}.loads", f"{SCHEMA}.job_runs", f"{SCHEMA}.rejects"
 SUPERSEDED, DEFAULTED, LOOKUP_WAITING = f"{SCHEMA}.superseded", f"{SCHEMA}.defaulted", f"{SCHEMA}.lookup_waiting"
 LOAD_SEQ = f"{SCHEMA}.load_seq"
+SYNCS = f"{SCHEMA}.syncs"
 
 DDL = [
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
@@ -72,6 +73,14 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {LOOKUP_WAITING} (
         job VARCHAR, load_id VARCHAR, line_number BIGINT, job_run_id VARCHAR, last_job_run_id VARCHAR,
         attempts INTEGER, first_rejected_at TIMESTAMP, last_tried_at TIMESTAMP, objects VARCHAR[])""",
+    # API and SQL syncs: one row per load a sync committed (a sync commits a load every N records),
+    # with the window it read, its pages and records, and the cursor the stream advances to once the
+    # load has committed (the stream's cursor is read back from here, never stored apart).
+    f"""CREATE TABLE IF NOT EXISTS {SYNCS} (
+        load_id VARCHAR PRIMARY KEY, connection VARCHAR, source_object VARCHAR, sync_id VARCHAR,
+        mode VARCHAR,               -- full | incremental | window
+        window_from VARCHAR, window_to VARCHAR, pages INTEGER, records BIGINT, deleted BIGINT,
+        cursor_to JSON, fields JSON, stopped VARCHAR, synced_at TIMESTAMP)""",
 ]
 
 
@@ -509,3 +518,73 @@ def drop_waiting(con, where: str, params: Sequence) -> int:
         con.execute(f"DELETE FROM {LOOKUP_WAITING} WHERE {where}", list(params))
     return n
 
+
+
+# --------------------------------------------------------------------------- syncs (API / SQL cursors)
+
+class SyncRecord(NamedTuple):
+    """A row of gs_ops.syncs: one load an API or SQL sync committed."""
+    load_id: str
+    connection: Optional[str]
+    source_object: Optional[str]
+    sync_id: Optional[str]
+    mode: Optional[str]
+    window_from: Optional[str]
+    window_to: Optional[str]
+    pages: Optional[int]
+    records: Optional[int]
+    deleted: Optional[int]
+    cursor_to: Optional[Any]
+    fields: Optional[Any]
+    stopped: Optional[str]
+    synced_at: Optional[datetime]
+
+
+def insert_sync(con, rec: SyncRecord) -> None:
+    """Record what a committed sync load read (in the landing's transaction, so the cursor it
+    carries advances exactly when the load commits)."""
+    con.execute(f"INSERT INTO {SYNCS} VALUES ({_placeholders(rec)})",
+                [json.dumps(v) if k in ("cursor_to", "fields") and v is not None else v
+                 for k, v in rec._asdict().items()])
+
+
+def _sync_rows(con, connection: str, source_object: str) -> list[tuple[SyncRecord, bool]]:
+    rows = con.execute(
+        f"SELECT {_cols(SyncRecord, 's.')}, EXISTS (SELECT 1 FROM {JOB_RUNS} r WHERE r.load_id = s.load_id "
+        f"AND r.final AND r.status = 'Failed') AS failed FROM {SYNCS} s JOIN {LOADS} l ON l.load_id = s.load_id "
+        "WHERE s.connection = ? AND s.source_object = ? AND l.status = 'landed' ORDER BY l.seq",
+        [connection, source_object]).fetchall()
+    out = []
+    for r in rows:
+        rec = SyncRecord(*r[:-1])
+        rec = rec._replace(cursor_to=json.loads(rec.cursor_to) if isinstance(rec.cursor_to, str) else rec.cursor_to,
+                           fields=json.loads(rec.fields) if isinstance(rec.fields, str) else rec.fields)
+        out.append((rec, bool(r[-1])))
+    return out
+
+
+def stream_cursor(con, connection: str, source_object: str) -> Optional[SyncRecord]:
+    """The committed sync load whose cursor the stream's next incremental sync starts from.
+
+    The newest load of a full or incremental sync that carries a cursor, unless an older load
+    failed to apply (a job run Failed) and no later sync re-read its window: then the last good
+    load before that failure, so the failed window is read again (the upsert absorbs re-reads).
+    Re-synced windows (mode `window`) never move the cursor."""
+    rows = [(r, failed) for r, failed in _sync_rows(con, connection, source_object) if r.mode != "window"]
+    uncovered = None
+    for i, (r, failed) in enumerate(rows):
+        if failed and uncovered is None:
+            later = [g for g, f in rows[i + 1:] if not f]
+            # a later sync that started at or before this load's window start read it again
+            if not any(g.window_from is not None and r.window_from is not None and g.window_from <= r.window_from
+                       or (g.window_from is None and g.mode == "full") for g in later):
+                uncovered = i
+    good = [r for r, failed in (rows if uncovered is None else rows[:uncovered]) if not failed and r.cursor_to]
+    return good[-1] if good else None
+
+
+def last_sync(con, connection: str, source_object: str) -> Optional[SyncRecord]:
+    """The newest committed sync load of a stream (any mode): its discovered fields are the
+    baseline the next sync's schema drift is measured against."""
+    rows = _sync_rows(con, connection, source_object)
+    return rows[-1][0] if rows else None

@@ -11,7 +11,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 from gs_assets.config.jobs import Job
 from gs_assets.config.loader import PlatformConfig
@@ -64,13 +64,14 @@ class Unit:
 
 def land_records(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, source_object: str, unit: Unit,
                  records: Callable[[], ContextManager[Records]], run_id: str = "", force: bool = False,
-                 log=None) -> LandResult:
+                 log=None, on_landed: Optional[Callable[[Any, str], None]] = None) -> LandResult:
     """Land one unit in its raw table unless this exact version (source + etag) already landed.
 
     `records` opens what the connector's reader produced: a prepared CSV file or Arrow record
     batches (raw_landing.PreparedCsv / RecordBatches); it is opened outside any transaction, so a
     download or conversion never holds the warehouse. A FileFormatError fails every job reading
-    the source; nothing reaches the objects.
+    the source; nothing reaches the objects. `on_landed(con, load_id)` records what the kind keeps
+    about the unit (an API sync's window and cursor) in the landing's own transaction.
     """
     jobs = jobs_reading(cfg, connection, source_object)
     if not jobs:
@@ -93,6 +94,8 @@ def land_records(warehouse: Warehouse, cfg: PlatformConfig, *, connection: str, 
                          status="landed", rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
                          header=json.dumps(landed.header), error=None, run_id=run_id, file_name=unit.file_name,
                          file_date=unit.file_date)
+            if on_landed is not None:
+                on_landed(con, landed.load_id)
         return LandResult(load_id=landed.load_id, source_file=source_file, etag=etag, status="landed",
                           rows_read=landed.rows_read, malformed_rows=landed.malformed_rows,
                           header=landed.header)

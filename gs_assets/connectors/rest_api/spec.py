@@ -244,6 +244,8 @@ class SystemSpec(_Strict):
     connection: ConnectionSpec
     client: ClientSpec = Field(default_factory=ClientSpec)
     streams: dict[str, StreamSpec]
+    jobs: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "out-of-the-box jobs (templates without a connection; checked as jobs when a connection expands them)"))
     source_file: str = Field("", exclude=True)
 
     @model_validator(mode="after")

@@ -41,6 +41,8 @@ def _build_one(cfg: PlatformConfig, so: SourceObject, job) -> dg.ScheduleDefinit
 def build_file_job_schedules(cfg: PlatformConfig, sources: list[SourceObject]) -> list[dg.ScheduleDefinition]:
     out = []
     for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
+        if cfg.connections[job.connection].type != "s3":
+            continue  # a job on another kind's connection (its kind schedules it)
         if job.schedule and cfg.chain_of(job.name) is None:  # a chain's schedule replaces its members'
             so = next(s for s in sources if s.key == dg.AssetKey(job.source_asset_path))
             out.append(_build_one(cfg, so, job))

@@ -498,6 +498,8 @@ def _query(org: SalesforceOrg, request: Request, version: str, all_rows: bool, s
     except soql.SoqlError as e:
         return _err(400, e.error_code, e.message)
     rows = _evaluate(org, q, all_rows)
+    if q.count:  # SELECT COUNT(): no records, the count in totalSize
+        return _json({"totalSize": len(rows), "done": True, "records": []})
     batch = _batch_size(request)
     cursor_id = None
     if len(rows) > batch:

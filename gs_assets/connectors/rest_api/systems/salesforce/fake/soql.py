@@ -98,6 +98,7 @@ class Query:
     limit: Optional[int] = None
     offset: Optional[int] = None
     clauses: set[str] = field(default_factory=set)   # ORDER BY, LIMIT, OFFSET present
+    count: bool = False   # SELECT COUNT() FROM ...: only totalSize is returned
 
     # set by resolve()
     describe: Optional[dict] = None
@@ -182,8 +183,18 @@ class _Parser:
     def parse(self) -> Query:
         self.expect_kw("SELECT")
         fields, toks = [], []
+        count = False
         while True:
             t = self.ident()
+            if t.upper == "COUNT" and not fields and self.peek().kind == "punct" and self.peek().text == "(":
+                self.next()
+                close = self.next()
+                if close.kind == "punct" and close.text == ")" and self.peek().kind == "ident" \
+                        and self.peek().upper == "FROM":
+                    count = True  # COUNT() alone (documented): the number of matching rows in totalSize
+                    break
+                raise SoqlError("MALFORMED_QUERY", _where(self.text, t.pos)
+                                + "COUNT(field) and other aggregates are not supported by this fake; COUNT() is")
             if self.peek().kind == "punct" and self.peek().text == "(":
                 raise SoqlError("MALFORMED_QUERY", _where(self.text, t.pos)
                                 + f"{t.text}() is not supported by this fake (aggregate and FIELDS() functions)")
@@ -194,7 +205,7 @@ class _Parser:
             self.next()
         self.expect_kw("FROM")
         obj = self.ident()
-        q = Query(text=self.text, fields=fields, field_toks=toks, sobject=obj.text, sobject_tok=obj)
+        q = Query(text=self.text, fields=fields, field_toks=toks, sobject=obj.text, sobject_tok=obj, count=count)
         if self.kw("WHERE"):
             q.where = self.cond()
         if self.peek().kind == "ident" and self.peek().upper in ("GROUP", "HAVING", "TYPEOF", "WITH", "FOR", "USING"):

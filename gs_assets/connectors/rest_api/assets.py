@@ -1,0 +1,150 @@
+"""Source assets of the REST API kind: `source/<connection>/<object>`, one per stream a job reads.
+
+Partitioned by time windows (monthly by default, from the connection's `sync_start`): the latest
+partition is "sync now" (incremental from the stream's cursor, or in full the first time); an
+earlier partition, or a range of them in a backfill, re-syncs that window without moving the
+cursor (the upsert absorbs what is read again).
+"""
+
+
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import dagster as dg
+
+from gs_assets.config.loader import PlatformConfig
+from gs_assets.connectors.rest_api.auth import ConnectionAuthError
+from gs_assets.connectors.rest_api.config import RestApiConnection
+from gs_assets.connectors.rest_api.reader import SyncFailed, bound_stream, outcome_metadata, sync_stream
+from gs_assets.connectors.rest_api.resource import ConnectionSetupError, RestApiResource
+from gs_assets.connectors.rest_api.sync import Window
+from gs_assets.dagster_jobs import job_asset_job_name
+from gs_assets.engine.pipeline import jobs_reading
+from gs_assets.engine.warehouse_setup import ensure_tables
+from resources.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Stream:
+    connection: str
+    name: str  # the source object
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(["source", self.connection, self.name])
+
+
+def streams(cfg: PlatformConfig) -> list[Stream]:
+    seen = {(j.connection, j.source.object) for j in cfg.jobs.values()
+            if cfg.connections[j.connection].type == "rest_api"}
+    return [Stream(c, o) for c, o in sorted(seen)]
+
+
+def partitions_def(conn: RestApiConnection) -> dg.TimeWindowPartitionsDefinition:
+    start = conn.sync_start
+    if conn.resync_window == "daily":
+        return dg.DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), end_offset=1)
+    if conn.resync_window == "weekly":
+        return dg.WeeklyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), end_offset=1)
+    return dg.MonthlyPartitionsDefinition(start_date=start.replace(day=1).strftime("%Y-%m-%d"), end_offset=1)
+
+
+def current_key(conn: RestApiConnection) -> str:
+    """The latest partition: a run of it syncs incrementally ("sync now")."""
+    return partitions_def(conn).get_last_partition_key()
+
+
+def window_of(conn: RestApiConnection, first: str, last: str) -> Optional[Window]:
+    """The window a run of partitions first..last re-syncs; None for the latest partition alone."""
+    pdef = partitions_def(conn)
+    if first == last == current_key(conn):
+        return None
+    start = pdef.time_window_for_partition_key(first).start
+    end = pdef.time_window_for_partition_key(last).end
+    return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def sync_partition(context, cfg: PlatformConfig, warehouse: Warehouse, rest_api: RestApiResource, connection: str,
+                   source_object: str, first: str, last: Optional[str] = None) -> dict[str, Any]:
+    """Sync a stream for a partition (or a range): the materialization's metadata, with "error"
+    when the sync failed (what committed before the failure stays and is listed)."""
+    conn: RestApiConnection = cfg.connections[connection]
+    log = context.log
+    window = window_of(conn, first, last or first)
+    try:
+        with rest_api.client(connection, conn) as client:
+            out = sync_stream(warehouse, cfg, client, connection=connection, source_object=source_object,
+                              window=window, run_id=context.run.run_id, log=log)
+            usage = client.usage
+    except (ConnectionSetupError, ConnectionAuthError, SyncFailed) as e:
+        return {"error": str(e), "dagster/row_count": 0}
+    meta = outcome_metadata(out, usage)
+    if out.added_fields or out.removed_fields:
+        log.warning(f"{connection}/{source_object}: schema drift since the last sync: {meta['schema_drift']} "
+                    f"(new fields are read only when a job maps them or the source lists them in `fields`)")
+    if out.stopped:
+        log.warning(f"{connection}/{source_object}: stopped early: {out.stopped}. {meta['loads']} load(s) committed "
+                    f"up to cursor {meta['cursor_to'] or '(none)'}; the next sync resumes there.")
+    if out.error:
+        meta["error"] = out.error + (f" ({meta['loads']} load(s) committed before it stay; the next sync resumes "
+                                     f"from cursor {meta['cursor_to']})" if meta["loads"] else "")
+    return meta
+
+
+def build_stream_asset(cfg: PlatformConfig, stream: Stream) -> dg.AssetsDefinition:
+    conn: RestApiConnection = cfg.connections[stream.connection]
+    jobs = jobs_reading(cfg, stream.connection, stream.name)
+    src = jobs[0].source
+    bound = bound_stream(conn, src)
+    inc = bound.spec.incremental
+    desc = (f"{conn.spec.label or conn.system} stream `{bound.name}` ({bound.object}) of connection "
+            f"`{stream.connection}`, landed as it came (one raw table per committed load). "
+            + (f"Incremental on `{inc.cursor_field}` (lookback {inc.lookback_seconds} s, visibility lag "
+               f"{inc.visibility_lag_seconds} s); " if inc and not src.full_refresh else "Read in full every sync; ")
+            + f"the latest partition syncs now, an earlier one re-syncs its {conn.resync_window} window. "
+            f"Read by job(s): {', '.join(j.name for j in jobs)}.")
+
+    def _sync(context: dg.AssetExecutionContext, warehouse: Warehouse, rest_api: RestApiResource) -> dg.MaterializeResult:
+        ensure_tables(warehouse, cfg.model)
+        r = context.partition_key_range
+        meta = sync_partition(context, cfg, warehouse, rest_api, stream.connection, stream.name, r.start, r.end)
+        if "error" in meta:
+            raise dg.Failure(description=meta.pop("error"), metadata=meta)
+        return dg.MaterializeResult(metadata=meta)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(
+            key=stream.key,
+            partitions_def=partitions_def(conn),
+            backfill_policy=dg.BackfillPolicy.single_run(),  # a backfill re-syncs its whole range as one window
+            group_name=stream.connection,
+            kinds={conn.system, "api"},
+            pool="warehouse",
+            description=desc,
+            metadata={"system": conn.system, "stream": bound.name, "object": bound.object,
+                      "environment": conn.environment_name or "", "jobs": ", ".join(j.name for j in jobs)},
+        )(_sync)
+
+
+def _latest_partition(conn: RestApiConnection):
+    def _tick(context: dg.ScheduleEvaluationContext):
+        return dg.RunRequest(partition_key=current_key(conn))
+    return _tick
+
+
+def build_sync_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
+    """A job with `schedule` syncs its stream (latest partition) and applies it at each tick."""
+    out = []
+    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
+        if cfg.connections[job.connection].type != "rest_api" or not job.schedule or cfg.chain_of(job.name):
+            continue
+        out.append(dg.ScheduleDefinition(
+            name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
+            execution_timezone=job.schedule_timezone, job_name=job_asset_job_name(job.name),
+            execution_fn=_latest_partition(cfg.connections[job.connection]),
+            description=f"{job.schedule.describe()} ({job.schedule_timezone}): syncs {job.source.summary} of "
+                        f"{job.connection} and applies it via job {job.name}"))
+    return out
