@@ -51,7 +51,6 @@ class _Call:
 class _Gate:
     def __init__(self, portal: HubSpotPortal):
         self.p = portal
-        self._forced: Optional[tuple[str, datetime]] = None   # (policy, until) from the fault plan
 
     # -- pieces -------------------------------------------------------------------------------------
     def _apply_clock_faults(self) -> None:
@@ -65,9 +64,9 @@ class _Gate:
         if f.rate_limit_after_calls is not None and self.p.calls > f.rate_limit_after_calls:
             if f.rate_limit_policy == "DAILY":
                 tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
-                self._forced = ("DAILY", tomorrow)
+                self.p.forced_limit = ("DAILY", tomorrow)
             else:
-                self._forced = ("SECONDLY", now + timedelta(seconds=self.p.rate_limits.burst_window_s))
+                self.p.forced_limit = ("SECONDLY", now + timedelta(seconds=self.p.rate_limits.burst_window_s))
             f.rate_limit_after_calls = None
         due = [d for d in f.drift if self.p.calls > d[0]]
         for d in due:
@@ -112,10 +111,10 @@ class _Gate:
         p.burst_log = [t for t in p.burst_log if t > now - window]
         p.search_log = [t for t in p.search_log if t > now - timedelta(seconds=1)]
         policy, retry_after = None, 0.0
-        if self._forced and now < self._forced[1]:
-            policy, retry_after = self._forced[0], (self._forced[1] - now).total_seconds()
-        elif self._forced:
-            self._forced = None
+        if self.p.forced_limit and now < self.p.forced_limit[1]:
+            policy, retry_after = self.p.forced_limit[0], (self.p.forced_limit[1] - now).total_seconds()
+        elif self.p.forced_limit:
+            self.p.forced_limit = None
         if policy is None and rl.enforce:
             if p.daily_used >= rl.daily_limit:
                 tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)

@@ -215,6 +215,7 @@ class HubSpotPortal:
         self.daily_used = 0
         self.daily_day = self.clock.now().date()
         self.token_requests = 0
+        self.forced_limit: Optional[tuple[str, datetime]] = None   # (policy, until), set by the fault plan
 
     # ---- auth setup --------------------------------------------------------------------------------
     def add_private_app(self, token: Optional[str] = None) -> str:
@@ -258,7 +259,8 @@ class HubSpotPortal:
 
     def schedule_property_change(self, after_calls: int, object_type: str, *, add: Optional[PropertyDef] = None,
                                  remove: Optional[str] = None, value: Any = None) -> None:
-        """Between calls: once `portal.calls` reaches `after_calls`, add and/or remove a property."""
+        """Between calls: once `after_calls` API calls have been served, the next call sees a property
+        added (set to `value` on every record, if given) and/or one removed."""
         def change():
             if add is not None:
                 self.add_property(object_type, add, value=value)
