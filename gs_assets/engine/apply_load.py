@@ -170,7 +170,7 @@ def apply_load(
         _dedupe(b, job)
         if retry is not None and job.operation != Operation.INSERT and job.identifiers:
             _superseded_by_later_loads(b, obj)
-        _superseded_by_deletes(b, job)
+        _superseded_by_deletes(b, obj, job)
         _count_and_write(b, obj, job, res, load, dagster_run_id, actor)
     finally:
         b.drop()
@@ -614,7 +614,7 @@ def _superseded_by_later_loads(b: _Batch, obj: ObjectDef) -> None:
           f"WHERE o.modified_at > t.first_rejected_at)")
 
 
-def _superseded_by_deletes(b: _Batch, job: Job) -> None:
+def _superseded_by_deletes(b: _Batch, obj: ObjectDef, job: Job) -> None:
     """Rows and deletes of one record apply in row order (the last wins, like superseded rows): a
     record row before a later delete row of its identifiers is superseded by it; a delete row
     before a later record row is overridden by that row (the record stays, or is created again).
@@ -631,6 +631,33 @@ def _superseded_by_deletes(b: _Batch, job: Job) -> None:
     b.deletes = b.t("deletes_applied")
     b.sql(f"CREATE TEMP TABLE {b.deletes} AS SELECT * FROM {last} d "
           f"WHERE NOT EXISTS (SELECT 1 FROM {st} s WHERE s._ok AND {on} AND s._rid > d._rid)")
+    if job.deletes.policy == DeletePolicy.DELETE:
+        _reject_lookups_to_deleted(b, obj, job)
+
+
+def _reject_lookups_to_deleted(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """A self lookup must not write the GSID of a record this run deletes (a stored record a delete
+    row matches, or a record of the batch whose rows a delete superseded): such rows are rejected,
+    and so, in turn, are rows pointing at new records rejected that way (invariant 4)."""
+    selfs = [lk for lk in job.lookups if lk.object == obj.name]
+    if not selfs:
+        return
+    st, reasons, dl = b.t("st"), b.t("reasons"), b.deletes
+    on = " AND ".join(f"o.{ident(i)} = d.{ident(i)}" for i in job.identifiers)
+    gone = (f"(SELECT o.gsid FROM {obj.table} o JOIN {dl} d ON {on} UNION ALL SELECT _gsid FROM {st} "
+            f"WHERE NOT _exists AND _gsid IS NOT NULL AND _gsid NOT IN "
+            f"(SELECT _gsid FROM {st} WHERE _ok AND _winner AND _gsid IS NOT NULL))")
+    for _ in range(100):
+        added = 0
+        for lk in selfs:
+            t = ident(lk.target)
+            n = b.sql(f"INSERT INTO {reasons} SELECT _rid, {q(lk.target)}, 'lookup_target_deleted', {t}, "
+                      f"'the matching record is deleted by this run (a delete the source reported)' FROM {st} "
+                      f"WHERE _ok AND _winner AND {t} IN {gone}").fetchone()
+            added += n[0] if n else 0
+            b.sql(f"UPDATE {st} SET _ok = false WHERE _ok AND _rid IN (SELECT rid FROM {reasons})")
+        if not added:
+            return
 
 
 def _apply_deletes(b: _Batch, obj: ObjectDef, job: Job, now: datetime, actor: str) -> int:

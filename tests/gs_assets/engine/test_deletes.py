@@ -263,3 +263,54 @@ def test_a_delete_policy_needs_identifiers_mapped_from_source_columns(tmp_path):
         load_platform_config(write_config(tmp_path / "config", text))
     msg = str(e.value)
     assert "jobs.cases.identifiers[0]" in msg and "'company_id' comes from a lookup" in msg, msg
+
+
+SELF = """
+connections:
+  api: {type: s3, bucket: test-bucket}
+jobs:
+  accounts:
+    connection: api
+    source: {object: accounts}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: Id, target: external_id}
+      - {source: Name, target: name}
+    lookups:
+      - target: parent_company
+        object: company
+        match: [{source: ParentId, field: external_id}]
+        on_none: empty
+    deletes: {policy: delete}
+"""
+
+
+def test_a_row_pointing_at_a_record_deleted_in_its_batch_is_rejected_not_left_dangling(harness):
+    h = harness(SELF)
+    schema = pa.schema([("Id", pa.string()), ("Name", pa.string()), ("ParentId", pa.string()), ("_deleted", pa.string())])
+
+    def page(rows, key):
+        batch = pa.record_batch([pa.array([r[i] for r in rows], pa.string()) for i in range(4)], schema=schema)
+
+        @contextmanager
+        def records():
+            yield RecordBatches([batch], id_column="Id")
+
+        land_records(h.warehouse, h.cfg, connection="api", source_object="accounts",
+                     unit=Unit(f"api://accounts/{key}", key), records=records)
+        (res,) = apply_pending(h.warehouse, h.cfg, "company")
+        return res
+
+    page([("P1", "Parent", None, None)], "p1")
+    res = page([
+        ("N1", "New parent", None, None),
+        ("C1", "Child of P1", "P1", None), ("C2", "Child of N1", "N1", None),
+        ("G1", "Grandchild via C2", "C2", None),
+        ("P1", None, None, "true"), ("N1", None, None, "true"),
+    ], "p2")
+    assert h.rows("SELECT external_id FROM gs.company") == []
+    assert res.conserved and (res.rows_read, res.superseded, res.rejected, res.deleted) == (6, 1, 3, 2)
+    rules = {line: [r["rule"] for r in reasons] for line, reasons in h.rejects(res.job_run_id)}
+    assert rules == {2: ["lookup_target_deleted"], 3: ["lookup_target_deleted"], 4: ["lookup_target_deleted"]}
