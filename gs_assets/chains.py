@@ -59,7 +59,7 @@ def _run_member(context, cfg: PlatformConfig, job: Job, warehouse: Warehouse) ->
             metadata={"chain_member": job.name, "job_runs": len(results),
                       **{k: sum(getattr(r, k) for r in results)
                          for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
-                                   "aggregated", "defaulted")},
+                                   "aggregated", "deleted", "deletes_applied", "defaulted")},
                       **lineage_metadata(cfg, job.destination)}))
     context.log.info(f"{job.name}: {len(keys)} file(s), {len(results)} load(s) applied"
                      + (f"; failed: {'; '.join(problems)}" if problems else ""))

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 
 ACTIVITY_COLUMNS = ["job_run_id", "job", "connection", "destination", "source_file", "etag", "status", "started_at",
                     "ended_at", "rows_read", "inserted", "updated", "unchanged", "rejected", "filtered", "superseded",
-                    "aggregated", "defaulted", "retry_of", "error", "dagster_run_id"]
+                    "aggregated", "deleted", "deletes_applied", "defaulted", "retry_of", "error", "dagster_run_id"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -196,12 +196,12 @@ def cmd_activity(a) -> int:
             return 0
         rows = ledger.activity(con, a.job or None, limit=a.limit)
     shown = [(r.job_run_id[:8], r.job, os.path.basename(r.source_file or ""), r.status, str(r.started_at)[:19],
-              r.rows_read, r.inserted, r.updated, r.unchanged, r.rejected, r.filtered, r.superseded, r.defaulted,
+              r.rows_read, r.inserted, r.updated, r.unchanged, r.rejected, r.filtered, r.superseded, r.deleted, r.defaulted,
               (r.retry_of or "")[:8], f"gsdp rejects {r.job_run_id}" if r.rejected or r.status == "Failed" else "",
               _short(_without_file(r.error, r.source_file)))
              for r in rows]
     _print_table(["run", "job", "file", "status", "started", "read", "ins", "upd", "same", "rej", "filt", "sup",
-                  "dflt", "retry of", "rejects", "error (whole: --csv)"], shown)
+                  "del", "dflt", "retry of", "rejects", "error (whole: --csv)"], shown)
     return 0
 
 
@@ -291,9 +291,9 @@ def cmd_run(a) -> int:
     with _warehouse().read() as con:
         rows = ledger.job_runs_of(con, run_ids, job=job.name)
         failures = ledger.failed_runs_of(con, job.name, run_ids)
-    _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error", "job run"],
+    _print_table(["file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "del", "error", "job run"],
                  [(os.path.basename(r.source_file), r.status, r.rows_read, r.inserted, r.updated, r.unchanged,
-                   r.rejected, r.filtered, r.superseded, _short(_without_file(r.error or "", r.source_file), 80),
+                   r.rejected, r.filtered, r.superseded, r.deleted, _short(_without_file(r.error or "", r.source_file), 80),
                    r.job_run_id) for r in rows])
     if not rows and not failed:
         with _warehouse().read() as con:
@@ -396,9 +396,9 @@ def _run_chain(cfg, name: str) -> int:
     from gs_assets.engine import ledger
     with _warehouse().read() as con:
         rows = ledger.job_runs_of(con, [res.run_id])
-    _print_table(["job", "file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "error"],
+    _print_table(["job", "file", "status", "read", "ins", "upd", "same", "rej", "filt", "sup", "del", "error"],
                  [(r.job, os.path.basename(r.source_file), r.status, r.rows_read, r.inserted, r.updated, r.unchanged,
-                   r.rejected, r.filtered, r.superseded, (r.error or "")[:80]) for r in rows])
+                   r.rejected, r.filtered, r.superseded, r.deleted, (r.error or "")[:80]) for r in rows])
     if not res.success:
         failure = next((e for e in res.all_events if e.event_type_value == "STEP_FAILURE"), None)
         print(f"chain {name} failed: {failure.event_specific_data.error.message.strip() if failure else 'see the run'}",

@@ -42,7 +42,7 @@ from resources.smtp import SmtpResource
 from resources.warehouse import Warehouse, WarehouseBusy
 
 COLUMNS = ["job_run_id", "job", "destination", "source_file", "status", "rows_read", "inserted", "updated",
-           "unchanged", "rejected", "filtered", "superseded", "aggregated", "error", "started_at", "ended_at"]
+           "unchanged", "rejected", "filtered", "superseded", "aggregated", "deleted", "error", "started_at", "ended_at"]
 
 
 class DeliveryError(RuntimeError):
@@ -163,7 +163,8 @@ def compose(event: str, dagster_run_id: str, job_name: str, runs: list[dict], er
     for r in runs:
         lines.append(f"{r['job']} <- {r['source_file']}: {r['status']}: read {r['rows_read']}, inserted {r['inserted']}, "
                      f"updated {r['updated']}, unchanged {r['unchanged']}, rejected {r['rejected']}, "
-                     f"filtered {r['filtered']}, superseded {r['superseded']}, aggregated {r['aggregated']}")
+                     f"filtered {r['filtered']}, superseded {r['superseded']}, aggregated {r['aggregated']}"
+                     + (f", deleted {r['deleted']}" if r.get("deleted") else ""))
         if r["error"]:
             lines.append(f"  error: {r['error']}")
         if r["rejected"]:

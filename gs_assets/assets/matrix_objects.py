@@ -74,7 +74,7 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
     jobs = cfg.jobs_into(obj.name)
     checks = [
         dg.AssetCheckSpec("schema", asset=key, description="Rows written by this materialization pass the object's pandera schema"),
-        dg.AssetCheckSpec("conservation", asset=key, description="Every job run: read = inserted + updated + unchanged + rejected + filtered + superseded + aggregated"),
+        dg.AssetCheckSpec("conservation", asset=key, description="Every job run: read = inserted + updated + unchanged + rejected + filtered + superseded + aggregated + deleted"),
         dg.AssetCheckSpec("lookups_resolve", asset=key, description="Rows written by this materialization: every GSID lookup field points at an existing record; GSIDs are unique and 36 characters"),
     ]
     desc = (f"{obj.label}{' (custom object)' if obj.custom else ''}: table `{obj.table}`. "
@@ -147,8 +147,8 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
         # The activity log of this materialization; rejects download with `gsdp rejects <id>`.
         runs = pd.DataFrame([{**{k: r.as_dict()[k] for k in ("job", "source_file", "status", "started_at", "ended_at",
                                                              "rows_read", "inserted", "updated", "unchanged", "rejected",
-                                                             "filtered", "superseded", "aggregated", "defaulted",
-                                                             "retry_of")},
+                                                             "filtered", "superseded", "aggregated", "deleted",
+                                                             "deletes_applied", "defaulted", "retry_of")},
                               "job_run_id": r.job_run_id,
                               "rejects": f"gsdp rejects {r.job_run_id}" if r.rejected else ""} for r in results])
         yield dg.MaterializeResult(metadata={
@@ -160,6 +160,9 @@ def build_object_asset(cfg: PlatformConfig, obj: ObjectDef) -> dg.AssetsDefiniti
             "superseded": sum(r.superseded for r in results),
             "filtered": sum(r.filtered for r in results),
             "aggregated": sum(r.aggregated for r in results),
+            # rows the source reported deleted; deletes_applied: those that removed or marked a record
+            "deleted": sum(r.deleted for r in results),
+            "deletes_applied": sum(r.deletes_applied for r in results),
             # values a mapping's default replaced (in gs_ops.defaulted with line and value as sent)
             "defaulted": sum(r.defaulted for r in results),
             "job_runs": dg.MetadataValue.md(_md_table(runs)) if len(runs) else dg.MetadataValue.text("no pending loads"),

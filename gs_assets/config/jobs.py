@@ -305,6 +305,25 @@ class LookupRetry(BaseModel):
         "rows are retried only this long after they were first rejected"))
 
 
+class DeletePolicy(str, Enum):
+    IGNORE = "ignore"  # a source-reported delete changes nothing (it is still counted)
+    DELETE = "delete"  # the matched record is removed
+    MARK = "mark"  # the matched record's `field` is set to `value`
+
+
+class Deletes(BaseModel):
+    """What a delete the source reports (a flag, a deleted-records endpoint, an archived list) does to
+    the record it matches on the job's identifiers. Every delete row is counted in the run's
+    `deleted` bucket, whatever the policy."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: DeletePolicy = Field(default=DeletePolicy.IGNORE, description=(
+        "ignore: change nothing; delete: remove the matched record; mark: set `field` to `value` on it"))
+    field: Optional[str] = Field(default=None, description="mark: the destination object's field to set")
+    value: Optional[Union[str, int, float, bool]] = Field(default=None, description=(
+        "mark: the value to set, valid for the field's type (e.g. a dropdown value)"))
+
+
 class Job(Scheduled):
     model_config = ConfigDict(extra="forbid")
     name: SkipJsonSchema[str] = ""  # the key under `jobs:`, set by the loader
@@ -331,6 +350,9 @@ class Job(Scheduled):
         "rows rejected only because a lookup to another object (on_none: error) found nothing are applied "
         "again when that object gets new or changed records, up to `attempts` times within `within_hours` "
         "(default: off; e.g. {attempts: 3, within_hours: 72})"))
+    deletes: Deletes = Field(default_factory=Deletes, description=(
+        "what a delete the source reports does to the matched record (API sources): {policy: ignore} "
+        "(default), {policy: delete}, or {policy: mark, field: status, value: Inactive}"))
     description: str = ""
 
     @field_validator("source", mode="wrap")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -12,12 +13,12 @@ from pydantic import ValidationError, create_model
 from gs_assets.validators.errors import ConfigError, format_pydantic_errors
 from gs_assets.config.system_defaults import default_job_dicts
 from gs_assets.validators.expressions import ExpressionError, bind_errors, check_expression
-from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, Job, Notification, Operation, PlatformFile
+from gs_assets.config.jobs import JOB_NAME, VIRTUAL_COLUMNS, BulkApiSettings, Chain, Connection, DeletePolicy, Job, Notification, Operation, PlatformFile
 from gs_assets.config.jobs import CONNECTION_MODELS, SOURCE_MODELS, described_models, job_model_with_source
 from gs_assets.config.jobs import known_connection_types
 from gs_assets.config.jobs import platform_file_model
 from gs_assets.config.jobs import webhook_url_problem
-from gs_assets.model.field_types import FieldType
+from gs_assets.model.field_types import MULTI_SELECT_SEPARATOR, FieldType
 from gs_assets.model.objects import DataModel, load_data_model, read_yaml_mapping
 from gs_assets.settings import Settings
 
@@ -117,6 +118,87 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
             if fd.required and not fd.system and fname not in targets:
                 raise ConfigError(file, f"{key}.mappings",
                                   f"required field {fname!r} of {dest.name!r} is not mapped; every inserted record needs it")
+    _check_deletes(job, dest, file, key, field_of)
+
+
+_TRUTH_WORDS = ("true", "t", "yes", "y", "1", "false", "f", "no", "n", "0")  # as the engine converts booleans
+
+
+def _mark_value_problem(fd, value) -> Optional[str]:
+    """Why `value` cannot be stored in field `fd` (a delete policy's mark), or None."""
+    text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+    if text == "":
+        return "the value is empty; give the value a delete sets"
+    t = fd.type
+    if t == FieldType.DROPDOWN and text not in fd.values:
+        return f"{value!r} is not a value of dropdown {fd.name!r}; allowed: {', '.join(fd.values)}"
+    if t == FieldType.MULTI_SELECT:
+        bad = [v.strip() for v in text.split(MULTI_SELECT_SEPARATOR) if v.strip() not in fd.values]
+        if bad:
+            return f"{', '.join(map(repr, bad))} not among the values of {fd.name!r}; allowed: {', '.join(fd.values)}"
+    if t == FieldType.BOOLEAN and text.lower() not in _TRUTH_WORDS:
+        return f"{value!r} is not a boolean; use true or false"
+    if t.is_numeric:
+        try:
+            number = float(text)
+        except ValueError:
+            return f"{value!r} is not a {t.value}"
+        if (fd.min is not None and number < fd.min) or (fd.max is not None and number > fd.max):
+            return f"{value!r} is outside {fd.name!r}'s range ({fd.min} to {fd.max})"
+    if t in (FieldType.DATE, FieldType.DATETIME):
+        try:
+            (date if t == FieldType.DATE else datetime).fromisoformat(text)
+        except ValueError:
+            return f"{value!r} is not a {t.value} in ISO 8601 (e.g. 2026-12-01)"
+    if t == FieldType.EMAIL and "@" not in text:
+        return f"{value!r} is not an email address"
+    if fd.max_length is not None and len(text) > fd.max_length:
+        return f"{value!r} is longer than {fd.name!r}'s {fd.max_length} characters"
+    return None
+
+
+def _check_deletes(job: Job, dest, file: str, key: str, field_of) -> None:
+    """A delete policy that changes records (delete, mark) needs the records' match: identifiers the
+    job maps from source columns (a delete row carries only the source's key columns); mark needs
+    a field of the destination and a value it can hold."""
+    d, k = job.deletes, f"{key}.deletes"
+    if d.policy != DeletePolicy.MARK and (d.field is not None or d.value is not None):
+        raise ConfigError(file, f"{k}.field" if d.field is not None else f"{k}.value",
+                          f"only policy mark takes 'field' and 'value' (policy is {d.policy.value})")
+    if d.policy == DeletePolicy.IGNORE:
+        return
+    if job.operation == Operation.INSERT:
+        raise ConfigError(file, f"{k}.policy", f"operation insert cannot apply deletes (policy {d.policy.value}): it "
+                          f"never matches stored records; use operation upsert or update with identifiers, or policy ignore")
+    if not job.identifiers:
+        raise ConfigError(file, f"{key}.identifiers", f"policy {d.policy.value} needs identifiers: the fields a "
+                          f"reported delete is matched on")
+    if job.prepare.aggregate is not None:
+        raise ConfigError(file, f"{k}.policy", f"policy {d.policy.value} cannot follow an aggregation (a group's "
+                          f"record is not one source record); use policy ignore")
+    prepared = set(job.derived_names) | set(job.merged_names)
+    by_target = {m.target: m for m in job.mappings}
+    for i, ident in enumerate(job.identifiers):
+        m = by_target.get(ident)
+        if m is None or m.source is None or m.source in prepared:
+            how = ("a lookup" if m is None else "a constant or default" if m.source is None
+                   else f"the prepared column {m.source!r}")
+            raise ConfigError(file, f"{key}.identifiers[{i}]", f"policy {d.policy.value} matches a reported delete on "
+                              f"the identifiers as mapped from the source's columns; {ident!r} comes from {how}. Map "
+                              f"it from a source column, or use policy ignore")
+    if d.policy == DeletePolicy.MARK:
+        if d.field is None:
+            raise ConfigError(file, f"{k}.field", "policy mark needs 'field': the field of "
+                              f"{dest.name!r} a reported delete sets (e.g. field: status, value: Inactive)")
+        fd = field_of(dest, d.field, f"{k}.field")
+        if fd.type == FieldType.GSID or d.field in job.identifiers:
+            raise ConfigError(file, f"{k}.field", f"policy mark cannot set {d.field!r}: it is "
+                              + ("a lookup (GSID)" if fd.type == FieldType.GSID else "an identifier the delete matches on"))
+        if d.value is None:
+            raise ConfigError(file, f"{k}.value", f"policy mark needs 'value': what {d.field!r} is set to")
+        problem = _mark_value_problem(fd, d.value)
+        if problem:
+            raise ConfigError(file, f"{k}.value", problem)
 
 
 def _resolve_source(job: Job, connections: dict[str, Connection], file: str, key: str) -> None:

@@ -17,14 +17,14 @@ from typing import Optional
 
 import duckdb
 
-from gs_assets.config.jobs import VIRTUAL_COLUMNS, Job, OnMultiple, OnNone, Operation
+from gs_assets.config.jobs import VIRTUAL_COLUMNS, DeletePolicy, Job, OnMultiple, OnNone, Operation
 from gs_assets.validators.expressions import check_expression, prepared_select
 from gs_assets.engine import ledger
 from gs_assets.engine.lookup_retry import Retry
-from gs_assets.engine.raw_landing import raw_rows_sql
+from gs_assets.engine.raw_landing import DELETED_COLUMN, raw_rows_sql
 from gs_assets.engine.schema_checks import schema_for, validation_failures
 from gs_assets.engine.schema_sql import compile_schema, failures_select
-from gs_assets.engine.sql_convert import clean_expr, defaulted_expr, ident, mapped_value, q, type_error_message
+from gs_assets.engine.sql_convert import clean_expr, defaulted_expr, ident, literal_expr, mapped_value, q, type_error_message
 from gs_assets.model.field_types import FieldType
 from gs_assets.model.objects import DataModel, ObjectDef
 
@@ -69,6 +69,8 @@ class JobRunResult:
     filtered: int = 0
     superseded: int = 0
     aggregated: int = 0
+    deleted: int = 0  # rows the source reported deleted (applied by the job's delete policy, or not)
+    deletes_applied: int = 0  # of those: the ones that removed or marked a stored record (not a bucket)
     defaulted: int = 0  # values a mapping's default replaced in the rows written (not a bucket of its own)
     retry_of: Optional[str] = None  # the job run whose lookup rejects this run retried
     error: Optional[str] = None
@@ -79,7 +81,7 @@ class JobRunResult:
     @property
     def conserved(self) -> bool:
         return self.rows_read == (self.inserted + self.updated + self.unchanged + self.rejected
-                                  + self.filtered + self.superseded + self.aggregated)
+                                  + self.filtered + self.superseded + self.aggregated + self.deleted)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -103,6 +105,9 @@ class _Batch:
         self.may_repeat = False  # two rows may stand for one record (set by identify)
         self.filtered = 0  # rows the job's filter removed (counted, never staged)
         self.aggregated = 0  # rows folded into another row of their group by an aggregation
+        self.flags_deletes = False  # the load's raw table has the readers' delete flag (DELETED_COLUMN)
+        self.deleted = 0  # rows the source reported deleted (split off before preparation, never validated)
+        self.deletes: Optional[str] = None  # temp table of the delete rows (_rid, identifiers) a policy applies
         self.full_merge = None  # (load id, raw table, header, file) of a full merge's dataset
         self.lookup_default: dict[int, str] = {}  # lookup index -> SQL of its usable default GSID
         self.defaults: list[tuple[str, object]] = []  # (batch column, mapping) of mappings with a default
@@ -157,6 +162,7 @@ def apply_load(
     b = _Batch(con)
     b.retry = retry
     try:
+        _split_deletes(b, obj, job, load)
         _stage(b, model, obj, job, load)
         _self_lookups(b, model, obj, job)
         _validate(b, obj, job)
@@ -164,6 +170,7 @@ def apply_load(
         _dedupe(b, job)
         if retry is not None and job.operation != Operation.INSERT and job.identifiers:
             _superseded_by_later_loads(b, obj)
+        _superseded_by_deletes(b, obj, job)
         _count_and_write(b, obj, job, res, load, dagster_run_id, actor)
     finally:
         b.drop()
@@ -176,6 +183,38 @@ def _targets(job: Job) -> list[str]:
     return [m.target for m in job.mappings] + [lk.target for lk in job.lookups]
 
 
+def _split_deletes(b: _Batch, obj: ObjectDef, job: Job, load: LoadRef) -> None:
+    """Rows a record reader flagged as deleted in the source (raw column DELETED_COLUMN = 'true')
+    leave the batch before preparation: they carry only the source's key columns, so they are
+    never validated or rejected as records. All of them are counted (`deleted`); for policy delete
+    or mark their identifiers, mapped and converted like a record's, go to a table of their own.
+    A retry only applies lines that wait for a lookup: never a delete."""
+    b.flags_deletes = DELETED_COLUMN not in load.header and _has_column(b.con, load.raw_table, DELETED_COLUMN)
+    if not b.flags_deletes or b.retry is not None:
+        return
+    raw = f"(SELECT * FROM {raw_rows_sql(b.con, load.raw_table, load.load_id)} WHERE {DELETED_COLUMN} = 'true')"
+    if job.deletes.policy == DeletePolicy.IGNORE or not job.identifiers:
+        b.deleted = b.sql(f"SELECT count(*) FROM {raw}").fetchone()[0]
+        return
+    mappings = {m.target: m for m in job.mappings}
+    values = []
+    for t in job.identifiers:
+        m = mappings[t]  # the loader allows delete and mark only with identifiers mapped from the source
+        clean = load.virtual(m.source) if m.source in VIRTUAL_COLUMNS else None
+        value, _failed = mapped_value(obj.fields[t], job.source.value_formats, m.source, m.constant, m.default,
+                                      clean=clean)
+        values.append(f"{value} AS {ident(t)}")
+    b.deletes = b.t("deletes")
+    b.sql(f"CREATE TEMP TABLE {b.deletes} AS SELECT _line AS _rid, {', '.join(values)} FROM {raw}")
+    b.deleted = b.sql(f"SELECT count(*) FROM {b.deletes}").fetchone()[0]
+
+
+def _has_column(con, raw_table: str, column: str) -> bool:
+    schema, _, name = raw_table.partition(".")
+    return con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                       "AND column_name = ?", [schema, name.strip('"').replace('""', '"'), column]).fetchone()[0] > 0
+
+
 def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef) -> None:
     """Build the batch in one statement: raw rows -> mapped and converted values -> GSIDs from
     direct lookups -> the stored record each row identifies (or a new GSID).
@@ -185,6 +224,8 @@ def _stage(b: _Batch, model: DataModel, obj: ObjectDef, job: Job, load: LoadRef)
     built first. Reasons are derived from the batch afterwards, in the order the steps apply."""
     st, reasons = b.t("st"), b.t("reasons")
     raw = raw_rows_sql(b.con, load.raw_table, load.load_id)
+    if b.flags_deletes:  # rows the source reported deleted are no records (see _split_deletes)
+        raw = f"(SELECT * EXCLUDE ({DELETED_COLUMN}) FROM {raw} WHERE {DELETED_COLUMN} IS DISTINCT FROM 'true')"
     # Dataset preparation: merges, derived fields (as text, converted like file columns), the filter.
     raw, passes, columns = _merged(b, job, raw, load.header)
     derived = [(d.name, d.expression) for d in job.prepare.derived]
@@ -573,6 +614,68 @@ def _superseded_by_later_loads(b: _Batch, obj: ObjectDef) -> None:
           f"WHERE o.modified_at > t.first_rejected_at)")
 
 
+def _superseded_by_deletes(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """Rows and deletes of one record apply in row order (the last wins, like superseded rows): a
+    record row before a later delete row of its identifiers is superseded by it; a delete row
+    before a later record row is overridden by that row (the record stays, or is created again).
+    Leaves b.deletes holding the last delete row per identifiers that no later row overrides."""
+    if b.deletes is None:
+        return
+    st, dl, ids = b.t("st"), b.deletes, job.identifiers
+    on = " AND ".join(f"s.{ident(i)} = d.{ident(i)}" for i in ids)
+    last = b.t("deletes_last")
+    b.sql(f"CREATE TEMP TABLE {last} AS SELECT {', '.join(ident(i) for i in ids)}, max(_rid) AS _rid FROM {dl} "
+          f"WHERE {' AND '.join(f'{ident(i)} IS NOT NULL' for i in ids)} GROUP BY ALL")
+    b.sql(f"ALTER TABLE {st} ADD COLUMN _deleted_by BIGINT")
+    b.sql(f"UPDATE {st} AS s SET _winner = false, _deleted_by = d._rid FROM {last} d WHERE s._ok AND {on} AND d._rid > s._rid")
+    b.deletes = b.t("deletes_applied")
+    b.sql(f"CREATE TEMP TABLE {b.deletes} AS SELECT * FROM {last} d "
+          f"WHERE NOT EXISTS (SELECT 1 FROM {st} s WHERE s._ok AND {on} AND s._rid > d._rid)")
+    if job.deletes.policy == DeletePolicy.DELETE:
+        _reject_lookups_to_deleted(b, obj, job)
+
+
+def _reject_lookups_to_deleted(b: _Batch, obj: ObjectDef, job: Job) -> None:
+    """A self lookup must not write the GSID of a record this run deletes (a stored record a delete
+    row matches, or a record of the batch whose rows a delete superseded): such rows are rejected,
+    and so, in turn, are rows pointing at new records rejected that way (invariant 4)."""
+    selfs = [lk for lk in job.lookups if lk.object == obj.name]
+    if not selfs:
+        return
+    st, reasons, dl = b.t("st"), b.t("reasons"), b.deletes
+    on = " AND ".join(f"o.{ident(i)} = d.{ident(i)}" for i in job.identifiers)
+    gone = (f"(SELECT o.gsid FROM {obj.table} o JOIN {dl} d ON {on} UNION ALL SELECT _gsid FROM {st} "
+            f"WHERE NOT _exists AND _gsid IS NOT NULL AND _gsid NOT IN "
+            f"(SELECT _gsid FROM {st} WHERE _ok AND _winner AND _gsid IS NOT NULL))")
+    for _ in range(100):
+        added = 0
+        for lk in selfs:
+            t = ident(lk.target)
+            n = b.sql(f"INSERT INTO {reasons} SELECT _rid, {q(lk.target)}, 'lookup_target_deleted', {t}, "
+                      f"'the matching record is deleted by this run (a delete the source reported)' FROM {st} "
+                      f"WHERE _ok AND _winner AND {t} IN {gone}").fetchone()
+            added += n[0] if n else 0
+            b.sql(f"UPDATE {st} SET _ok = false WHERE _ok AND _rid IN (SELECT rid FROM {reasons})")
+        if not added:
+            return
+
+
+def _apply_deletes(b: _Batch, obj: ObjectDef, job: Job, now: datetime, actor: str) -> int:
+    """Remove or mark the stored records the delete rows match; returns how many delete rows matched."""
+    if b.deletes is None:
+        return 0
+    on = " AND ".join(f"o.{ident(i)} = d.{ident(i)}" for i in job.identifiers)
+    matched = b.sql(f"SELECT count(*) FROM {b.deletes} d WHERE EXISTS (SELECT 1 FROM {obj.table} o WHERE {on})").fetchone()[0]
+    if job.deletes.policy == DeletePolicy.DELETE:
+        b.sql(f"DELETE FROM {obj.table} AS o USING {b.deletes} d WHERE {on}")
+    elif job.deletes.policy == DeletePolicy.MARK:
+        f = obj.fields[job.deletes.field]
+        value = literal_expr(job.deletes.value, f, job.source.value_formats)
+        b.sql(f"UPDATE {obj.table} AS o SET {ident(f.name)} = {value}, modified_at = ?, modified_by = ? "
+              f"FROM {b.deletes} d WHERE {on} AND o.{ident(f.name)} IS DISTINCT FROM {value}", [now, actor])
+    return matched
+
+
 def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, load: LoadRef,
                      run_id: str, actor: str) -> None:
     st, reasons = b.t("st"), b.t("reasons")
@@ -582,12 +685,12 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
                    f"count(*) FILTER (WHERE _ok AND _winner AND NOT _exists){dflt} FROM {st}").fetchone()
     res.rows_read, res.rejected, res.superseded, res.inserted = counts[:4]
     defaulted = dict(zip((c for c, _m in b.defaults), counts[4:]))
-    res.filtered, res.aggregated = b.filtered, b.aggregated
-    res.rows_read += res.filtered + res.aggregated
+    res.filtered, res.aggregated, res.deleted = b.filtered, b.aggregated, b.deleted
+    res.rows_read += res.filtered + res.aggregated + res.deleted
     for rule, n in b.sql(f"SELECT rule, count(*) FROM {reasons} GROUP BY rule ORDER BY rule").fetchall():
         res.reasons_by_rule[rule] = n
 
-    considered = res.rows_read - res.filtered - res.aggregated  # a share of the rows the job maps
+    considered = res.rows_read - res.filtered - res.aggregated - res.deleted  # a share of the rows the job maps
     over = (job.reject_threshold_percent is not None and considered > 0
             and b.retry is None  # a retry's rows are part of a file that passed the threshold
             and 100.0 * res.rejected / considered > job.reject_threshold_percent)
@@ -597,7 +700,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
         res.error = (f"{res.rejected} of {res.rows_read} rows rejected, above the job's threshold of "
                      f"{job.reject_threshold_percent:g}%; no records were written")
         res.inserted = res.updated = res.unchanged = res.superseded = 0  # and nothing was defaulted
-        res.rejected = res.rows_read - res.filtered - res.aggregated  # every staged row is not loaded
+        res.rejected = considered  # every staged row is not loaded (and no delete is applied)
     else:
         cols = ", ".join(ident(t) for t in data)
         if job.null_overwrites:
@@ -607,6 +710,7 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             changed = " OR ".join(f"(w.{ident(t)} IS NOT NULL AND o.{ident(t)} IS DISTINCT FROM w.{ident(t)})"
                                   for t in data) or "false"
             sets = ", ".join(f"{ident(t)} = coalesce(w.{ident(t)}, o.{ident(t)})" for t in data)
+        res.deletes_applied = _apply_deletes(b, obj, job, now, actor)
         # Update the records whose values changed (unchanged ones keep their modified_at), then
         # insert the new ones. (Measured: UPDATE FROM + INSERT beats MERGE several times over when
         # DuckDB has to spill under its memory limit.)
@@ -620,10 +724,11 @@ def _count_and_write(b: _Batch, obj: ObjectDef, job: Job, res: JobRunResult, loa
             [now, actor, now, actor]).fetchone()[0]
         if inserted != res.inserted:
             raise RuntimeError(f"inserted {inserted} records, expected {res.inserted}")
-        res.unchanged = (res.rows_read - res.filtered - res.aggregated - res.rejected - res.superseded
-                         - res.inserted - res.updated)
+        res.unchanged = (res.rows_read - res.filtered - res.aggregated - res.deleted - res.rejected
+                         - res.superseded - res.inserted - res.updated)
         if res.superseded:
-            ledger.insert_superseded(b.con, f"SELECT ?, ?, s._rid, w._rid FROM {st} s LEFT JOIN {st} w "
+            by = "coalesce(w._rid, s._deleted_by)" if b.deletes is not None else "w._rid"  # a later row, or a delete
+            ledger.insert_superseded(b.con, f"SELECT ?, ?, s._rid, {by} FROM {st} s LEFT JOIN {st} w "
                                      f"ON w._gsid = s._gsid AND w._ok AND w._winner WHERE s._ok AND NOT s._winner",
                                      [res.job_run_id, job.name])
         res.defaulted = sum(defaulted.values())
@@ -713,5 +818,6 @@ def write_run_log(con: duckdb.DuckDBPyConnection, res: JobRunResult, job: Job, l
         operation=job.operation.value, started_at=res.started_at, ended_at=res.ended_at or _now(),
         status=res.status, rows_read=res.rows_read, inserted=res.inserted, updated=res.updated,
         unchanged=res.unchanged, rejected=res.rejected, filtered=res.filtered, superseded=res.superseded,
-        error=res.error, final=final, aggregated=res.aggregated, defaulted=res.defaulted, retry_of=res.retry_of))
+        error=res.error, final=final, aggregated=res.aggregated, defaulted=res.defaulted, retry_of=res.retry_of,
+        deleted=res.deleted, deletes_applied=res.deletes_applied))
 

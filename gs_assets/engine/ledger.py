@@ -73,6 +73,10 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {LOOKUP_WAITING} (
         job VARCHAR, load_id VARCHAR, line_number BIGINT, job_run_id VARCHAR, last_job_run_id VARCHAR,
         attempts INTEGER, first_rejected_at TIMESTAMP, last_tried_at TIMESTAMP, objects VARCHAR[])""",
+    # Rows a source reported deleted (a bucket of conservation), and how many of them removed or
+    # marked a stored record by the job's delete policy (the rest matched nothing or were ignored).
+    f"ALTER TABLE {JOB_RUNS} ADD COLUMN IF NOT EXISTS deleted BIGINT DEFAULT 0",
+    f"ALTER TABLE {JOB_RUNS} ADD COLUMN IF NOT EXISTS deletes_applied BIGINT DEFAULT 0",
     # API and SQL syncs: one row per load a sync committed (a sync commits a load every N records),
     # with the window it read, its pages and records, and the cursor the stream advances to once the
     # load has committed (the stream's cursor is read back from here, never stored apart).
@@ -148,6 +152,8 @@ class JobRunRecord(NamedTuple):
     aggregated: Optional[int] = 0
     defaulted: Optional[int] = 0
     retry_of: Optional[str] = None
+    deleted: Optional[int] = 0
+    deletes_applied: Optional[int] = 0
 
 
 class RejectRecord(NamedTuple):
@@ -374,7 +380,7 @@ def final_runs_of_load(con, load_id: str) -> list[JobRunRecord]:
 
 def unconserved_runs(con, destination: str) -> list[UnconservedRun]:
     """Final job runs into `destination` that did not fail and whose buckets miss rows (invariant 1)."""
-    total = "inserted + updated + unchanged + rejected + filtered + superseded + aggregated"
+    total = "inserted + updated + unchanged + rejected + filtered + superseded + aggregated + deleted"
     rows = con.execute(f"SELECT job_run_id, job, rows_read, {total} FROM {JOB_RUNS} WHERE destination = ? AND final "
                        f"AND status <> 'Failed' AND rows_read <> {total}", [destination]).fetchall()
     return [UnconservedRun(*r) for r in rows]

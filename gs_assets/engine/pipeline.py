@@ -218,7 +218,8 @@ def apply_pending(warehouse: Warehouse, cfg: PlatformConfig, destination: str, *
             if log:
                 log.info(f"{job.name} <- {load.source_file}: {res.status}: read {res.rows_read}, inserted "
                          f"{res.inserted}, updated {res.updated}, unchanged {res.unchanged}, rejected "
-                         f"{res.rejected}, superseded {res.superseded}")
+                         f"{res.rejected}, superseded {res.superseded}"
+                         + (f", deleted {res.deleted} ({res.deletes_applied} applied)" if res.deleted else ""))
     if errors:
         raise LoadError("; ".join(errors))
     return results

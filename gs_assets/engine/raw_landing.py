@@ -67,13 +67,19 @@ class PreparedCsv:
 @dataclass
 class RecordBatches:
     """What a record reader lands (an API page, a SQL chunk): Arrow record batches, and which column
-    holds each row's id in the source (its location for rejects; None: the row's position)."""
+    holds each row's id in the source (its location for rejects; None: the row's position).
+
+    A batch may carry the reserved column `_deleted` (DELETED_COLUMN): 'true' (or boolean true) on a
+    row the source reported deleted, which then holds only the source's key columns; NULL on a
+    record. It lands as the raw table's own `_deleted` column, not as a column of the header, and
+    the jobs apply such rows by their delete policy (apply_load)."""
     batches: Iterable[pa.RecordBatch]
     id_column: Optional[str] = None
 
 
 Records = Union[PreparedCsv, RecordBatches]
-RESERVED_RAW_COLUMNS = {"_line", "_parse_error", "_raw_text", "_source_id", "_pos"}
+DELETED_COLUMN = "_deleted"  # a record reader's flag of a source-reported delete (see RecordBatches)
+RESERVED_RAW_COLUMNS = {"_line", "_parse_error", "_raw_text", "_source_id", "_pos", DELETED_COLUMN}
 
 
 def raw_table_name(connection: str, source_object: str, load_id: str) -> str:
@@ -296,7 +302,9 @@ def land_batches(con: duckdb.DuckDBPyConnection, records: RecordBatches, *, file
     first = next(batches, None)
     if first is None:
         raise FileFormatError(f"{file_label}: no records and no columns; a reader must give at least the schema.")
-    header = list(first.schema.names)
+    names_in = list(first.schema.names)
+    deletes = DELETED_COLUMN in names_in  # the reader's delete flag: its own raw column, not a header column
+    header = [h for h in names_in if h != DELETED_COLUMN] if deletes and names_in.count(DELETED_COLUMN) == 1 else names_in
     blanks = [i + 1 for i, h in enumerate(header) if h.strip() == ""]
     if blanks:
         raise FileFormatError(f"{file_label}: blank column name(s) at position(s) {blanks}; every column needs a name.")
@@ -309,21 +317,24 @@ def land_batches(con: duckdb.DuckDBPyConnection, records: RecordBatches, *, file
     table = raw_table_name(connection, source_object, load_id)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS raw_{connection}")
     cols = ", ".join('"' + h.replace('"', '""') + '" VARCHAR' for h in header)
-    con.execute(f"CREATE TABLE {table} ({cols}, _line BIGINT, _parse_error VARCHAR, _raw_text VARCHAR, _source_id VARCHAR)")
-    text = pa.schema([pa.field(h, pa.string()) for h in header] + [pa.field("_pos", pa.int64())])
+    flag = f", {DELETED_COLUMN} VARCHAR" if deletes else ""
+    con.execute(f"CREATE TABLE {table} ({cols}, _line BIGINT, _parse_error VARCHAR, _raw_text VARCHAR, _source_id VARCHAR{flag})")
+    text = pa.schema([pa.field(h, pa.string()) for h in names_in] + [pa.field("_pos", pa.int64())])
     sid = '"' + records.id_column.replace('"', '""') + '"' if records.id_column else "NULL"
     names = ", ".join('"' + h.replace('"', '""') + '"' for h in header)
+    # a delete flag as text: 'true' on a row the source reported deleted, NULL on a record
+    flag = f", CASE WHEN lower({DELETED_COLUMN}) = 'true' THEN 'true' END" if deletes else ""
     rows, view = 0, f"arrow_{uuid.uuid4().hex[:12]}"
     for batch in ([first] if first.num_rows else []) + [b for b in batches if b.num_rows]:
-        if list(batch.schema.names) != header:
-            raise FileFormatError(f"{file_label}: a record batch has columns {batch.schema.names}, the first had {header}; "
-                                  f"every batch of a unit needs the same columns.")
+        if list(batch.schema.names) != names_in:
+            raise FileFormatError(f"{file_label}: a record batch has columns {batch.schema.names}, the first had "
+                                  f"{names_in}; every batch of a unit needs the same columns.")
         as_text = pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in batch.columns]
                                              + [pa.array(range(rows + 1, rows + 1 + batch.num_rows), pa.int64())],
                                              schema=text)
         con.register(view, pa.Table.from_batches([as_text]))
         try:
-            con.execute(f"INSERT INTO {table} SELECT {names}, _pos, NULL, NULL, CAST({sid} AS VARCHAR) "
+            con.execute(f"INSERT INTO {table} SELECT {names}, _pos, NULL, NULL, CAST({sid} AS VARCHAR){flag} "
                         f"FROM {view} ORDER BY _pos")
         finally:
             con.unregister(view)
