@@ -48,6 +48,9 @@ class RestApiConnection(ConnectionBase):
     records_per_load: int = Field(default=50_000, ge=100, le=5_000_000, description=(
         "a sync commits a load every this many records (at a page boundary): a run stopped by a rate limit "
         "or killed keeps what committed and the next run resumes from there"))
+    bulk_export_above_rows: Optional[int] = Field(default=None, ge=0, description=(
+        "a full sync of a stream with an asynchronous export (Salesforce Bulk API 2.0 query) uses it when the "
+        "source counts more records than this (default: the system spec's threshold, 500,000 for Salesforce)"))
     daily_budget_reserve: Optional[int] = Field(default=None, ge=0, description=(
         "API calls of the daily budget left for other integrations: a sync stops cleanly when only these "
         "remain (default: the system spec's)"))

@@ -217,7 +217,8 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
             out.cursor_to = st.cursor
 
     try:
-        for page in read_stream(client, stream, fields=fields, window=window, state=state, now=now):
+        for page in read_stream(client, stream, fields=fields, window=window, state=state, now=now,
+                                export_threshold=conn.bulk_export_above_rows):
             out.mode = page.mode
             out.window_from = out.window_from or _iso(page.lower)
             out.window_to = _iso(page.upper)

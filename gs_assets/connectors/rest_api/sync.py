@@ -213,7 +213,7 @@ def to_batch(columns: list[str], rows: list[dict], pks: list[str]) -> pa.RecordB
 def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldInfo],
                 window: Optional[Window] = None, state: Optional[CursorState] = None,
                 now: Optional[datetime] = None, parent_ids: Optional[Iterable[str]] = None,
-                use_export: Optional[bool] = None) -> Iterator[Page]:
+                use_export: Optional[bool] = None, export_threshold: Optional[int] = None) -> Iterator[Page]:
     s = stream.spec
     inc = s.incremental
     now = now or datetime.fromtimestamp(client._now(), tz=timezone.utc)
@@ -281,7 +281,8 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
         ordered = bool(inc and inc.lower_filter)  # a filterable request is sorted by (cursor, pk) in its spec
         tracker.upper = upper_dt if not ordered else None
         if s.export is not None and mode == "full" and use_export is not False and \
-                (use_export or _count(client, s.export, values) > s.export.row_threshold):
+                (use_export or _count(client, s.export, values) >
+                 (s.export.row_threshold if export_threshold is None else export_threshold)):
             tracker.upper = upper_dt
             yield from _export(client, stream, values, page, tracker)
         else:

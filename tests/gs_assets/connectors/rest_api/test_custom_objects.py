@@ -77,3 +77,19 @@ def test_a_custom_object_syncs_through_the_template_stream_with_a_lookup(org_and
     assert source_id == orphan["Id"]  # a rejected API record is located by its Salesforce id
     (fields,) = con.execute("SELECT fields FROM gs_ops.syncs WHERE source_object = 'health_scores'").fetchone()
     assert {"Account__c", "Score__c", "Scored_On__c"} <= set(yaml.safe_load(fields))
+
+
+def test_a_large_first_sync_goes_through_bulk_api_2(org_and_env, capsys):
+    """Above the connection's row threshold a full sync is a Bulk API 2.0 query job (CSV pages by
+    locator); the records reach the object as through `queryAll`."""
+    org, tmp = org_and_env
+    jobs_yaml = tmp / "config" / "jobs.yaml"
+    doc = yaml.safe_load(jobs_yaml.read_text())
+    doc["connections"]["sfdc"]["bulk_export_above_rows"] = 10
+    jobs_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["run", "sfdc_accounts"]) == 0
+    assert org.bulk_jobs, "the sync created a Bulk API 2.0 query job"
+    con = duckdb.connect(str(tmp / "wh.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM gs.company").fetchone()[0] == len(org.records("Account"))
+    mode, cursor = con.execute("SELECT mode, cursor_to FROM gs_ops.syncs WHERE source_object = 'account'").fetchone()
+    assert mode == "full" and cursor  # the export's last page offers the cursor the next sync starts from
