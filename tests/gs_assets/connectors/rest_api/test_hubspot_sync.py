@@ -83,7 +83,7 @@ class HubSpotWorld:
         monkeypatch.setattr(rest_resource, "RestClient", functools.partial(
             RestClient, now=lambda: self.clock.now().timestamp(), sleep=lambda s: self.clock.advance(seconds=s)))
 
-    def configure(self, auth: str = "{method: private_app}", extra: str = "") -> None:
+    def configure(self, auth: str = "{method: private_app}", extra: str = "", records_per_load: int = 100) -> None:
         folder = self.tmp / "config"
         folder.mkdir(exist_ok=True)
         (folder / "jobs.yaml").write_text(textwrap.dedent(f"""\
@@ -92,7 +92,7 @@ class HubSpotWorld:
                 type: rest_api
                 system: hubspot
                 auth: {auth}
-                records_per_load: 100
+                records_per_load: {records_per_load}
             """) + textwrap.indent(textwrap.dedent(extra), "    "))
 
     def run(self, job: str) -> int:
@@ -111,6 +111,14 @@ class HubSpotWorld:
 
     def one(self, query: str, params=None):
         return self.sql(query, params)[0][0]
+
+    def private_app(self) -> None:
+        self.portal.add_private_app("pat-na1-test-token")
+        self.monkeypatch.setenv("GSDP_HS_ACCESS_TOKEN", "pat-na1-test-token")
+
+    def syncs(self) -> list[tuple]:
+        return self.sql("SELECT source_object, mode, records, deleted, window_from, window_to, stopped, cursor_to "
+                        "FROM gs_ops.syncs ORDER BY synced_at")
 
     def close(self) -> None:
         self.server.stop()
@@ -216,3 +224,128 @@ def test_private_app_sync_of_all_four_jobs_then_incremental_changes_only(world):
     assert world.one("SELECT name FROM gs.company WHERE external_id = ?", [data["companies"][2].id]) == "Renamed Co"
     assert world.one("SELECT first_name FROM gs.person WHERE external_id = ?", [data["contacts"][5].id]) == "Changed"
     assert world.one("SELECT count(*) FROM gs.company") == 6 and world.one("SELECT count(*) FROM gs.person") == 12
+
+
+# ------------------------------------------------------------------------------------ 10k search cap
+
+@pytest.mark.slow
+def test_more_than_10000_records_modified_on_one_timestamp_all_land_exactly_once(world):
+    """HubSpot's search returns at most 10,000 results per query (paging past it is a 400): a bulk
+    edit that stamps 10,050 companies with one hs_lastmodifieddate must still reach every one."""
+    world.private_app()
+    world.configure(records_per_load=50_000)
+    created = world.portal.create_many("companies", ({"name": f"Co {i}", "industry": "Software"}
+                                                      for i in range(10_050)))
+    world.clock.advance(minutes=5)
+    assert world.run("hs_companies") == 0  # first sync: the list endpoint (no search, no cap)
+    assert world.one("SELECT count(*) FROM gs.company") == 10_050
+
+    world.clock.advance(minutes=10)
+    world.portal.bulk_update("companies", [r.id for r in created], {"industry": "Retail"})  # one timestamp
+    world.clock.advance(minutes=5)
+    assert world.run("hs_companies") == 0
+    source, mode, records, *_ = world.syncs()[-1]
+    assert (source, mode, records) == ("companies", "incremental", 10_050)  # each exactly once
+    assert world.log.count(400, "/search") == 0  # never paged past the cap
+    assert len(world.search_bodies) > 10_000 // 200  # the capped query was re-issued
+    assert world.sql("SELECT industry, count(*) FROM gs.company GROUP BY 1") == [("Retail", 10_050)]
+    runs = world.sql("SELECT rows_read, updated, superseded FROM gs_ops.job_runs WHERE job = 'hs_companies' "
+                     "ORDER BY started_at")
+    assert runs[-1] == (10_050, 10_050, 0)
+
+
+# ------------------------------------------------------------------------------------ OAuth expiry
+
+def test_oauth_token_expiring_mid_sync_is_refreshed_without_a_401_storm(world):
+    client_id, secret, refresh = world.portal.add_oauth_app()
+    for name, value in (("CLIENT_ID", client_id), ("CLIENT_SECRET", secret), ("REFRESH_TOKEN", refresh)):
+        world.monkeypatch.setenv(f"GSDP_HS_{name}", value)
+    world.configure(auth="{method: oauth}")
+    world.portal.create_many("contacts", ({"email": f"c{i}@x.example", "firstname": "C"} for i in range(450)),
+                             at_ms=to_ms(world.clock.now()) - 3_600_000)
+    p = world.portal
+    # mid-sync the clock jumps: first 26 minutes (inside the 5-minute refresh margin: the client
+    # refreshes before the token expires), later past the next token's 30 minutes (one 401, one refresh)
+    p.faults.drift.append((p.calls + 3, lambda: p.clock.advance(minutes=26)))
+    p.faults.drift.append((p.calls + 6, lambda: p.clock.advance(minutes=31)))
+    assert world.run("hs_contacts") == 0
+    assert world.one("SELECT count(*) FROM gs.person") == 450
+    assert p.token_requests == 3
+    assert world.log.count(401) == 1  # the one request that met the expired token; no storm
+    assert not p.faults.drift
+
+
+# ------------------------------------------------------------------------------------ archived = deletes
+
+def test_archived_records_are_reported_as_deletes_and_mark_the_company(world):
+    data = seed(world.portal)
+    world.private_app()
+    world.configure()
+    world.clock.advance(minutes=5)
+    assert world.run("hs_owners") == 0 and world.run("hs_companies") == 0
+    world.clock.advance(minutes=10)
+    gone = data["companies"][1]
+    world.portal.archive("companies", gone.id)
+    world.clock.advance(minutes=5)
+    assert world.run("hs_companies") == 0
+    source, mode, _records, deleted, *_ = world.syncs()[-1]
+    assert (source, mode, deleted) == ("companies", "incremental", 1)
+    assert world.one("SELECT status FROM gs.company WHERE external_id = ?", [gone.id]) == "Inactive"
+    assert world.one("SELECT count(*) FROM gs.company WHERE status = 'Inactive'") == 1
+    run = world.sql("SELECT deleted, deletes_applied FROM gs_ops.job_runs WHERE job = 'hs_companies' "
+                    "ORDER BY started_at")[-1]
+    assert run == (1, 1)
+
+
+# ------------------------------------------------------------------------------------ rate limits
+
+def test_secondly_429_is_retried_after_retry_after(world):
+    seed(world.portal)
+    world.private_app()
+    world.configure()
+    world.clock.advance(minutes=5)
+    p = world.portal
+    p.faults.rate_limit_after_calls = p.calls + 2  # the portal's burst budget is used up (another app)
+    before = p.clock.now()
+    assert world.run("hs_companies") == 0
+    assert world.log.count(429) == 1
+    waited = (p.clock.now() - before).total_seconds()
+    assert waited >= p.rate_limits.burst_window_s  # the client waited as Retry-After asked (on the fake's clock)
+    assert world.one("SELECT count(*) FROM gs.company") == 6
+
+
+def test_daily_429_stops_at_a_committed_page_and_the_next_run_resumes(world):
+    seed(world.portal)
+    world.private_app()
+    world.configure()
+    world.clock.advance(minutes=5)
+    assert world.run("hs_owners") == 0 and world.run("hs_companies") == 0
+    first_cursor = json.loads(world.syncs()[-1][-1])["cursor"]
+    base = to_ms(world.clock.now())
+    new = [world.portal.create("companies", {"name": f"New {i}"}, at_ms=base + i * 1000).id for i in range(450)]
+    world.clock.advance(minutes=15)
+    p = world.portal
+    p.faults.rate_limit_after_calls = p.calls + 2  # properties, one search page, then the daily limit
+    p.faults.rate_limit_policy = "DAILY"
+    assert world.run("hs_companies") == 0  # stopped cleanly, not failed
+    stopped = world.syncs()[-1]
+    assert stopped[1] == "incremental" and stopped[2] == 200
+    cursor = json.loads(stopped[-1])["cursor"]
+    assert cursor > first_cursor
+    landed = world.one("SELECT count(*) FROM gs.company WHERE name LIKE 'New %'")
+    cursor_ms = to_ms(datetime.fromisoformat(cursor.replace("Z", "+00:00")))
+    assert landed == sum(1 for i in new if p.records["companies"][i].updated_ms <= cursor_ms) < 450
+    daily_429s = world.log.count(429)
+    assert daily_429s == 1  # no retry storm against a daily limit
+
+    # the same day: still limited, the run stops at once and loses nothing
+    assert world.run("hs_companies") == 0
+    assert world.log.count(429) == daily_429s + 1
+    assert json.loads(world.syncs()[-1][-1])["cursor"] == cursor
+
+    p.clock.advance(days=1)  # the daily budget resets: the next run resumes from the committed cursor
+    assert world.run("hs_companies") == 0
+    resumed = world.syncs()[-1]
+    assert resumed[1] == "incremental"
+    assert world.sql("SELECT count(*), count(DISTINCT external_id) FROM gs.company WHERE name LIKE 'New %'") == [(450, 450)]
+    assert sorted(world.sql("SELECT external_id FROM gs.company WHERE name LIKE 'New %'")) == sorted((i,) for i in new)
