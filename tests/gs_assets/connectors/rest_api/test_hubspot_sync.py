@@ -198,6 +198,8 @@ def test_private_app_sync_of_all_four_jobs_then_incremental_changes_only(world):
     first = world.sql("SELECT source_object, mode FROM gs_ops.syncs ORDER BY synced_at")
     assert {s: m for s, m in reversed(first)} == {"owners": "full", "companies": "full", "contacts": "full"}
     assert world.one("SELECT count(*) FROM gs_ops.job_runs WHERE status <> 'Success'") == 0
+    # a contact read again by search (the cursor's lookback) still names its company: none filtered out
+    assert world.one("SELECT sum(filtered) FROM gs_ops.job_runs WHERE job = 'hs_contact_companies'") == 0
 
     # changes: one company renamed, one contact's name changed (each stamps its own last-modified property)
     world.clock.advance(minutes=10)
