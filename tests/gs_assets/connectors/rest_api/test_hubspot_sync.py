@@ -176,6 +176,18 @@ def test_hubspot_connection_gets_four_default_jobs_that_validate(world):
     assert cfg.jobs["hs_contact_companies"].destination == "company_person"
 
 
+def test_a_bad_override_of_a_hubspot_default_job_names_the_connection_key(world):
+    from gs_assets.cli import _cfg
+    from gs_assets.validators.errors import ConfigError
+    world.configure(extra="""\
+        default_jobs:
+          companies: {mappings: [{source: name, target: nope}]}
+        """)
+    with pytest.raises(ConfigError) as e:
+        _cfg()
+    assert "connections.hs.default_jobs.companies" in str(e.value) and "unknown field 'nope'" in str(e.value)
+
+
 def test_private_app_sync_of_all_four_jobs_then_incremental_changes_only(world):
     data = seed(world.portal)
     world.portal.add_private_app("pat-na1-test-token")
