@@ -12,6 +12,9 @@
     gsdp rejects JOB_RUN_ID [--out FILE] [--resend]   the error file of one job run (CSV); --resend: its
                                   rejected rows as sent, to fix and send again
     gsdp keys create --name N [--jobs a,b] | list | rotate ID | revoke ID   Bulk API access keys
+    gsdp connections              the configured connections (type, system, environment)
+    gsdp connections test NAME    authorize a REST API connection and make one call: system, environment,
+                                  hosts, org/portal id, API usage (never a secret); exit 1 when it fails
 
 Config from GSDP_CONFIG_DIR (default config/), warehouse from GSDP_WAREHOUSE, S3 from the
 GSDP_S3_* / AWS_* variables, Dagster runs into DAGSTER_HOME when set (so the UI shows them).
@@ -67,6 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     k.add_argument("key_id")
     k = ks.add_parser("revoke", help="switch a key off")
     k.add_argument("key_id")
+    p = sub.add_parser("connections", help="list connections; `connections test NAME` tests one")
+    p.add_argument("action", nargs="?", choices=["test"], help="test: authorize and make one call")
+    p.add_argument("name", nargs="?", help="the connection to test")
     p = sub.add_parser("rejects", help="error file of a job run")
     p.add_argument("job_run_id")
     p.add_argument("--out", help="CSV path (default: stdout)")
@@ -456,6 +462,47 @@ def cmd_keys(a) -> int:
     return 0
 
 
+def cmd_connections(a) -> int:
+    """`gsdp connections`: the configured connections; `gsdp connections test NAME`: Connectors 2.0's
+    "test connection" for a REST API connection (one paragraph and exit 1 when it fails)."""
+    cfg = _cfg()
+    if a.action is None:
+        if a.name:
+            raise UserError(f"`gsdp connections {a.name}`: to test a connection run `gsdp connections test {a.name}`")
+        rows = []
+        for name, conn in sorted(cfg.connections.items()):
+            env = getattr(conn, "environment_name", None)
+            domain = getattr(conn, "domain", None)
+            rows.append((name, conn.type, getattr(conn, "system", None) or "",
+                         (env or "") + (f" (domain {domain})" if domain else ""),
+                         conn.auth.method if conn.type == "rest_api" else ""))
+        _print_table(["connection", "type", "system", "environment", "auth"], rows)
+        return 0
+    if not a.name:
+        raise UserError("`gsdp connections test` needs the connection's name (see `gsdp connections`)")
+    if a.name not in cfg.connections:
+        raise UserError(f"unknown connection {a.name!r}; connections: {', '.join(sorted(cfg.connections)) or '(none)'} "
+                        f"(see `gsdp connections`)")
+    conn = cfg.connections[a.name]
+    if conn.type != "rest_api":
+        raise UserError(f"connection {a.name} is of type {conn.type}: `connections test` authorizes REST API "
+                        f"connections (type rest_api); a {conn.type} connection is checked by its jobs' runs")
+    from gs_assets.connectors.rest_api.connection_test import check_connection
+    t = check_connection(a.name, conn)
+    if not t.ok:
+        print(f"connection {a.name} ({t.label}, {t.environment or 'its one host'}, auth method {t.auth_method}) "
+              f"failed its test: {t.error}", file=sys.stderr)
+        return 1
+    print(f"connection {a.name}: OK")
+    lines = [("system", f"{t.system} ({t.label})"), ("environment", t.environment or "(one fixed host)"),
+             ("auth method", t.auth_method), ("login host", t.login_host or "-"), ("API host", t.api_host or "-"),
+             (f"{t.account_label} id", t.account_id or "(not in the response)"), ("API usage", t.usage)]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"  {k.ljust(width)}  {v}")
+    return 0
+
+
 def _print_table(header: list[str], rows: list[tuple]) -> None:
     cells = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -466,7 +513,8 @@ def _print_table(header: list[str], rows: list[tuple]) -> None:
 
 
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "jobs": cmd_jobs, "run": cmd_run,
-            "test-run": cmd_test_run, "activity": cmd_activity, "rejects": cmd_rejects, "keys": cmd_keys}
+            "test-run": cmd_test_run, "activity": cmd_activity, "rejects": cmd_rejects, "keys": cmd_keys,
+            "connections": cmd_connections}
 
 if __name__ == "__main__":
     sys.exit(main())

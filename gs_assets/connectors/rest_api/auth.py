@@ -155,6 +155,7 @@ class Authenticator:
         self._expires_at: Optional[float] = None
         self._base_url: Optional[str] = conn.base_url
         self.refreshes = 0
+        self.token_public: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- hosts
     @property
@@ -261,6 +262,10 @@ class Authenticator:
         if status >= 400 or not token or "access_token" not in token:
             self._token_failure(status, seen.get("body"), url)
         self._access = Secret(token["access_token"])
+        acc = self.spec.connection.account_id  # the one non-secret field "test connection" shows (Salesforce `id`)
+        if acc is not None and acc.source == "token_response":
+            key = acc.path.split(".")[0]
+            self.token_public = {key: token[key]} if key in token else {}
         expires_in = token.get("expires_in")
         lifetime = float(expires_in) if expires_in else self.method.token_lifetime_seconds
         self._expires_at = self._now() + lifetime if lifetime else None

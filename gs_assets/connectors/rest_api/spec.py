@@ -66,6 +66,14 @@ class Environment(_Strict):
     login_host: str
 
 
+class AccountIdSpec(_Strict):
+    """Where "test connection" finds the account it reached (Salesforce org, HubSpot portal)."""
+    label: str = Field("account", description="what the system calls it: org, portal, ...")
+    source: Literal["test_response", "token_response"] = "test_response"
+    path: str = Field(description="JSON path in that response (a non-secret field)")
+    pattern: Optional[str] = Field(None, description="regex whose first group is the id within the value")
+
+
 class ConnectionSpec(_Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     custom_domain: Optional[str] = Field(None, description="host template replacing the login host, e.g. {domain}.my.salesforce.com")
@@ -74,6 +82,7 @@ class ConnectionSpec(_Strict):
     auth_methods: dict[str, AuthMethod]
     variables: dict[str, str] = Field(default_factory=dict, description="values for request templates, e.g. api_version")
     test_request: Optional["RequestSpec"] = None
+    account_id: Optional[AccountIdSpec] = None
 
     @model_validator(mode="after")
     def _base(self):

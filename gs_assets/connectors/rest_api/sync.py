@@ -326,6 +326,10 @@ def _search(client: RestClient, stream: BoundStream, inc: IncrementalSpec, value
     tie_after: Optional[str] = None
     after: Any = None
     fetched = 0
+    # the keys read (range pass) at the newest cursor value: the tie pass that re-issues the query at
+    # that value skips them, so a record is read once however many share its timestamp
+    at_value: Optional[str] = None
+    seen_at_value: set[str] = set()
     while True:
         if tie_value is None:
             filters = [{"propertyName": cur, "operator": lo_op, "value": lo}]
@@ -343,9 +347,18 @@ def _search(client: RestClient, stream: BoundStream, inc: IncrementalSpec, value
         data = client.send(req, values, body=body).json()
         raw = list(dig(data, inc.record_selector or stream.spec.record_selector, default=[]) or [])
         fetched += len(raw)
+        if tie_value is None:
+            for rec in raw:
+                for flat in flatten(stream, rec):
+                    value = str(flat.get(cur))
+                    if value != at_value:
+                        at_value, seen_at_value = value, set()
+                    seen_at_value.add(pk_of(stream, flat))
+        shown = raw if tie_value is None or not seen_at_value else [
+            rec for rec in raw if any(pk_of(stream, f) not in seen_at_value for f in flatten(stream, rec))]
         desc = summary(req.method, path, after, "after") + (
             f" ({cur}={tie_value}, {tie}>{tie_after})" if tie_value is not None else f" ({cur} {lo_op} {lo})")
-        yield page(raw, desc, True)
+        yield page(shown, desc, True)
         nxt = dig(data, pager.next_path)
         if not nxt:
             if tie_value is None:

@@ -377,7 +377,9 @@ class HubSpotPortal:
         if primary:
             for other in links:
                 links[other] = False
-            self.records["contacts"][contact_id].properties["associatedcompanyid"] = company_id
+            contact = self.records["contacts"][contact_id]
+            contact.properties["associatedcompanyid"] = company_id
+            self._index(contact)  # search sees the property's new value too (not only list/read)
         links[company_id] = primary
 
     def dissociate(self, contact_id: str, company_id: str) -> None:
