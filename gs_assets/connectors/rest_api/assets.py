@@ -85,7 +85,7 @@ def sync_partition(context, cfg: PlatformConfig, warehouse: Warehouse, rest_api:
         log.warning(f"{connection}/{source_object}: schema drift since the last sync: {meta['schema_drift']} "
                     f"(new fields are read only when a job maps them or the source lists them in `fields`)")
     if out.stopped:
-        log.warning(f"{connection}/{source_object}: stopped early: {out.stopped}. {meta['loads']} load(s) committed "
+        log.warning(f"{connection}/{source_object}: stopped early: {out.stopped.rstrip('.')}. {meta['loads']} load(s) committed "
                     f"up to cursor {meta['cursor_to'] or '(none)'}; the next sync resumes there.")
     if out.error:
         meta["error"] = out.error + (f" ({meta['loads']} load(s) committed before it stay; the next sync resumes "
