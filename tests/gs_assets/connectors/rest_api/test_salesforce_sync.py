@@ -1,0 +1,222 @@
+"""Salesforce syncs through Dagster against the fake on loopback: the drills of issue 13 (ties,
+token expiry, retries, the daily limit, schema drift, environments, credentials, window re-syncs,
+rotated tokens, deletes), each checked in the warehouse (gs.*, gs_ops.syncs / loads / job_runs)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.gs_assets.connectors.rest_api.sf_env import new_org, start
+
+
+@pytest.fixture
+def sf(tmp_path, monkeypatch):
+    servers = []
+
+    def make(org=None, **kw):
+        p, srv = start(tmp_path, monkeypatch, org or new_org(**kw))
+        servers.append(srv)
+        return p
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def cursor(p):
+    from gs_assets.engine import ledger
+    import duckdb
+    con = duckdb.connect(str(p.warehouse), read_only=True)
+    try:
+        r = ledger.stream_cursor(con, "sfdc", "account")
+        return r.cursor_to if r else None
+    finally:
+        con.close()
+
+
+def test_smoke_accounts_sync(sf):
+    p = sf()
+    ids = [p.org.insert("Account", Name=f"Acct {i}") for i in range(5)]
+    assert p.run("sfdc_accounts") == 0
+    assert sorted(r[0] for r in p.companies()) == sorted(ids)
+
+
+def company_ids(p):
+    rows = p.rows("SELECT external_id FROM gs.company")
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)), "a record landed twice in gs.company"
+    return set(ids)
+
+
+def sorted_accounts(p):
+    """(SystemModstamp, Id) of every live account in the order a sync reads them."""
+    return sorted((r["SystemModstamp"], r["Id"]) for r in p.org.records("Account"))
+
+
+# ---------------------------------------------------------------------------- 1. the tie drill
+@pytest.mark.slow
+def test_tie_drill_records_sharing_a_stamp_across_a_page_boundary_and_a_late_write_land_once(sf):
+    p = sf()
+    p.write_config("records_per_load: 2000\n")
+    org = p.org
+    t1 = org.stamp()
+    org.insert_many("Account", [{"Name": f"Early {i}"} for i in range(1500)], stamped=t1)
+    t2 = t1 + timedelta(seconds=5)
+    # 1,000 accounts on one SystemModstamp: the 2,000-record page boundary falls inside them
+    org.insert_many("Account", [{"Name": f"Tied {i}"} for i in range(1000)], stamped=t2)
+    org.clock.advance(seconds=30)
+    assert p.run("sfdc_accounts") == 0
+    syncs = p.rows("SELECT records, cursor_to FROM gs_ops.syncs ORDER BY synced_at")
+    assert [r[0] for r in syncs] == [2000, 500]  # each page committed as its own load
+    assert company_ids(p) == p.accounts()
+    # writes that become visible only now, stamped at and before the cursor (inside the lookback)
+    late_at = org.commit_late("Account", {"Name": "Late at the boundary"}, stamped=t2)
+    late_before = org.commit_late("Account", {"Name": "Late before"}, stamped=t2 - timedelta(seconds=30))
+    tied = [i for s, i in sorted_accounts(p) if s == t2][:3]
+    for rid in tied:  # updated in the same transaction, also visible late
+        org.commit_late("Account", rid, stamped=t2, Name="Tied, renamed")
+    org.clock.advance(seconds=30)
+    assert p.run("sfdc_accounts") == 0
+    ids = company_ids(p)
+    assert ids == p.accounts() and {late_at, late_before} <= ids and len(ids) == 2502
+    names = dict(p.rows("SELECT external_id, name FROM gs.company WHERE external_id IN (SELECT unnest(?))", [tied]))
+    assert set(names.values()) == {"Tied, renamed"}
+
+
+# ---------------------------------------------------------------------------- 4. daily limit
+@pytest.mark.slow
+@pytest.mark.parametrize("signal", ["usage_header", "request_limit_exceeded"])
+def test_daily_limit_mid_sync_keeps_committed_loads_and_the_next_run_resumes(sf, capsys, signal):
+    p = sf()
+    p.write_config("records_per_load: 2000\n")
+    org = p.org
+    for _ in range(10):  # 5,000 accounts, 500 per second
+        org.insert_many("Account", [{"Name": "A"} for _ in range(500)])
+        org.clock.advance(seconds=1)
+    org.clock.advance(seconds=60)
+    # describe, the row estimate (SELECT COUNT()) and two queryAll pages are served, then no more
+    if signal == "usage_header":  # Sforce-Limit-Info says the allocation is spent: the client stops itself
+        org.limit_after(4)
+    else:  # other integrations spend it behind the sync's back: the 5th call gets 403 REQUEST_LIMIT_EXCEEDED
+        org.plan.at_request(5, lambda o: o.use_api_calls(o.api_limit))
+    assert p.run("sfdc_accounts") == 0, capsys.readouterr()
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    loads = p.rows("SELECT records, cursor_to FROM gs_ops.syncs ORDER BY synced_at")
+    assert [r[0] for r in loads] == [2000, 2000]
+    order = sorted_accounts(p)
+    assert company_ids(p) == {i for _, i in order[:4000]}
+    cur = cursor(p)
+    last_stamp, last_id = order[3999]
+    assert cur["cursor"].startswith(last_stamp.strftime("%Y-%m-%dT%H:%M:%S")) and last_id in cur["pks"]
+    # the rolling 24-hour allocation frees up: the next run resumes from the committed cursor
+    org.api_calls.clear()
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == p.accounts() and len(p.accounts()) == 5000
+    assert p.one("SELECT count(*) FROM gs_ops.job_runs WHERE status = 'Failed'") == 0
+
+
+# ---------------------------------------------------------------------------- 6. schema drift
+def test_schema_drift_added_field_reported_removed_mapped_field_fails_before_writing(sf, capsys):
+    import dagster as dg
+    p = sf()
+    org = p.org
+    ids = [org.insert("Account", Name=f"Acct {i}", Website=f"https://a{i}.example") for i in range(3)]
+    org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    org.add_field("Account", "Region__c", "string", label="Region")
+    org.update("Account", ids[0], Name="Renamed")
+    org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    instance = dg.DagsterInstance.get()
+    ev = instance.get_latest_materialization_event(dg.AssetKey(["source", "sfdc", "account"]))
+    meta = ev.asset_materialization.metadata
+    assert "Region__c" in meta["schema_drift"].value and "added" in meta["schema_drift"].value
+    before = p.companies()
+    cur = cursor(p)
+    loads = p.one("SELECT count(*) FROM gs_ops.loads")
+    capsys.readouterr()
+    org.remove_field("Account", "Website")  # mapped by sfdc_accounts (-> website)
+    org.update("Account", ids[1], Name="Changed after the field went")
+    org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 1
+    err = capsys.readouterr().err
+    assert "sfdc_accounts" in err and "'Website'" in err and "Traceback" not in err
+    assert p.companies() == before
+    assert cursor(p) == cur
+    assert p.one("SELECT count(*) FROM gs_ops.loads") == loads
+
+
+# ---------------------------------------------------------------------------- 8. credentials
+def _event_log_text(run_ids=None) -> str:
+    import dagster as dg
+    instance = dg.DagsterInstance.get()
+    out = []
+    for run in instance.get_runs():
+        for e in instance.all_logs(run.run_id):
+            out.append(repr(e))
+    return "\n".join(out)
+
+
+def test_wrong_client_secret_is_one_clear_paragraph_without_any_secret(sf, capsys, monkeypatch):
+    from tests.gs_assets.connectors.rest_api import sf_env
+    p = sf()
+    p.org.insert("Account", Name="Acct")
+    wrong = "wrong-consumer-secret-5b7e0"
+    monkeypatch.setenv("GSDP_SFDC_CLIENT_SECRET", wrong)
+    assert p.run("sfdc_accounts") == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "sfdc" in text and "consumer key and secret" in text and "Traceback" not in text
+    logs = _event_log_text()
+    assert logs
+    for secret in (wrong, sf_env.CLIENT_SECRET, sf_env.REFRESH_TOKEN):
+        assert secret not in text and secret not in logs
+    assert p.rows("SELECT count(*) FROM gs.company")[0][0] == 0
+
+
+def test_revoked_refresh_token_needs_reauthorization_one_token_call(sf, capsys):
+    from tests.gs_assets.connectors.rest_api import sf_env
+    p = sf()
+    p.org.insert("Account", Name="Acct")
+    p.org.revoke_refresh_token(sf_env.REFRESH_TOKEN)
+    assert p.run("sfdc_accounts") == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "sfdc" in text and "Authorize the connection again" in text and "Traceback" not in text
+    assert len(p.log.token_calls()) == 1  # no retry storm
+    assert not p.log.api_hosts()
+    assert sf_env.REFRESH_TOKEN not in text + _event_log_text()
+
+
+# ---------------------------------------------------------------------------- 11. deletes
+def test_deleted_account_marks_company_inactive_counted(sf):
+    p = sf()
+    ids = [p.org.insert("Account", Name=f"Acct {i}") for i in range(3)]
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    p.org.delete("Account", ids[1])
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    status = {r[0]: r[2] for r in p.companies()}
+    assert status[ids[1]] == "Inactive" and status[ids[0]] != "Inactive" and len(status) == 3
+    deleted, applied = p.rows("SELECT deleted, deletes_applied FROM gs_ops.job_runs WHERE job = 'sfdc_accounts' "
+                              "ORDER BY started_at DESC LIMIT 1")[0]
+    assert (deleted, applied) == (1, 1)
+
+
+def test_deleted_account_removed_by_a_delete_policy_override(sf):
+    p = sf()
+    p.write_config("default_jobs:\n  accounts: {deletes: {policy: delete}}\n")
+    ids = [p.org.insert("Account", Name=f"Acct {i}") for i in range(3)]
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    p.org.delete("Account", ids[1])
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == {ids[0], ids[2]}
+    deleted, applied = p.rows("SELECT deleted, deletes_applied FROM gs_ops.job_runs WHERE job = 'sfdc_accounts' "
+                              "ORDER BY started_at DESC LIMIT 1")[0]
+    assert (deleted, applied) == (1, 1)
