@@ -40,12 +40,26 @@ class RequestLog:
         self.app = app
         self.seen: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
+        self.api_requests = 0
+        # n -> (status, headers, body): the n-th API request (/services/data) gets this answer instead, as
+        # a gateway in front of the org would give it (Salesforce documents no 429 of its own)
+        self.answer: dict[int, tuple[int, dict, bytes]] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             host = dict(scope["headers"]).get(b"host", b"").decode().split(":")[0].lower()
             with self.lock:
                 self.seen.append((host, scope["method"], scope["path"]))
+                canned = None
+                if scope["path"].startswith("/services/data"):
+                    self.api_requests += 1
+                    canned = self.answer.pop(self.api_requests, None)
+            if canned is not None:
+                status, headers, body = canned
+                await send({"type": "http.response.start", "status": status,
+                            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]})
+                await send({"type": "http.response.body", "body": body})
+                return
         await self.app(scope, receive, send)
 
     def token_calls(self) -> list[str]:
@@ -129,6 +143,7 @@ def start(tmp_path: Path, monkeypatch, org: SalesforceOrg, *, extra_hosts=ALL_LO
         "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb"),
         "GSDP_REST_TOKEN_DIR": str(tmp_path / "tokens"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "GSDP_REST_MAX_RETRY_WAIT_SECONDS": "0",  # retries wait as asked, on paper only: no real sleeping
     }
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     for k, v in env.items():

@@ -220,3 +220,47 @@ def test_deleted_account_removed_by_a_delete_policy_override(sf):
     deleted, applied = p.rows("SELECT deleted, deletes_applied FROM gs_ops.job_runs WHERE job = 'sfdc_accounts' "
                               "ORDER BY started_at DESC LIMIT 1")[0]
     assert (deleted, applied) == (1, 1)
+
+
+# ---------------------------------------------------------------------------- 2. token expiry
+def test_session_ends_mid_sync_the_sync_refreshes_and_finishes(sf):
+    p = sf()
+    p.write_config("records_per_load: 2000\n")
+    p.org.insert_many("Account", [{"Name": f"A {i}"} for i in range(4500)])
+    p.org.clock.advance(seconds=60)
+    p.org.plan.expire_sessions_after_calls = 3  # describe, COUNT(), page 1; page 2 meets INVALID_SESSION_ID
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == p.accounts()
+    assert len(p.log.token_calls()) == 2  # the first token and one refresh
+    assert p.rows("SELECT records FROM gs_ops.syncs ORDER BY synced_at") == [(2000,), (2000,), (500,)]
+
+
+# ---------------------------------------------------------------------------- 3. 429 and 5xx
+def test_429_retry_after_and_a_5xx_burst_mid_sync_are_retried_without_real_sleeping(sf, monkeypatch):
+    import time
+    p = sf()
+    monkeypatch.setenv("GSDP_REST_MAX_RETRY_WAIT_SECONDS", "0.01")
+    slept = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda s: (slept.append(s), real_sleep(s))[1])
+    p.write_config("records_per_load: 2000\n")
+    p.org.insert_many("Account", [{"Name": f"A {i}"} for i in range(4500)])
+    p.org.clock.advance(seconds=60)
+    p.log.answer[4] = (429, {"Retry-After": "7", "Content-Type": "application/json"}, b"{}")
+    # the fake sees describe, COUNT(), page 1, page 2 (after the 429), then 3 x 503 SERVER_UNAVAILABLE on page 3
+    p.org.plan.at_request(5, lambda o: o.plan.fail_next(3, 503))
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == p.accounts()
+    assert slept.count(0.01) == 4  # one wait per retry, each capped by the setting (7 s and backoff asked)
+
+
+def test_retry_after_longer_than_the_sync_may_wait_stops_cleanly_and_resumes(sf):
+    p = sf()
+    p.write_config("records_per_load: 2000\n")
+    p.org.insert_many("Account", [{"Name": f"A {i}"} for i in range(4500)])
+    p.org.clock.advance(seconds=60)
+    p.log.answer[4] = (429, {"Retry-After": "3600", "Content-Type": "application/json"}, b"{}")
+    assert p.run("sfdc_accounts") == 0
+    assert p.rows("SELECT records FROM gs_ops.syncs") == [(2000,)]
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == p.accounts()
