@@ -264,3 +264,110 @@ def test_retry_after_longer_than_the_sync_may_wait_stops_cleanly_and_resumes(sf)
     assert p.rows("SELECT records FROM gs_ops.syncs") == [(2000,)]
     assert p.run("sfdc_accounts") == 0
     assert company_ids(p) == p.accounts()
+
+
+# ---------------------------------------------------------------------------- 7. environments
+@pytest.mark.parametrize("case", ["production", "sandbox", "my_domain", "wrong_environment"])
+def test_each_environment_gets_its_token_from_its_own_host_and_calls_the_instance(sf, case):
+    org_kw, conn, token_host, api_host = {
+        "production": ({"environment": "production", "my_domain": None}, "environment: production\n",
+                       "login.salesforce.com", "na1.salesforce.com"),
+        "sandbox": ({"environment": "sandbox", "my_domain": None}, "environment: sandbox\n",
+                    "test.salesforce.com", "na1.salesforce.com"),
+        "my_domain": ({"environment": "production", "my_domain": "acme", "instance_host": "na7.salesforce.com"},
+                      "domain: acme\n", "acme.my.salesforce.com", "na7.salesforce.com"),
+        # a sandbox org, a connection that says production: login.salesforce.com does not know the org
+        "wrong_environment": ({"environment": "sandbox", "my_domain": None}, "environment: production\n",
+                              "login.salesforce.com", None),
+    }[case]
+    p = sf(**org_kw)
+    p.write_config(conn)
+    rid = p.org.insert("Account", Name="Acct")
+    p.org.clock.advance(seconds=10)
+    rc = p.run("sfdc_accounts")
+    assert p.log.token_calls() == [token_host]
+    if api_host is None:
+        assert rc == 1 and not p.log.api_hosts()
+        assert p.one("SELECT count(*) FROM gs.company") == 0
+    else:
+        assert rc == 0 and p.log.api_hosts() == {api_host}
+        assert company_ids(p) == {rid}
+
+
+# ---------------------------------------------------------------------------- 9. window re-sync
+def _month(dt):
+    return dt.strftime("%Y-%m-01")
+
+
+def _materialize(p, **kw):
+    import dagster as dg
+    from gs_assets.config.loader import load_platform_config
+    from gs_assets.dagster_jobs import job_asset_job_name
+    from gs_assets.definitions import build_definitions
+    defs = build_definitions(load_platform_config(p.root / "config"))
+    return defs.resolve_job_def(job_asset_job_name("sfdc_accounts")).execute_in_process(
+        instance=dg.DagsterInstance.get(), raise_on_error=False, **kw)
+
+
+def test_window_resync_of_an_earlier_month_rereads_it_without_moving_the_cursor(sf):
+    p = sf()
+    org = p.org
+    t0 = org.stamp()
+    ids = [org.insert("Account", Name=f"Acct {i}") for i in range(3)]
+    org.clock.advance(hours=1)
+    assert p.run("sfdc_accounts") == 0
+    cur = cursor(p)
+    # a write that became visible long after its stamp (outside the lookback): incremental syncs miss it
+    late = org.commit_late("Account", {"Name": "Very late"}, stamped=t0 - timedelta(minutes=30))
+    org.clock.advance(minutes=5)
+    assert p.run("sfdc_accounts") == 0
+    assert late not in company_ids(p)
+    res = _materialize(p, partition_key=_month(t0))
+    assert res.success
+    assert company_ids(p) == set(ids) | {late}
+    assert cursor(p) == cur
+    rows = p.rows("SELECT mode, window_from, window_to FROM gs_ops.syncs WHERE mode = 'window'")
+    assert len(rows) == 1 and rows[0][1].startswith(_month(t0))
+
+
+def test_backfill_over_two_months_is_one_window(sf):
+    p = sf()
+    org = p.org
+    t0 = org.stamp()
+    first = (t0.replace(day=1) - timedelta(days=1)).replace(day=1)
+    older = org.insert("Account", Name="Last month", stamped=first + timedelta(days=3))
+    newer = org.insert("Account", Name="This month")
+    org.clock.advance(minutes=5)
+    res = _materialize(p, tags={"dagster/asset_partition_range_start": _month(first),
+                                "dagster/asset_partition_range_end": _month(t0)})
+    assert res.success
+    rows = p.rows("SELECT DISTINCT sync_id, mode, window_from, window_to FROM gs_ops.syncs")
+    assert len(rows) == 1 and rows[0][1] == "window"
+    assert rows[0][2].startswith(_month(first)) and rows[0][3] > _month(t0)
+    assert company_ids(p) == {older, newer}
+    assert cursor(p) is None  # a window re-sync never sets the incremental cursor
+
+
+# ---------------------------------------------------------------------------- 10. rotated refresh token
+def test_rotated_refresh_token_is_stored_owner_only_and_used_next_run(sf):
+    import os
+    import stat
+    from tests.gs_assets.connectors.rest_api import sf_env
+    p = sf()
+    p.org.plan.rotate_refresh_tokens = True
+    a = p.org.insert("Account", Name="First")
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    assert sf_env.REFRESH_TOKEN not in p.org.refresh_tokens  # the env var's token no longer works
+    files = list(p.token_dir.iterdir())
+    assert [f.name for f in files] == ["sfdc.refresh_token"]
+    assert stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600
+    assert files[0].read_text().strip() in p.org.refresh_tokens
+    b = p.org.insert("Account", Name="Second")
+    p.org.clock.advance(seconds=10)
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == {a, b}
+    assert len(p.log.token_calls()) == 2
+    logs = _event_log_text()
+    for secret in [sf_env.REFRESH_TOKEN, sf_env.CLIENT_SECRET, *p.org.refresh_tokens, *p.org.sessions]:
+        assert secret not in logs
