@@ -166,7 +166,14 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
     src: RestSource = jobs_reading(cfg, connection, source_object)[0].source
     stream = bound_stream(conn, src)
     out = SyncOutcome()
-    discovered = discovered_fields(client, stream)
+    try:
+        discovered = discovered_fields(client, stream)
+    except BudgetExhausted as e:  # spent before the first page: nothing to commit, the next run starts here
+        out.stopped = str(e)
+        return out
+    except ApiError as e:
+        out.error = str(e)
+        return out
     out.fields = [f.name for f in discovered]
     with warehouse.connect() as con:
         prev = ledger.last_sync(con, connection, source_object)

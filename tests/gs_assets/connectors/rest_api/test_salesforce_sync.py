@@ -43,6 +43,11 @@ def test_smoke_accounts_sync(sf):
     assert sorted(r[0] for r in p.companies()) == sorted(ids)
 
 
+def assert_no_stack_trace(text: str) -> None:
+    """Expected trouble is one paragraph; a stack trace (Python's or Dagster's) means a bug."""
+    assert "Traceback" not in text and "Stack Trace" not in text and "unexpected error" not in text, text
+
+
 def company_ids(p):
     rows = p.rows("SELECT external_id FROM gs.company")
     ids = [r[0] for r in rows]
@@ -103,7 +108,7 @@ def test_daily_limit_mid_sync_keeps_committed_loads_and_the_next_run_resumes(sf,
         org.plan.at_request(5, lambda o: o.use_api_calls(o.api_limit))
     assert p.run("sfdc_accounts") == 0, capsys.readouterr()
     out = capsys.readouterr()
-    assert "Traceback" not in out.out + out.err
+    assert_no_stack_trace(out.out + out.err)
     loads = p.rows("SELECT records, cursor_to FROM gs_ops.syncs ORDER BY synced_at")
     assert [r[0] for r in loads] == [2000, 2000]
     order = sorted_accounts(p)
@@ -143,7 +148,8 @@ def test_schema_drift_added_field_reported_removed_mapped_field_fails_before_wri
     org.clock.advance(seconds=10)
     assert p.run("sfdc_accounts") == 1
     err = capsys.readouterr().err
-    assert "sfdc_accounts" in err and "'Website'" in err and "Traceback" not in err
+    assert "sfdc_accounts" in err and "'Website'" in err
+    assert_no_stack_trace(err)
     assert p.companies() == before
     assert cursor(p) == cur
     assert p.one("SELECT count(*) FROM gs_ops.loads") == loads
@@ -169,7 +175,8 @@ def test_wrong_client_secret_is_one_clear_paragraph_without_any_secret(sf, capsy
     assert p.run("sfdc_accounts") == 1
     out = capsys.readouterr()
     text = out.out + out.err
-    assert "sfdc" in text and "consumer key and secret" in text and "Traceback" not in text
+    assert "sfdc" in text and "consumer key and secret" in text
+    assert_no_stack_trace(text)
     logs = _event_log_text()
     assert logs
     for secret in (wrong, sf_env.CLIENT_SECRET, sf_env.REFRESH_TOKEN):
@@ -185,7 +192,8 @@ def test_revoked_refresh_token_needs_reauthorization_one_token_call(sf, capsys):
     assert p.run("sfdc_accounts") == 1
     out = capsys.readouterr()
     text = out.out + out.err
-    assert "sfdc" in text and "Authorize the connection again" in text and "Traceback" not in text
+    assert "sfdc" in text and "Authorize the connection again" in text
+    assert_no_stack_trace(text)
     assert len(p.log.token_calls()) == 1  # no retry storm
     assert not p.log.api_hosts()
     assert sf_env.REFRESH_TOKEN not in text + _event_log_text()
@@ -371,3 +379,32 @@ def test_rotated_refresh_token_is_stored_owner_only_and_used_next_run(sf):
     logs = _event_log_text()
     for secret in [sf_env.REFRESH_TOKEN, sf_env.CLIENT_SECRET, *p.org.refresh_tokens, *p.org.sessions]:
         assert secret not in logs
+
+
+def test_daily_limit_already_spent_when_the_sync_starts_stops_cleanly(sf, capsys):
+    p = sf()
+    ids = [p.org.insert("Account", Name=f"Acct {i}") for i in range(3)]
+    p.org.clock.advance(seconds=10)
+    p.org.use_api_calls(p.org.api_limit)  # other integrations spent today's allocation
+    assert p.run("sfdc_accounts") == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert_no_stack_trace(text)
+    assert "API request limit is reached" in text and "resumes on the next run" in text
+    assert p.one("SELECT count(*) FROM gs.company") == 0
+    p.org.api_calls.clear()
+    assert p.run("sfdc_accounts") == 0
+    assert company_ids(p) == set(ids)
+
+
+def test_server_errors_that_outlast_the_retries_at_describe_fail_in_one_paragraph(sf, capsys):
+    p = sf()
+    p.org.insert("Account", Name="Acct")
+    p.org.clock.advance(seconds=10)
+    p.org.plan.fail_next(10, 503)  # more than the spec's 5 attempts
+    assert p.run("sfdc_accounts") == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert_no_stack_trace(text)
+    assert "sfdc" in text and "kept failing" in text
+    assert p.one("SELECT count(*) FROM gs_ops.syncs") == 0
