@@ -111,6 +111,10 @@ def test_daily_limit_mid_sync_keeps_committed_loads_and_the_next_run_resumes(sf,
     assert_no_stack_trace(out.out + out.err)
     loads = p.rows("SELECT records, cursor_to FROM gs_ops.syncs ORDER BY synced_at")
     assert [r[0] for r in loads] == [2000, 2000]
+    import dagster as dg
+    ev = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["source", "sfdc", "account"]))
+    meta = ev.asset_materialization.metadata
+    assert "resumes on the next run" in meta["stopped"].value and meta["loads"].value == 2
     order = sorted_accounts(p)
     assert company_ids(p) == {i for _, i in order[:4000]}
     cur = cursor(p)
