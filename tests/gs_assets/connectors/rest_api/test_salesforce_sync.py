@@ -128,6 +128,7 @@ def test_daily_limit_mid_sync_keeps_committed_loads_and_the_next_run_resumes(sf,
 
 
 # ---------------------------------------------------------------------------- 6. schema drift
+@pytest.mark.slow
 def test_schema_drift_added_field_reported_removed_mapped_field_fails_before_writing(sf, capsys):
     import dagster as dg
     p = sf()
@@ -266,6 +267,7 @@ def test_429_retry_after_and_a_5xx_burst_mid_sync_are_retried_without_real_sleep
     assert slept.count(0.01) == 4  # one wait per retry, each capped by the setting (7 s and backoff asked)
 
 
+@pytest.mark.slow
 def test_retry_after_longer_than_the_sync_may_wait_stops_cleanly_and_resumes(sf):
     p = sf()
     p.write_config("records_per_load: 2000\n")
