@@ -137,6 +137,8 @@ class Settings:
     """GSDP_REST_HOST_MAP: vendor hosts sent elsewhere, `host=url,host=url` (the demo's and tests' local API fakes); unset = the real hosts."""
     rest_token_dir: Path = field(default=ROOT / "data" / "tokens", metadata=_var("GSDP_REST_TOKEN_DIR", _path))
     """GSDP_REST_TOKEN_DIR: where rotated OAuth refresh tokens are kept (one file per connection, owner-only); default data/tokens."""
+    rest_max_retry_wait_seconds: Optional[float] = field(default=None, metadata=_var("GSDP_REST_MAX_RETRY_WAIT_SECONDS", _seconds))
+    """GSDP_REST_MAX_RETRY_WAIT_SECONDS: the longest an API client really sleeps per retry (backoff or Retry-After); unset = as long as asked (tests set 0)."""
     bulk_db: Path = field(default=ROOT / "data" / "bulk_api.sqlite", metadata=_var("GSDP_BULK_DB", _path))
     """GSDP_BULK_DB: the Bulk API's SQLite file (access keys, upload requests); default data/bulk_api.sqlite."""
     bulk_host: str = field(default="127.0.0.1", metadata=_var("GSDP_BULK_HOST", _text))

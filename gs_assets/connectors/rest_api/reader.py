@@ -168,8 +168,11 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
     out = SyncOutcome()
     try:
         discovered = discovered_fields(client, stream)
-    except BudgetExhausted as e:  # the budget is spent before the first page (e.g. a daily limit): nothing to keep
+    except BudgetExhausted as e:  # spent before the first page: nothing to commit, the next run starts here
         out.stopped = str(e)
+        return out
+    except ApiError as e:
+        out.error = str(e)
         return out
     out.fields = [f.name for f in discovered]
     with warehouse.connect() as con:

@@ -8,6 +8,7 @@ A secret's value never reaches a message: a missing one is named by its env var.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -71,18 +72,31 @@ class RestApiResource(dg.ConfigurableResource):
 
     host_map: Optional[str] = None
     token_dir: str = ""
+    max_retry_wait_seconds: Optional[float] = None  # cap on each real sleep between retries (tests: 0)
 
     def token_store(self) -> FileTokenStore:
         return FileTokenStore(Path(self.token_dir or Settings.from_env().rest_token_dir))
 
     def client(self, name: str, conn: RestApiConnection, **kwargs) -> RestClient:
+        if self.max_retry_wait_seconds is not None:
+            kwargs.setdefault("sleep", capped_sleep(self.max_retry_wait_seconds))
         return rest_client(name, conn, host_map=parse_host_map(self.host_map), token_store=self.token_store(),
                            **kwargs)
 
 
+def capped_sleep(cap: float):
+    """A sleep that waits at most `cap` seconds (the client still counts the wait it was asked
+    for, so its retry budget and Retry-After rules behave as without the cap)."""
+    def sleep(seconds: float) -> None:
+        if min(seconds, cap) > 0:
+            time.sleep(min(seconds, cap))
+    return sleep
+
+
 def rest_resource_from_env() -> RestApiResource:
     s = Settings.from_env()
-    return RestApiResource(host_map=s.rest_host_map, token_dir=str(s.rest_token_dir))
+    return RestApiResource(host_map=s.rest_host_map, token_dir=str(s.rest_token_dir),
+                           max_retry_wait_seconds=s.rest_max_retry_wait_seconds)
 
 
 def connection_secrets(name: str, conn: RestApiConnection, settings: Optional[Settings] = None) -> dict[str, Secret]:
