@@ -20,6 +20,7 @@ CSM lookup finds its users. Prints records/s of both, their ratio and the sync p
 
     ./dev bench api                     # 200,000 records, 3 runs
     ./dev bench api --records 20000 --runs 1
+    ./dev bench api --runs 1 --profile /tmp/sync.prof   # then: python -m pstats /tmp/sync.prof
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ class FakeServer:
 
 # ---------------------------------------------------------------------------- measurements (fresh processes)
 
-def child(mode: str, args: dict, env: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(args)], capture_output=True,
+def child(mode: str, args: dict, env: dict, profile: str = "") -> dict:
+    prof = ["-m", "cProfile", "-o", profile] if profile else []
+    proc = subprocess.run([sys.executable, *prof, __file__, "--child", mode, json.dumps(args)], capture_output=True,
                           text=True, cwd=ROOT, env={**os.environ, **env})
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -199,6 +201,7 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=200, help="users owning them (default 200)")
     ap.add_argument("--runs", type=int, default=3, help="measurements of each; the median is reported (default 3)")
     ap.add_argument("--work", default=str(ROOT / "data" / "bench_api"))
+    ap.add_argument("--profile", default="", help="write a cProfile of the first sync process to this file")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -230,7 +233,7 @@ def main() -> int:
                 db = f"{tmp}/run{i}.duckdb"
                 shutil.copy(template, db)
                 fake.reset()
-                sync = child("sync", {}, {**base, "GSDP_WAREHOUSE": db})
+                sync = child("sync", {}, {**base, "GSDP_WAREHOUSE": db}, a.profile if i == 0 else "")
                 os.unlink(db)
                 floors.append(floor)
                 syncs.append(sync)
