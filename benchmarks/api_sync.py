@@ -174,11 +174,15 @@ def run_child(mode: str, args: dict) -> None:
         job = f"{CONNECTION}_{'users' if mode == 'users' else 'accounts'}"
         defs = build_definitions(cfg)
         instance = dg.DagsterInstance.ephemeral()
+        spent = {"pages": 0.0, "land": 0.0}
+        _time_pages_and_landing(spent)
         t0 = time.perf_counter()
         res = defs.resolve_job_def(f"{job}_job").execute_in_process(
             partition_key=current_key(conn), instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         assert res.success, f"{job} failed"
+        out.update(spent)
+        out["steps"] = _step_seconds(instance, res.run_id)
         import duckdb
         con = duckdb.connect(os.environ["GSDP_WAREHOUSE"], read_only=True)
         out["result"] = con.execute(
@@ -191,6 +195,48 @@ def run_child(mode: str, args: dict) -> None:
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out, default=str))
+
+
+def _time_pages_and_landing(spent: dict) -> None:
+    """Where the source step's time goes: add the time spent getting pages (HTTP and JSON decoding,
+    the floor's work) and landing loads to `spent`; the rest of the step is describe, count and
+    turning records into Arrow batches (sync.read_stream, reader.sync_stream)."""
+    from gs_assets.connectors.rest_api import reader, sync
+    paginate, land_records = sync.paginate, reader.land_records
+
+    def timed_paginate(*a, **kw):
+        pages = paginate(*a, **kw)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(pages)
+            except StopIteration:
+                return
+            finally:
+                spent["pages"] += time.perf_counter() - t
+            yield item
+
+    def timed_land(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return land_records(*a, **kw)
+        finally:
+            spent["land"] += time.perf_counter() - t
+
+    sync.paginate, reader.land_records = timed_paginate, timed_land
+
+
+def _step_seconds(instance, run_id: str) -> dict:
+    steps: dict[str, float] = {}
+    for e in instance.all_logs(run_id):
+        de = e.dagster_event
+        if de is None or not de.step_key:
+            continue
+        if de.event_type_value == "STEP_START":
+            steps[de.step_key] = -e.timestamp
+        elif de.event_type_value == "STEP_SUCCESS":
+            steps[de.step_key] += e.timestamp
+    return steps
 
 
 # ---------------------------------------------------------------------------- main
@@ -241,6 +287,9 @@ def main() -> int:
                       f"{floor['pages']} pages, {floor['calls']} calls); sync {sync['seconds']:.2f} s "
                       f"({a.records / sync['seconds']:,.0f} rec/s, peak RSS {sync['peak_rss_mib']:.0f} MiB); "
                       f"job runs {sync['result']}; company (rows, csm, parent) {sync['company']}", flush=True)
+                print(f"         sync steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sync["steps"].items())
+                      + f"; in the source step: pages (HTTP + JSON) {sync['pages']:.2f}, landing {sync['land']:.2f}",
+                      flush=True)
     finally:
         fake.stop()
     f_s = statistics.median(f["seconds"] for f in floors)
@@ -254,6 +303,10 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     print(f"| {a.records:,} | {f_s:.2f} | {a.records / f_s:,.0f} | {s_s:.2f} | {a.records / s_s:,.0f} | "
           f"{s_s / f_s:.2f}x | {rss:.0f} | {status}: {runs} loads, {ins:,} ins, {upd:,} upd, {rej:,} rej |")
+    med = {k: statistics.median(s["steps"].get(k, 0.0) for s in syncs) for k in syncs[0]["steps"]}
+    print("median sync step seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+          + f"; in the source step: pages (HTTP + JSON) {statistics.median(s['pages'] for s in syncs):.2f}, "
+          f"landing {statistics.median(s['land'] for s in syncs):.2f}")
     return 0
 
 
