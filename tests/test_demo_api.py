@@ -92,3 +92,31 @@ def test_api_demo_syncs_both_fakes_into_the_csv_demos_objects(tmp_path, monkeypa
     # the CSV summary leaves the API jobs' runs out
     csv_jobs = {j.name for j in cfg.jobs.values() if j.connection == "demo_s3"}
     assert "sfdc_" not in run_demo.summary(os.environ["GSDP_WAREHOUSE"], cfg.model, csv_jobs)
+
+
+@pytest.mark.slow  # a fresh interpreter: local S3, both fakes
+def test_dev_ui_serves_the_api_fakes_beside_dagster(tmp_path):
+    """`./dev ui` (run_ui) loads the config in a fresh interpreter (the connector kinds registered),
+    starts the fakes, says where they are, and stops them with the rest. `dagster dev` and the Bulk
+    API are replaced by a process that ends at once, so run_ui goes straight to its shutdown."""
+    import subprocess
+    import sys
+
+    from tests.dagster_helpers import free_port
+    code = ("import subprocess, sys\n"
+            "from gs_assets.demo import run_ui\n"
+            "run_ui._spawn = lambda args: subprocess.Popen([sys.executable, '-c', 'pass'])\n"
+            "sys.exit(run_ui.main())\n")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+           "GSDP_REST_TOKEN_DIR": str(tmp_path / "tokens"), "GSDP_DEMO_S3_PORT": str(free_port())}
+    for k in ("GSDP_S3_ENDPOINT_URL", "GSDP_CONFIG_DIR", "GSDP_REST_HOST_MAP"):
+        env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "fake Salesforce (connection sfdc) on http://127.0.0.1:" in out, out
+    assert "fake HubSpot (connection hubspot) on http://127.0.0.1:" in out, out
+    assert "materialize source/sfdc/* or source/hubspot/* in the UI" in out, out
+    for secret in ("fake-demo-consumer-secret", "5Aep861fakeDemoRefreshToken"):
+        assert secret not in out + proc.stderr
+

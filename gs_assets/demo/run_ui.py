@@ -156,6 +156,7 @@ def main() -> int:
     s3 = bulk = dev = fakes = None
     try:
         prepare_env()
+        import gs_assets.connectors.registry  # noqa: F401  (registers the connector kinds the config names)
         from gs_assets.config.loader import load_platform_config
         from gs_assets.demo.local_s3 import LocalS3
         from gs_assets.demo.sample_data import generate
