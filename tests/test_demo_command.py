@@ -11,7 +11,8 @@ from tests.conftest import REPO
 
 @pytest.mark.slow  # the full demo in a subprocess
 def test_demo_loads_sample_data_and_explains_rejects(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb")}
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GSDP_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+           "GSDP_REST_TOKEN_DIR": str(tmp_path / "tokens")}
     for k in ("GSDP_S3_ENDPOINT_URL",):
         env.pop(k, None)
     proc = subprocess.run([sys.executable, "-m", "gs_assets.demo.run_demo"], cwd=REPO, env=env,
@@ -24,4 +25,10 @@ def test_demo_loads_sample_data_and_explains_rejects(tmp_path):
     assert "crm_companies            1 x stage dropdown_value" in out
     assert "e.g. companies.csv:19: not one of" in out
     assert "./dev ui" in out
+    # the API half: both fakes synced through Dagster, what landed per connection
+    for line in ("sync now of connection sfdc: 4 run(s)", "sync now of connection hubspot: 4 run(s)",
+                 "connection sfdc (Salesforce, production): synced streams (gs_ops.syncs)",
+                 "gs.company                  499         498", "gs.user                      51          50"):
+        assert line in out, out[-4000:]
+    assert "FAILED" not in out
     assert (tmp_path / "dh" / "dagster.yaml").exists()

@@ -1,7 +1,10 @@
 """The main demo: sample files -> local S3 -> sensor -> Dagster runs -> objects; prints what landed.
+Then the API connections: the Salesforce and HubSpot fakes on 127.0.0.1 (seeded with records that
+overlap the CSV companies and users) synced through Dagster; prints what landed per connection.
 
 Everything is local and embedded: a DuckDB file under data/, moto on 127.0.0.1 as the S3
-endpoint, and a Dagster instance under .dagster_home/ (so `./dev ui` shows these very runs).
+endpoint, the API fakes on 127.0.0.1, and a Dagster instance under .dagster_home/ (so `./dev ui`
+shows these very runs).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ BUCKET_PREFIX = "inbound/"
 def prepare_env(root: Path = ROOT) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home"))
     os.environ.setdefault("GSDP_WAREHOUSE", str(root / "data" / "warehouse.duckdb"))
+    # The demo's API connections talk to fakes started anew each time: their refresh tokens are kept
+    # apart from a real deployment's (data/tokens).
+    os.environ.setdefault("GSDP_REST_TOKEN_DIR", str(root / "data" / "demo_tokens"))
     from gs_assets.instance_config import write_instance_config
     write_instance_config(Path(os.environ["DAGSTER_HOME"]))
 
@@ -61,7 +67,49 @@ def run_sensor_once(defs, instance, cursor: str | None, sensor, kind):
     return outcomes, result.cursor
 
 
-def summary(warehouse_path: str, model) -> str:
+# Jobs of an API connection run in this order of destination, so lookups find what the same
+# connection brings (owners before the companies they own, people and companies before their links).
+API_ORDER = ["user", "company", "person", "company_person"]
+
+
+def api_jobs(cfg, connection: str) -> list:
+    jobs = [j for j in cfg.jobs.values() if j.connection == connection]
+    return sorted(jobs, key=lambda j: (API_ORDER.index(j.destination) if j.destination in API_ORDER else len(API_ORDER),
+                                       j.name))
+
+
+def sync_api(cfg, defs, instance, connection: str) -> list:
+    """Sync now: each job of the connection as `gsdp run` runs it (its Dagster job, the latest time
+    partition, which syncs the stream from its cursor and applies the load)."""
+    from gs_assets.cli import QUIET_CONSOLE, _report_run
+    from gs_assets.connectors.registry import kind_of
+    from gs_assets.dagster_jobs import job_asset_job_name
+
+    kind = kind_of(cfg.connections[connection])
+    outcomes = []
+    for job in api_jobs(cfg, connection):
+        for key in kind.discover(cfg, job, None):
+            res = defs.resolve_job_def(job_asset_job_name(job.name)).execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
+                tags={"gsdp/trigger": "demo"})
+            if not res.success:  # why, in the job's words (a bug's stack trace goes to stderr)
+                for description in _report_run(instance, res):
+                    print(f"{job.name}: {description}", file=sys.stderr)
+            outcomes.append((job.name, key, res.success, res.run_id))
+    return outcomes
+
+
+def object_counts(warehouse_path: str, model) -> dict[str, int]:
+    import duckdb
+    con = duckdb.connect(warehouse_path, read_only=True)
+    try:
+        return {name: con.execute(f"SELECT count(*) FROM gs.{name}").fetchone()[0] for name in model.objects}
+    finally:
+        con.close()
+
+
+def summary(warehouse_path: str, model, jobs: set[str] | None = None) -> str:
+    """Objects, job runs and rejects; job runs and rejects of `jobs` only when given."""
     import re
 
     import duckdb
@@ -79,19 +127,103 @@ def summary(warehouse_path: str, model) -> str:
         lines.append("job runs (gs_ops.job_runs):")
         lines.append(f"  {'job':<20}{'file':<34}{'status':<17}{'read':>8}{'ins':>8}{'upd':>6}{'same':>8}{'rej':>7}{'sup':>6}")
         for r in ledger.job_runs(con):
+            if jobs is not None and r.job not in jobs:
+                continue
             file = re.sub(r"^.*/", "", r.source_file) if r.source_file is not None else None
             lines.append(f"  {r.job:<20}{file:<34}{r.status:<17}{r.rows_read:>8,}{r.inserted:>8,}{r.updated:>6,}"
                          f"{r.unchanged:>8,}{r.rejected:>7,}{r.superseded:>6,}")
         lines.append("")
-        total = ledger.count_rejects(con)
+        groups = [g for g in ledger.reject_reasons(con) if jobs is None or g.job in jobs]
+        total = ledger.count_rejects(con) if jobs is None else sum(
+            con.execute("SELECT count(*) FROM gs_ops.rejects WHERE job = ?", [j]).fetchone()[0] for j in sorted(jobs))
         lines.append(f"rejects (gs_ops.rejects): {total:,} row(s), kept with file, line, original values and every reason.")
         lines.append("  by job and reason (count, then the first example):")
-        for g in ledger.reject_reasons(con):
+        for g in groups:
             shown = f" (value {g.value!r})" if g.value else ""
             lines.append(f"  {g.job:<20}{g.rows:>6,} x {g.field or 'row'} {g.rule:<24} e.g. {g.first}: {g.message}{shown}")
     finally:
         con.close()
     return "\n".join(lines)
+
+
+def api_summary(warehouse_path: str, cfg, connection: str, run_ids: list[str]) -> str:
+    """What the runs `run_ids` of an API connection landed: records per stream (gs_ops.syncs), its
+    jobs' runs, and their rejects grouped by reason."""
+    import duckdb
+
+    from gs_assets.engine import ledger
+
+    conn = cfg.connections[connection]
+    jobs = {j.name for j in api_jobs(cfg, connection)}
+    lines = [f"connection {connection} ({conn.spec.label}, {conn.environment_name or 'one host'}): "
+             f"synced streams (gs_ops.syncs)"]
+    con = duckdb.connect(warehouse_path, read_only=True)
+    try:
+        ids = [r.load_id for r in ledger.job_runs_of(con, run_ids) if r.job in jobs]
+        rows = con.execute(
+            "SELECT source_object, mode, count(*), sum(pages), sum(records), sum(deleted) FROM gs_ops.syncs "
+            "WHERE load_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY min(synced_at)",
+            [sorted(set(ids))]).fetchall()
+        lines.append(f"  {'stream':<20}{'mode':<13}{'syncs':>6}{'pages':>7}{'records':>9}{'deleted':>9}")
+        for stream, mode, n, pages, records, deleted in rows:
+            lines.append(f"  {stream:<20}{mode:<13}{n:>6}{pages:>7,}{records:>9,}{deleted:>9,}")
+        lines.append(f"  job runs: {'job':<28}{'object':<20}{'status':<17}{'read':>6}{'ins':>6}{'upd':>6}{'same':>6}"
+                     f"{'rej':>5}{'del':>5}")
+        for r in ledger.job_runs_of(con, run_ids):
+            if r.job in jobs:
+                lines.append(f"            {r.job:<28}{'gs.' + r.destination:<20}{r.status:<17}{r.rows_read:>6,}"
+                             f"{r.inserted:>6,}{r.updated:>6,}{r.unchanged:>6,}{r.rejected:>5,}{r.deleted:>5,}")
+        # Rejects by job and reason, each with the record id of its first example (an API row's location).
+        groups = con.execute(
+            "WITH r AS (SELECT job, source_id, line_number, unnest(CAST(reasons AS JSON[])) AS reason "
+            "FROM gs_ops.rejects WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))) "
+            "SELECT job, reason->>'field', reason->>'rule', count(*), arg_min(source_id, line_number), "
+            "arg_min(reason->>'message', line_number), arg_min(reason->>'value', line_number) "
+            "FROM r GROUP BY ALL ORDER BY job, count(*) DESC", [list(run_ids)]).fetchall()
+        total = con.execute("SELECT count(*) FROM gs_ops.rejects WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))",
+                            [list(run_ids)]).fetchone()[0]
+        lines.append(f"  rejects (gs_ops.rejects): {total:,} row(s)" + (", kept with record id, original values and "
+                                                                        "every reason:" if total else ": none"))
+        for job, fld, rule, n, first, message, value in groups:
+            shown = f" (value {value!r})" if value else ""
+            lines.append(f"    {job:<26}{n:>4,} x {fld or 'row'} {rule:<18} e.g. record {first}: {message}{shown}")
+    finally:
+        con.close()
+    return "\n".join(lines)
+
+
+def run_api_demo(cfg, instance, csv_counts: dict[str, int]) -> list:
+    """Start the Salesforce and HubSpot fakes, sync both connections through Dagster, print what
+    landed; the fakes stop at the end."""
+    from gs_assets.definitions import build_definitions
+    from gs_assets.demo import api_fakes
+
+    fakes = api_fakes.start()
+    try:
+        os.environ.update(fakes.env)  # this process only: the fakes' hosts and their demo credentials
+        defs = build_definitions(cfg, warehouse=os.environ["GSDP_WAREHOUSE"])  # its resources read them
+        print("API connections: the Salesforce and HubSpot fakes on 127.0.0.1 (`./dev ui` starts them too)")
+        for line in api_fakes.describe(fakes):
+            print(f"  {line}")
+        outcomes = []
+        for connection in fakes.servers:
+            ran = sync_api(cfg, defs, instance, connection)
+            print(f"sync now of connection {connection}: {len(ran)} run(s) (the jobs `gsdp run` runs, latest partition):")
+            for job, key, ok, run_id in ran:
+                print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
+            outcomes += ran
+        print()
+        for connection in fakes.servers:
+            print(api_summary(os.environ["GSDP_WAREHOUSE"], cfg, connection,
+                              [run_id for job, _, _, run_id in outcomes if cfg.jobs[job].connection == connection]))
+            print()
+        after = object_counts(os.environ["GSDP_WAREHOUSE"], cfg.model)
+        print(f"{'object':<22}{'rows':>9}{'before API':>12}")
+        for name, n in after.items():
+            print(f"{'gs.' + name:<22}{n:>9,}{csv_counts.get(name, 0):>12,}")
+        return outcomes
+    finally:
+        fakes.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +268,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
             outcomes += ran
     print()
-    print(summary(os.environ["GSDP_WAREHOUSE"], cfg.model))
+    api_connections = {n for n, c in cfg.connections.items() if c.type == "rest_api"}
+    print(summary(os.environ["GSDP_WAREHOUSE"], cfg.model,
+                  {j.name for j in cfg.jobs.values() if j.connection not in api_connections}))
     print()
-    print(f"warehouse: {os.environ['GSDP_WAREHOUSE']} (DuckDB; schemas gs, gs_ops, raw_demo_s3)")
+    outcomes += run_api_demo(cfg, instance, object_counts(os.environ["GSDP_WAREHOUSE"], cfg.model))
+    print()
+    print(f"warehouse: {os.environ['GSDP_WAREHOUSE']} (DuckDB; schemas gs, gs_ops, raw_demo_s3, raw_sfdc, raw_hubspot)")
     print("next: ./dev ui   -> Dagster UI on http://127.0.0.1:3000 with these runs: Assets > matrix group "
           "(row counts, previews, schema, checks), Runs, Sensors > s3_files_sensor")
     print("      ./dev sql \"SELECT * FROM gs_ops.rejects\"   -> query the warehouse")

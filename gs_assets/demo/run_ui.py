@@ -1,5 +1,7 @@
 """Start the Dagster UI over the demo: local S3 (with the sample files) + `dagster dev`, and the
-Bulk API service beside it (http://127.0.0.1:8080, OpenAPI at /docs).
+Bulk API service beside it (http://127.0.0.1:8080, OpenAPI at /docs), and the Salesforce and HubSpot
+fakes on 127.0.0.1 (gs_assets/demo/api_fakes.py) so the API connections' source assets can be
+materialized from the UI: the latest partition syncs now, an earlier one re-syncs its window.
 
 The local S3 server keeps nothing between starts, so the sample files are put back where the demo
 left them: a file the warehouse's ledger holds as loaded and moved (same content) goes to its
@@ -9,7 +11,7 @@ were never loaded, and the UI does not start with a run per file that would do n
 SIGTERM and SIGINT (Ctrl-C) stop everything it started: `dagster dev` and the Bulk API each run in
 their own process group, which gets SIGTERM (so the webserver, the daemon, the code servers and
 any run they started stop too), then SIGKILL for whatever is left after GRACE_SECONDS; then the
-S3 server. No process is left holding a port or ticking a sensor.
+S3 server and the API fakes. No process is left holding a port or ticking a sensor.
 """
 
 from __future__ import annotations
@@ -151,9 +153,10 @@ def restore_sample(client, bucket: str, sample_dir, warehouse_path: str) -> list
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    s3 = bulk = dev = None
+    s3 = bulk = dev = fakes = None
     try:
         prepare_env()
+        import gs_assets.connectors.registry  # noqa: F401  (registers the connector kinds the config names)
         from gs_assets.config.loader import load_platform_config
         from gs_assets.demo.local_s3 import LocalS3
         from gs_assets.demo.sample_data import generate
@@ -169,6 +172,13 @@ def main() -> int:
             restore_sample(s3.client(), cfg.connections["demo_s3"].bucket, sample, os.environ["GSDP_WAREHOUSE"])
             print(f"local S3 on {s3.endpoint}; warehouse {os.environ['GSDP_WAREHOUSE']}; "
                   f"Dagster home {os.environ['DAGSTER_HOME']}")
+            from gs_assets.demo import api_fakes
+            fakes = api_fakes.start()
+            os.environ.update(fakes.env)  # inherited by `dagster dev` and its runs only
+            for line in api_fakes.describe(fakes):
+                print(line)
+            print("  materialize source/sfdc/* or source/hubspot/* in the UI: the latest partition syncs now, "
+                  "an earlier one re-syncs that window")
             bulk_port = os.environ.setdefault("GSDP_BULK_PORT", "8080")
             bulk = _spawn(["gs_assets.connectors.bulk_upload.app"])
             print(f"Bulk API: http://127.0.0.1:{bulk_port}/docs  (create a key: .venv/bin/gsdp keys create --name me)")
@@ -182,8 +192,10 @@ def main() -> int:
             stop_tree(dev, "dagster dev")
             stop_tree(bulk, "Bulk API")
             s3.stop()  # terminate, then kill after 10 s
+            if fakes is not None:
+                fakes.stop()
     except _Stop as e:
-        print(f"{e}: stopped the Dagster UI, the daemon, the Bulk API and the S3 server", file=sys.stderr)
+        print(f"{e}: stopped the Dagster UI, the daemon, the Bulk API, the S3 server and the API fakes", file=sys.stderr)
         return 128 + e.signum
 
 

@@ -19,7 +19,9 @@ def test_definitions_load_with_the_expected_assets_jobs_sensor():
             "source/demo_s3/companies", "source/demo_s3/contacts"} <= keys
     company = next(a for a in defs.assets if a.key == dg.AssetKey(["gs", "company"]))
     deps = {k.to_user_string() for k in company.asset_deps[company.key]}
-    assert deps == {"source/demo_s3/companies", "gs/user"}, "lookups become asset dependencies"
+    # (the shipped config's API connections feed Company too: Salesforce accounts, HubSpot companies)
+    assert deps == {"source/demo_s3/companies", "source/sfdc/account", "source/hubspot/companies", "gs/user"}, \
+        "lookups become asset dependencies"
     cp = next(a for a in defs.assets if a.key == dg.AssetKey(["gs", "company_person"]))
     assert {"gs/person", "gs/company"} <= {k.to_user_string() for k in cp.asset_deps[cp.key]}
     # support_cases accepts Bulk API uploads: its sensors come with it (no notifications configured).
