@@ -62,8 +62,7 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
         raise ConfigError(file, f"{key}.connection",
                           f"unknown connection {job.connection!r}; known connections: {', '.join(sorted(connections)) or '(none)'}")
     _resolve_source(job, connections, file, f"{key}.source")
-    # what the source's kind, then its connection, say about the rest of the job
-    problem = job.source.job_problem(job) or connections[job.connection].job_problem(job)
+    problem = job.source.job_problem(job)  # what the source's kind says about the rest of the job
     if problem is not None:
         raise ConfigError(file, f"{key}.{problem[0]}", problem[1])
     dest = model.get(job.destination, file=file, key=f"{key}.destination")
@@ -119,6 +118,10 @@ def _check_job(job: Job, model: DataModel, connections: dict[str, Connection], f
                 raise ConfigError(file, f"{key}.mappings",
                                   f"required field {fname!r} of {dest.name!r} is not mapped; every inserted record needs it")
     _check_deletes(job, dest, file, key, field_of)
+    # what the job's connection says about it (e.g. a stream its system lacks), once the job itself holds
+    problem = connections[job.connection].job_problem(job)
+    if problem is not None:
+        raise ConfigError(file, f"{key}.{problem[0]}", problem[1])
 
 
 _TRUTH_WORDS = ("true", "t", "yes", "y", "1", "false", "f", "no", "n", "0")  # as the engine converts booleans

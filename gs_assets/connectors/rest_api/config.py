@@ -117,6 +117,17 @@ class RestApiConnection(ConnectionBase):
             return "operation", ("an API sync re-reads the records at its cursor boundary (and a re-synced window "
                                  "again), so insert would add them twice; use upsert with the record id "
                                  f"({bound.spec.primary_key}) mapped to an identifier field")
+        if job.deletes.policy.value != "ignore":
+            # A delete the source reports carries only the record's primary key: the job's identifiers
+            # must come from it, or no delete could ever match a record.
+            pk = {k.strip() for k in bound.spec.primary_key.split(",")}
+            by_target = {m.target: m.source for m in job.mappings}
+            off = [i for i in job.identifiers if by_target.get(i) not in pk]
+            if off:
+                return "deletes", (f"a delete {self.system} reports carries only the record's {bound.spec.primary_key}, "
+                                   f"but identifier(s) {', '.join(off)} of this job are not mapped from it, so no "
+                                   f"delete could match a record; map {bound.spec.primary_key} to the identifier, "
+                                   f"or use deletes: {{policy: ignore}}")
         if src.full_refresh is False and bound.spec.incremental is None:
             return "source.full_refresh", (f"stream {stream} of {self.system} has no cursor field, so every sync reads "
                                            f"it in full; remove full_refresh: false")

@@ -148,3 +148,18 @@ def test_host_map_and_token_store(tmp_path):
     store.put("sfdc", "rotated-token")
     assert store.get("sfdc") == "rotated-token"
     assert (tmp_path / "tokens" / "sfdc.refresh_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_delete_policy_needs_identifiers_from_the_records_primary_key(tmp_path):
+    """A reported delete carries only the record's id: a job keyed on another column could never
+    match one, so config refuses delete/mark there instead of counting deletes that never apply."""
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, {"connections": {"sfdc": {**SF, "default_jobs": {"accounts": {
+            "mappings": [{"source": "External_Id__c", "target": "external_id"}, {"source": "Name", "target": "name"}],
+            "lookups": []}}}}})
+    assert e.value.key == "connections.sfdc.default_jobs.accounts"
+    assert "carries only the record's Id" in str(e.value) and "policy: ignore" in str(e.value)
+    cfg = _load(tmp_path, {"connections": {"sfdc": {**SF, "default_jobs": {"accounts": {
+        "mappings": [{"source": "External_Id__c", "target": "external_id"}, {"source": "Name", "target": "name"}],
+        "lookups": [], "deletes": {"policy": "ignore"}}}}}})
+    assert cfg.jobs["sfdc_accounts"].deletes.policy == "ignore"
