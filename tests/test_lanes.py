@@ -42,8 +42,11 @@ def test_dev_test_fast_deselects_drills_and_slow_tests_and_passes_other_argument
 def test_dev_test_without_fast_runs_everything(tmp_path):
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("./dev test would install chromium first")
-    out = _dev(tmp_path, "test", "-q")
+    out = _dev(tmp_path, "test", "-q")  # with arguments: one pytest with them
     assert out[out.index("python"):] == ["python", "-m", "pytest", "-q"]
+    out = _dev(tmp_path, "test")  # CI: every test but the drills on two workers, then the drills alone
+    assert out[out.index("python"):] == ["python", "-m", "pytest", "-m", "not drill", "-n", "2", "--dist", "loadfile",
+                                         "python", "-m", "pytest", "-m", "drill"]
 
 
 def test_config_builder_gives_the_config_of_the_hand_written_yaml(tmp_path):
