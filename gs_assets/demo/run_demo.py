@@ -81,7 +81,7 @@ def api_jobs(cfg, connection: str) -> list:
 def sync_api(cfg, defs, instance, connection: str) -> list:
     """Sync now: each job of the connection as `gsdp run` runs it (its Dagster job, the latest time
     partition, which syncs the stream from its cursor and applies the load)."""
-    from gs_assets.cli import QUIET_CONSOLE, _report_run
+    from gs_assets.run_report import QUIET_CONSOLE, report_run
     from gs_assets.connectors.registry import kind_of
     from gs_assets.dagster_jobs import job_asset_job_name
 
@@ -93,7 +93,7 @@ def sync_api(cfg, defs, instance, connection: str) -> list:
                 partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
                 tags={"gsdp/trigger": "demo"})
             if not res.success:  # why, in the job's words (a bug's stack trace goes to stderr)
-                for description in _report_run(instance, res):
+                for description in report_run(instance, res):
                     print(f"{job.name}: {description}", file=sys.stderr)
             outcomes.append((job.name, key, res.success, res.run_id))
     return outcomes
@@ -134,8 +134,7 @@ def summary(warehouse_path: str, model, jobs: set[str] | None = None) -> str:
                          f"{r.unchanged:>8,}{r.rejected:>7,}{r.superseded:>6,}")
         lines.append("")
         groups = [g for g in ledger.reject_reasons(con) if jobs is None or g.job in jobs]
-        total = ledger.count_rejects(con) if jobs is None else sum(
-            con.execute("SELECT count(*) FROM gs_ops.rejects WHERE job = ?", [j]).fetchone()[0] for j in sorted(jobs))
+        total = ledger.count_rejects(con) if jobs is None else ledger.count_rejects_of_jobs(con, sorted(jobs))
         lines.append(f"rejects (gs_ops.rejects): {total:,} row(s), kept with file, line, original values and every reason.")
         lines.append("  by job and reason (count, then the first example):")
         for g in groups:
@@ -160,10 +159,7 @@ def api_summary(warehouse_path: str, cfg, connection: str, run_ids: list[str]) -
     con = duckdb.connect(warehouse_path, read_only=True)
     try:
         ids = [r.load_id for r in ledger.job_runs_of(con, run_ids) if r.job in jobs]
-        rows = con.execute(
-            "SELECT source_object, mode, count(*), sum(pages), sum(records), sum(deleted) FROM gs_ops.syncs "
-            "WHERE load_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY min(synced_at)",
-            [sorted(set(ids))]).fetchall()
+        rows = ledger.sync_totals(con, sorted(set(ids)))
         lines.append(f"  {'stream':<20}{'mode':<13}{'syncs':>6}{'pages':>7}{'records':>9}{'deleted':>9}")
         for stream, mode, n, pages, records, deleted in rows:
             lines.append(f"  {stream:<20}{mode:<13}{n:>6}{pages:>7,}{records:>9,}{deleted:>9,}")
@@ -174,14 +170,8 @@ def api_summary(warehouse_path: str, cfg, connection: str, run_ids: list[str]) -
                 lines.append(f"            {r.job:<28}{'gs.' + r.destination:<20}{r.status:<17}{r.rows_read:>6,}"
                              f"{r.inserted:>6,}{r.updated:>6,}{r.unchanged:>6,}{r.rejected:>5,}{r.deleted:>5,}")
         # Rejects by job and reason, each with the record id of its first example (an API row's location).
-        groups = con.execute(
-            "WITH r AS (SELECT job, source_id, line_number, unnest(CAST(reasons AS JSON[])) AS reason "
-            "FROM gs_ops.rejects WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))) "
-            "SELECT job, reason->>'field', reason->>'rule', count(*), arg_min(source_id, line_number), "
-            "arg_min(reason->>'message', line_number), arg_min(reason->>'value', line_number) "
-            "FROM r GROUP BY ALL ORDER BY job, count(*) DESC", [list(run_ids)]).fetchall()
-        total = con.execute("SELECT count(*) FROM gs_ops.rejects WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))",
-                            [list(run_ids)]).fetchone()[0]
+        groups = ledger.reject_reasons_of_runs(con, list(run_ids))
+        total = ledger.count_rejects_of_runs(con, list(run_ids))
         lines.append(f"  rejects (gs_ops.rejects): {total:,} row(s)" + (", kept with record id, original values and "
                                                                         "every reason:" if total else ": none"))
         for job, fld, rule, n, first, message, value in groups:

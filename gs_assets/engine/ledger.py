@@ -454,6 +454,40 @@ def count_rejects(con, job_run_id: Optional[str] = None) -> int:
     return con.execute(f"SELECT count(*) FROM {REJECTS} WHERE job_run_id = ?", [job_run_id]).fetchone()[0]
 
 
+def count_rejects_of_jobs(con, jobs: Sequence[str]) -> int:
+    """Rejects of every run of these jobs."""
+    if not jobs:
+        return 0
+    return con.execute(f"SELECT count(*) FROM {REJECTS} WHERE job IN ({_placeholders(jobs)})", list(jobs)).fetchone()[0]
+
+
+def count_rejects_of_runs(con, dagster_run_ids: Sequence[str]) -> int:
+    """Rejects written by these Dagster runs."""
+    return con.execute(f"SELECT count(*) FROM {REJECTS} WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))",
+                       [list(dagster_run_ids)]).fetchone()[0]
+
+
+class RunRejectReasons(NamedTuple):
+    """Rejects of some runs by job and reason, with the source id of the first example."""
+    job: str
+    field: Optional[str]
+    rule: Optional[str]
+    rows: int
+    first: Optional[str]
+    message: Optional[str]
+    value: Optional[str]
+
+
+def reject_reasons_of_runs(con, dagster_run_ids: Sequence[str]) -> list[RunRejectReasons]:
+    rows = con.execute(
+        f"WITH r AS (SELECT job, source_id, line_number, unnest(CAST(reasons AS JSON[])) AS reason FROM {REJECTS} "
+        "WHERE dagster_run_id IN (SELECT unnest(?::VARCHAR[]))) "
+        "SELECT job, reason->>'field', reason->>'rule', count(*), arg_min(source_id, line_number), "
+        "arg_min(reason->>'message', line_number), arg_min(reason->>'value', line_number) "
+        "FROM r GROUP BY ALL ORDER BY job, count(*) DESC", [list(dagster_run_ids)]).fetchall()
+    return [RunRejectReasons(*r) for r in rows]
+
+
 def rejects_of(con, job_run_id: str, limit: Optional[int] = None) -> list[RejectRecord]:
     """A job run's rejects by line."""
     tail = "ORDER BY line_number" + (f" LIMIT {int(limit)}" if limit is not None else "")
@@ -594,3 +628,22 @@ def last_sync(con, connection: str, source_object: str) -> Optional[SyncRecord]:
     baseline the next sync's schema drift is measured against."""
     rows = _sync_rows(con, connection, source_object)
     return rows[-1][0] if rows else None
+
+
+class SyncTotals(NamedTuple):
+    """Sync loads of a stream and mode added up: how many, their pages, records and deletes."""
+    source_object: str
+    mode: str
+    syncs: int
+    pages: int
+    records: int
+    deleted: int
+
+
+def sync_totals(con, load_ids: Sequence[str]) -> list[SyncTotals]:
+    """The sync loads among `load_ids`, added up per stream and mode, in the order they synced."""
+    rows = con.execute(
+        f"SELECT source_object, mode, count(*), sum(pages), sum(records), sum(deleted) FROM {SYNCS} "
+        "WHERE load_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY min(synced_at)",
+        [list(load_ids)]).fetchall()
+    return [SyncTotals(*r) for r in rows]
