@@ -86,6 +86,7 @@ def test_gsdp_is_installed():
     assert GSDP.exists(), "gsdp is installed by `uv sync` ([project.scripts])"
 
 
+@pytest.mark.slow  # `gsdp validate` in subprocesses
 def test_validate_and_config_errors_name_file_and_key(env, tmp_path):
     assert "OK: 1 connection(s), 1 job(s)" in gsdp(env, "validate", process=True).stdout  # the installed command
     bad = Path(env["GSDP_CONFIG_DIR"]) / "jobs.yaml"

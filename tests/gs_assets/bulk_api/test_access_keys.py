@@ -51,6 +51,7 @@ def test_scope_rotation_and_revocation(con):
         ak.rotate_key(con, key.key_id)
 
 
+@pytest.mark.slow  # `gsdp keys` in subprocesses
 def test_gsdp_keys_command(tmp_path):
     env = {**os.environ, "GSDP_BULK_DB": str(tmp_path / "bulk.sqlite"),
            "GSDP_CONFIG_DIR": str(Path(__file__).resolve().parents[3] / "config")}

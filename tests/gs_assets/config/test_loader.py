@@ -72,6 +72,7 @@ _LOAD = ("import sys; import gs_assets.connectors.registry; from gs_assets.confi
          "load_platform_config(sys.argv[1])")
 
 
+@pytest.mark.slow  # each case loads the config in a subprocess with a time limit
 @pytest.mark.parametrize("where, bomb", [
     # DuckDB's optimizer folds constants: this filter was computed (100 MB) at every config load.
     ("filter", "repeat('x', {n}) = 'a'"),

@@ -17,6 +17,9 @@ from gs_assets.connectors.rest_api.systems.salesforce.fake import create_app as 
 from gs_assets.connectors.rest_api.systems.salesforce.fake.__main__ import (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
                                                                              DEMO_REFRESH_TOKEN, demo_org)
 
+# Both fakes driven through the CLI: the full suite (CI) runs them, the fast lane does not.
+pytestmark = pytest.mark.slow
+
 PAT = "pat-na1-0c1d2e3f-aaaa-bbbbccccddddeeeeffff0000"
 
 CONFIG = """\

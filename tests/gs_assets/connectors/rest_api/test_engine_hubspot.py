@@ -83,6 +83,7 @@ def test_list_paging_full_sync_offers_a_state_only_on_its_last_page():
     assert any(parse_qs(r.url.query.decode()).get("archived") == ["true"] for r in lists)
 
 
+@pytest.mark.slow  # 12,000 records through the search paginator
 def test_search_past_10000_tied_records_skips_nothing():
     """12,000 modified records, 10,500 of them on one hs_lastmodifieddate: `after` may not pass
     10,000 (HubSpot answers 400), and only one sort rule is allowed."""

@@ -22,6 +22,9 @@ from gs_assets.connectors.rest_api.client import RestClient
 from gs_assets.connectors.rest_api.fakes.harness import Clock, serve_on_loopback
 from gs_assets.connectors.rest_api.systems.hubspot.fake import FaultPlan, HubSpotPortal, RateLimits, create_app, to_ms
 
+# Syncs through Dagster against a fake on loopback: the full suite (CI) runs them, the fast lane does not.
+pytestmark = pytest.mark.slow
+
 JOBS = ["hs_owners", "hs_companies", "hs_contacts", "hs_contact_companies"]
 
 

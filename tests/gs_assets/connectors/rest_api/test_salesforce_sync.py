@@ -10,6 +10,9 @@ import pytest
 
 from tests.gs_assets.connectors.rest_api.sf_env import new_org, start
 
+# Syncs through Dagster against a fake on loopback: the full suite (CI) runs them, the fast lane does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def sf(tmp_path, monkeypatch):

@@ -326,6 +326,7 @@ def test_search_filters_and_sorts_on_the_last_modified_property():
     assert _search(s, token, "companies", {"sorts": ["name", "domain"]}).status_code == 400
 
 
+@pytest.mark.slow  # 10,001 records through the search API
 def test_search_past_10000_results_returns_400_even_with_10001_records_on_one_timestamp():
     portal, token = portal_with(rate_limits=UNLIMITED)
     portal.create_many("companies", ({"name": f"Bulk {i}"} for i in range(10_001)))
