@@ -9,7 +9,7 @@ cursor (the upsert absorbs what is read again).
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Optional
 
 import dagster as dg

@@ -99,11 +99,12 @@ def check_fields(cfg: PlatformConfig, connection: str, source_object: str, strea
     names = {f.name for f in discovered}
     present = names | always_present(stream)
     problems = []
-    for j in jobs_reading(cfg, connection, source_object):
+    jobs = jobs_reading(cfg, connection, source_object)
+    for j in jobs:
         gone = [c for c in j.mapped_source_columns if c not in present]
         if gone:
             problems.append(f"job {j.name} reads {', '.join(repr(c) for c in gone)}")
-    extra = [c for c in (jobs_reading(cfg, connection, source_object)[0].source.fields or []) if c not in present]
+    extra = [c for c in (jobs[0].source.fields or []) if c not in present]
     if extra:
         problems.append(f"the source's `fields` name {', '.join(repr(c) for c in extra)}")
     if problems:
