@@ -9,7 +9,6 @@ cursor (the upsert absorbs what is read again).
 
 import warnings
 from dataclasses import dataclass
-from datetime import timezone
 from typing import Any, Optional
 
 import dagster as dg
@@ -19,7 +18,7 @@ from gs_assets.connectors.rest_api.auth import ConnectionAuthError
 from gs_assets.connectors.rest_api.config import RestApiConnection
 from gs_assets.connectors.rest_api.reader import SyncFailed, bound_stream, outcome_metadata, sync_stream
 from gs_assets.connectors.rest_api.resource import ConnectionSetupError, RestApiResource
-from gs_assets.connectors.rest_api.sync import Window
+from gs_assets.connectors.incremental import current_key, partitions_def, window_of  # noqa: F401  (re-exported)
 from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.engine.warehouse_setup import ensure_tables
@@ -40,30 +39,6 @@ def streams(cfg: PlatformConfig) -> list[Stream]:
     seen = {(j.connection, j.source.object) for j in cfg.jobs.values()
             if cfg.connections[j.connection].type == "rest_api"}
     return [Stream(c, o) for c, o in sorted(seen)]
-
-
-def partitions_def(conn: RestApiConnection) -> dg.TimeWindowPartitionsDefinition:
-    start = conn.sync_start
-    if conn.resync_window == "daily":
-        return dg.DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), end_offset=1)
-    if conn.resync_window == "weekly":
-        return dg.WeeklyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), end_offset=1)
-    return dg.MonthlyPartitionsDefinition(start_date=start.replace(day=1).strftime("%Y-%m-%d"), end_offset=1)
-
-
-def current_key(conn: RestApiConnection) -> str:
-    """The latest partition: a run of it syncs incrementally ("sync now")."""
-    return partitions_def(conn).get_last_partition_key()
-
-
-def window_of(conn: RestApiConnection, first: str, last: str) -> Optional[Window]:
-    """The window a run of partitions first..last re-syncs; None for the latest partition alone."""
-    pdef = partitions_def(conn)
-    if first == last == current_key(conn):
-        return None
-    start = pdef.time_window_for_partition_key(first).start
-    end = pdef.time_window_for_partition_key(last).end
-    return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
 
 
 def sync_partition(context, cfg: PlatformConfig, warehouse: Warehouse, rest_api: RestApiResource, connection: str,

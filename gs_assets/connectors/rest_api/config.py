@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gs_assets.config.jobs import ConnectionBase, Job, Operation, SourceBase
+from gs_assets.connectors.incremental import secret_env_name
 from gs_assets.connectors.rest_api.spec import SystemSpec, load_system_spec, system_names
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -99,8 +100,7 @@ class RestApiConnection(ConnectionBase):
     def secret_env(self, connection_name: str) -> dict[str, str]:
         """secret name -> env var name, for the connection's auth method."""
         needed = self.spec.connection.auth_methods[self.auth.method].secrets
-        prefix = "GSDP_" + re.sub(r"[^A-Za-z0-9]", "_", connection_name).upper() + "_"
-        return {s: self.auth.env.get(s, prefix + s.upper()) for s in needed}
+        return {s: self.auth.env.get(s, secret_env_name(connection_name, s)) for s in needed}
 
     def default_job_templates(self) -> tuple[str, dict[str, dict[str, Any]]]:
         """(the spec file, its out-of-the-box jobs) for config's default-jobs expansion."""

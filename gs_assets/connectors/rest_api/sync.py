@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from gs_assets.connectors.rest_api.client import RestClient
 from gs_assets.connectors.rest_api.paginators import paginate, summary
+from gs_assets.connectors.incremental import CursorState, Window  # noqa: F401  (re-exported for callers)
 from gs_assets.connectors.rest_api.spec import BoundStream, IncrementalSpec, PaginatorSpec, dig, render
 
 SOURCE_ID = "_source_id"
@@ -34,26 +35,6 @@ SOURCE_ID = "_source_id"
 class FieldInfo:
     name: str
     type: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class CursorState:
-    """The cursor value exactly as the source gave it and the primary keys seen at that value."""
-    cursor: str
-    pks: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"cursor": self.cursor, "pks": list(self.pks)}
-
-    @classmethod
-    def from_dict(cls, d: Optional[dict]) -> Optional["CursorState"]:
-        return cls(d["cursor"], tuple(d.get("pks") or ())) if d else None
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime
 
 
 @dataclass
