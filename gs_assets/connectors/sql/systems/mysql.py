@@ -1,0 +1,136 @@
+"""MySQL and MariaDB through PyMySQL: a REPEATABLE READ transaction WITH CONSISTENT SNAPSHOT, READ
+ONLY; rows from an unbuffered cursor (SSCursor); the session in UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterator, Optional
+
+import pymysql
+import pymysql.cursors
+from pymysql.constants import FIELD_TYPE
+
+from gs_assets.connectors.sql.statements import describe_sql
+from gs_assets.connectors.sql.systems.base import (BINARY, DATE, DATETIME, DECIMAL, FLOAT, INTEGER, JSON, OTHER, TEXT,
+                                                   Column, SqlSystem, utc)
+
+_TYPES = {FIELD_TYPE.TINY: INTEGER, FIELD_TYPE.SHORT: INTEGER, FIELD_TYPE.LONG: INTEGER, FIELD_TYPE.INT24: INTEGER,
+          FIELD_TYPE.LONGLONG: INTEGER, FIELD_TYPE.YEAR: INTEGER, FIELD_TYPE.DECIMAL: DECIMAL,
+          FIELD_TYPE.NEWDECIMAL: DECIMAL, FIELD_TYPE.FLOAT: FLOAT, FIELD_TYPE.DOUBLE: FLOAT, FIELD_TYPE.DATE: DATE,
+          FIELD_TYPE.NEWDATE: DATE, FIELD_TYPE.DATETIME: DATETIME, FIELD_TYPE.TIMESTAMP: DATETIME,
+          FIELD_TYPE.TIME: TEXT, FIELD_TYPE.VARCHAR: TEXT, FIELD_TYPE.VAR_STRING: TEXT, FIELD_TYPE.STRING: TEXT,
+          FIELD_TYPE.ENUM: TEXT, FIELD_TYPE.SET: TEXT, FIELD_TYPE.JSON: JSON, FIELD_TYPE.BIT: OTHER,
+          FIELD_TYPE.GEOMETRY: OTHER, FIELD_TYPE.NULL: TEXT}
+_BLOBS = {FIELD_TYPE.TINY_BLOB, FIELD_TYPE.MEDIUM_BLOB, FIELD_TYPE.LONG_BLOB, FIELD_TYPE.BLOB}
+_NAMES = {v: k for k, v in vars(FIELD_TYPE).items() if isinstance(v, int)}
+BINARY_CHARSET = 63  # MySQL's `binary` collation: BLOB/BINARY/VARBINARY, as opposed to TEXT/CHAR
+
+
+class MySQL(SqlSystem):
+    label = "MySQL"
+    snapshot = "REPEATABLE READ transaction WITH CONSISTENT SNAPSHOT, READ ONLY"
+
+    def connect(self) -> None:
+        c = self.conn
+        ssl = None
+        if c.tls.mode != "disable":
+            ssl = {"ca": c.tls.ca_file} if c.tls.ca_file else {}
+            if c.tls.mode == "verify-full":
+                ssl["check_hostname"] = True
+            elif c.tls.ca_file:
+                ssl["check_hostname"] = False
+        try:
+            self.db = self._open(ssl)
+        except pymysql.err.OperationalError as e:
+            if ssl is not None and c.tls.mode == "prefer" and "ssl" in str(e).lower():
+                try:  # prefer: TLS when the server offers it, plain TCP when it does not
+                    self.db = self._open(None)
+                    return
+                except pymysql.err.OperationalError as e2:
+                    e = e2
+            raise self.failed("cannot connect", e, _hint(e)) from None
+
+    def _open(self, ssl):
+        c = self.conn
+        kw = dict(host=c.host, port=c.server_port, user=c.user, password=self.secret("password") or "",
+                  database=c.database, connect_timeout=c.connect_timeout_seconds, autocommit=False,
+                  init_command="SET time_zone = '+00:00'", charset="utf8mb4", program_name="gsdp")
+        if ssl is not None:
+            kw["ssl"] = ssl
+            if self.conn.tls.mode == "require" and not ssl:
+                kw["ssl_verify_cert"] = False
+        return pymysql.connect(**kw)
+
+    def close(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            try:
+                db.rollback()
+            finally:
+                db.close()
+
+    def begin_snapshot(self) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def quote(self, ident: str) -> str:
+        return "`" + ident.replace("`", "``") + "`"
+
+    def describe(self, dataset: str) -> list[Column]:
+        with self.db.cursor() as cur:
+            cur.execute(describe_sql(dataset))
+            fields = cur._result.fields if cur._result else []
+            out = []
+            for d, f in zip(cur.description or [], fields):
+                code = d[1]
+                if code in _BLOBS:
+                    cat, shown = (BINARY, "BLOB") if f.charsetnr == BINARY_CHARSET else (TEXT, "TEXT")
+                elif code in (FIELD_TYPE.STRING, FIELD_TYPE.VAR_STRING) and f.charsetnr == BINARY_CHARSET:
+                    cat, shown = BINARY, "BINARY"
+                else:
+                    cat, shown = _TYPES.get(code, OTHER), _NAMES.get(code, f"type {code}")
+                out.append(Column(d[0], shown, cat))
+            return out
+
+    def server_now(self) -> datetime:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT UTC_TIMESTAMP(6)")
+            return utc(cur.fetchone()[0])
+
+    def inflight_since(self) -> Optional[datetime]:
+        # InnoDB's open transactions (needs the PROCESS privilege; without it the lag alone guards).
+        try:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT MIN(trx_started) FROM information_schema.innodb_trx "
+                            "WHERE trx_mysql_thread_id <> CONNECTION_ID()")
+                started = cur.fetchone()[0]
+        except pymysql.err.MySQLError:
+            return None
+        return utc(started) if started is not None else None
+
+    def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
+        cur = self.db.cursor(pymysql.cursors.SSCursor)
+        try:
+            cur.execute(sql, params)
+            while True:
+                chunk = cur.fetchmany(self.fetch_rows)
+                if not chunk:
+                    return
+                yield list(chunk)
+        finally:
+            cur.close()
+
+
+class MariaDB(MySQL):
+    label = "MariaDB"
+
+
+def _hint(err: BaseException) -> str:
+    code = err.args[0] if err.args else None
+    if code == 1045:
+        return ("Check the user in config and the password in its env var (connections.<name>.auth.env), then run "
+                "`gsdp connections test <name>`.")
+    if code == 1049:
+        return "Check `database` in the connection's config."
+    return "Check host and port in the connection's config and that the server runs and accepts TCP connections."
