@@ -16,6 +16,7 @@ from typing import Any, Optional, Protocol
 
 import dagster as dg
 
+from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.engine.pipeline import LandResult
 
 
@@ -70,6 +71,28 @@ def window_of(conn: Resyncable, first: str, last: str) -> Optional[Window]:
     start = pdef.time_window_for_partition_key(first).start
     end = pdef.time_window_for_partition_key(last).end
     return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def _latest_partition(conn: Resyncable):
+    def _tick(context: dg.ScheduleEvaluationContext):
+        return dg.RunRequest(partition_key=current_key(conn))
+    return _tick
+
+
+def sync_schedules(cfg, kind_type: str) -> list[dg.ScheduleDefinition]:
+    """A job with `schedule` on a connection of this kind syncs its source (the latest partition:
+    incremental) and applies it at each tick; a job in a chain runs by its chain instead."""
+    out = []
+    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
+        if cfg.connections[job.connection].type != kind_type or not job.schedule or cfg.chain_of(job.name):
+            continue
+        out.append(dg.ScheduleDefinition(
+            name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
+            execution_timezone=job.schedule_timezone, job_name=job_asset_job_name(job.name),
+            execution_fn=_latest_partition(cfg.connections[job.connection]),
+            description=f"{job.schedule.describe()} ({job.schedule_timezone}): syncs {job.source.summary} of "
+                        f"{job.connection} and applies it via job {job.name}"))
+    return out
 
 
 def secret_env_name(connection: str, secret: str) -> str:
