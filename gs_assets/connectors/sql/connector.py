@@ -15,6 +15,7 @@ from gs_assets.connectors.incremental import current_key
 from gs_assets.connectors.kind import Kind
 from gs_assets.connectors.sql.assets import build_dataset_asset, build_sync_schedules, datasets, sync_partition
 from gs_assets.connectors.sql.config import SqlConnection, SqlSource
+from gs_assets.connectors.sql.connection_test import connection_check
 from gs_assets.connectors.sql.resource import SqlResource
 from gs_assets.dagster_jobs import build_source_job
 
@@ -49,6 +50,7 @@ SQL = Kind(
     after_commit=_after_commit,
     partitions_name=lambda connection, source_object: None,  # time windows, not dynamic partitions
     nothing_to_load=_nothing_to_load,
+    test_connection=connection_check,
     assets=lambda cfg: [build_dataset_asset(cfg, d) for d in datasets(cfg)],
     jobs=_jobs,
     schedules=build_sync_schedules,
