@@ -194,9 +194,9 @@ class SoftDelete(BaseModel):
 
 class KeyCheck(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    every_syncs: int = Field(default=24, ge=1, description=(
-        "every this many syncs (and on every full sync) the keys in the source are compared with the keys "
-        "landed before; a key gone from the source is a delete"))
+    every_hours: float = Field(default=24, ge=0, description=(
+        "a sync at least this long after the last key check (and every full sync) compares the keys in the "
+        "source with the keys landed before: a key gone from the source is a delete (0: every sync)"))
 
 
 class SqlSource(SourceBase):

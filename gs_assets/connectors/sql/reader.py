@@ -323,10 +323,11 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
         label = (f"{conn.system}:{connection}/{source_object} {mode or out.mode} "
                  f"{out.window_from or 'start'}..{out.window_to or 'now'} part {part}")
         table = pa.Table.from_batches(batches)
+        chunks = table.to_batches() or batches[:1]  # a key check that found nothing gone: its schema alone
 
         @contextmanager
         def records():
-            yield RecordBatches(batches=table.to_batches(), id_column=id_column)
+            yield RecordBatches(batches=chunks, id_column=id_column)
 
         res = land_records(warehouse, cfg, connection=connection, source_object=source_object,
                            unit=Unit(source_file=label, etag=f"{sync_id}#{part}"), records=records, run_id=run_id,
@@ -335,7 +336,7 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
         batches.clear()
         pending.update(fetches=0, records=0, deleted=0)
         if res.status == "failed":
-            raise SyncFailed(f"{label}: {res.error}")
+            raise SyncFailed(res.error if label in (res.error or "") else f"{label}: {res.error}")
         if st is not None:
             out.cursor_to = st.cursor
 
@@ -399,14 +400,14 @@ def _flags(values: pa.Array, value: Optional[str]) -> pa.Array:
 
 
 def _key_check_due(src: SqlSource, mode: str, history: list) -> bool:
+    """On every full sync, and when the last key check is `every_hours` old (or there was none)."""
     if mode == "full":
         return True
-    since = set()
-    for r in reversed(history):
-        if r.mode == "key_check":
-            break
-        since.add(r.sync_id)
-    return len(since) + 1 >= src.key_check.every_syncs
+    checks = [r.synced_at for r in history if r.mode == "key_check" and r.synced_at is not None]
+    if not checks:
+        return True
+    age = datetime.now(timezone.utc).replace(tzinfo=None) - max(checks)
+    return age >= timedelta(hours=src.key_check.every_hours)
 
 
 def _key_check(warehouse, system: SqlSystem, src: SqlSource, found: dict, dataset: str, connection: str,
@@ -421,24 +422,22 @@ def _key_check(warehouse, system: SqlSystem, src: SqlSource, found: dict, datase
         cols = list(zip(*rows))
         keys.append(record_keys([column_array(list(c), "text") for c in cols]))
     present = pa.table({"k": pa.chunked_array(keys, type=pa.string()) if keys else pa.array([], pa.string())})
+    gone: list[str] = []
     with warehouse.connect() as con:
         loads = ledger.landed_loads(con, connection, source_object)
-        if not loads:
-            return
         parts = []
         for i, ld in enumerate(loads):
-            flag = f"{DELETED_COLUMN} = 'true'" if _has_flag(con, ld.raw_table) else "false"
+            flag = f"coalesce({DELETED_COLUMN} = 'true', false)" if _has_flag(con, ld.raw_table) else "false"
             parts.append(f"SELECT _source_id AS k, {i} AS o, {flag} AS d FROM {ld.raw_table}")
         con.register("gsdp_present_keys", present)
         try:
-            gone = [r[0] for r in con.execute(
+            gone = [] if not parts else [r[0] for r in con.execute(
                 "SELECT k FROM (SELECT k, arg_max(d, o) AS d FROM (" + " UNION ALL ".join(parts) + ") "
                 "WHERE k IS NOT NULL GROUP BY k) WHERE NOT d AND k NOT IN (SELECT k FROM gsdp_present_keys) "
                 "ORDER BY k").fetchall()]
         finally:
             con.unregister("gsdp_present_keys")
-    if not gone:
-        return
+    # The check is landed even when nothing is gone: the ledger then knows when keys were last compared.
     cols = {c: pa.nulls(len(gone), pa.string()) for c in landed}
     if len(pk) == 1:
         cols[pk[0]] = pa.array(gone, pa.string())
@@ -448,7 +447,7 @@ def _key_check(warehouse, system: SqlSystem, src: SqlSource, found: dict, datase
             cols[k] = pa.array([s[i] if i < len(s) else None for s in split], pa.string())
         cols[RECORD_KEY] = pa.array(gone, pa.string())
     cols[DELETED_COLUMN] = pa.array(["true"] * len(gone), pa.string())
-    batches.extend(pa.table(cols).to_batches())
+    batches.append(pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols)))
     pending["deleted"] += len(gone)
     out.deleted += len(gone)
     commit("key_check")
