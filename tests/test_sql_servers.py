@@ -59,14 +59,18 @@ def test_postgres_15_runs_on_loopback_as_its_service_user_and_a_read_only_role_c
 
     ro = db.read_only_role()
     assert (ro.database, ro.port) == (db.database, db.port) and ro.user != db.user
-    with db.connect() as con:  # a table made after the role: readable too
-        con.execute("CREATE TABLE invoices (id int)")
-        con.execute("INSERT INTO invoices VALUES (7)")
+    with db.connect() as con:  # a schema, a table and a view made after the role: readable too
+        con.execute("CREATE SCHEMA billing")
+        con.execute("CREATE TABLE billing.invoices (id int)")
+        con.execute("INSERT INTO billing.invoices VALUES (7)")
+        con.execute("CREATE VIEW billing.big AS SELECT id FROM billing.invoices WHERE id > 5")
     with ro.connect() as con:
         assert con.execute("SELECT id, name FROM accounts").fetchall() == [(1, "Acme")]
-        assert con.execute("SELECT id FROM invoices").fetchall() == [(7,)]
+        assert con.execute("SELECT id FROM billing.invoices").fetchall() == [(7,)]
+        assert con.execute("SELECT id FROM billing.big").fetchall() == [(7,)]
         for stmt in ("INSERT INTO accounts VALUES (2, 'x')", "UPDATE accounts SET name = 'x'", "DELETE FROM accounts",
-                     "CREATE TABLE mine (a int)", "TRUNCATE invoices"):
+                     "CREATE TABLE mine (a int)", "CREATE TABLE billing.mine (a int)", "TRUNCATE billing.invoices",
+                     "CREATE SCHEMA mine"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 con.execute(stmt)
     with db.connect() as con:
@@ -153,6 +157,17 @@ def test_stop_stops_and_a_restart_keeps_the_data(cls, server_root):
             cur.execute("SELECT a FROM t")
             assert [tuple(r) for r in cur.fetchall()] == [(1,)]
     assert not server.running() and not _answers(second.port)
+
+
+@pytest.mark.parametrize("cls", [LocalPostgres, LocalMariaDB], ids=["postgres", "mariadb"])
+def test_a_port_that_is_taken_is_named(cls, server_root):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LocalDatabaseError, match=f"cannot listen on 127.0.0.1:{port}: the port is taken"):
+            cls(server_root, port=port).start()
+    assert not cls(server_root).running()
 
 
 def test_missing_binaries_say_how_to_install_them(server_root, monkeypatch):

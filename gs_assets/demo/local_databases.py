@@ -10,8 +10,9 @@ is idempotent. `stop()` shuts it down fast; both work as context managers. `crea
 and `create_role(name, database=..., read_only=True)` give a `Database` for a fresh database and for
 a login role that may only SELECT in it.
 
-Layout of a root: `data/` (the data directory), `run/` (socket and pid file), `server.log`, `port`
-and `superuser.password` (0600; the password is random, made at initialisation).
+Layout of a root: `data/` (the data directory), `run/` (socket and pid file), `server.log`, `port`,
+`start.lock` and `superuser.password` (0600; random, made at initialisation). The port is a free one
+chosen at each start unless `port=` names one. Both servers run in UTC.
 
 As root (CI runs as root) the servers refuse to run as root: `root` is owned by the service user
 (postgres / mysql) and the server runs as it (`runuser -u postgres -- initdb/pg_ctl`, `mariadbd
@@ -27,6 +28,7 @@ committed before, only an operating-system crash could.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import re
@@ -36,9 +38,11 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+from urllib.parse import quote
 
 HOST = "127.0.0.1"
 SUPERUSER = "gsdp"
@@ -123,25 +127,35 @@ class Database:
         """host, port, user, database as a connection's config would hold them (no password)."""
         return {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
 
+    def _url(self, scheme: str) -> str:
+        return (f"{scheme}://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/"
+                f"{self.database}")
+
+    @property
+    def uri(self) -> str:
+        """postgresql://… or mysql://… (libpq, ADBC); it holds the password: never log it."""
+        return self._url("postgresql" if self.kind == "postgresql" else "mysql")
+
     @property
     def url(self) -> str:
-        """A SQLAlchemy URL (it holds the password: never log it)."""
-        driver = "postgresql+psycopg" if self.kind == "postgresql" else "mysql+pymysql"
-        return f"{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+        """A SQLAlchemy URL (postgresql+psycopg://…, mysql+pymysql://…); it holds the password: never log it."""
+        return self._url("postgresql+psycopg" if self.kind == "postgresql" else "mysql+pymysql")
 
     def connect(self, **kwargs):
         """A new driver connection (psycopg 3 or PyMySQL), autocommit unless told otherwise."""
         kwargs.setdefault("autocommit", True)
+        kwargs.setdefault("connect_timeout", 10)
         if self.kind == "postgresql":
             import psycopg
             return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                   dbname=self.database, connect_timeout=10, **kwargs)
+                                   dbname=self.database, **kwargs)
         import pymysql
         return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                               database=self.database, connect_timeout=10, **kwargs)
+                               database=self.database, **kwargs)
 
     def read_only_role(self, name: Optional[str] = None, password: Optional[str] = None) -> "Database":
-        """A new login role that may only read (SELECT) this database, tables made later included."""
+        """A new login role that may only read (SELECT) this database: every schema and table, those the
+        superuser makes later included."""
         name = name or f"ro_{secrets.token_hex(4)}"
         return self.server.create_role(name, password, database=self.database, read_only=True)
 
@@ -151,8 +165,10 @@ class _LocalServer:
     service_user = ""
     label = ""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, port: Optional[int] = None):
+        """`port`: listen on this port (an error if it is taken); default: a free port at each start."""
         self.root = Path(root).absolute()
+        self.fixed_port = port
         self.data = self.root / "data"
         self.run_dir = self.root / "run"
         self.log = self.root / "server.log"
@@ -210,27 +226,52 @@ class _LocalServer:
             return port
         return None
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One start or stop per root at a time (two processes starting the same root get one server)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "start.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
     # -- public interface ------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> Database:
         """Initialise (if needed), start (unless already running) and return the superuser's Database."""
         self._binaries()
-        self._prepare_root()
-        password = self._password()
-        if not self._initialised():
-            self._initialise(password)
-        port = self._running_port()
-        if port is None:
-            for attempt in range(3):  # a free port can be taken between choosing it and binding it
-                port = free_port()
-                if self._start(port, timeout):
-                    break
-            else:
-                raise LocalDatabaseError(f"{self.label} could not bind a free port on {HOST} (3 tries); "
-                                         f"its log {self.log} ends:\n{_tail(self.log)}")
-            (self.root / "port").write_text(str(port))
-        self.info = Database(self.kind, HOST, port, SUPERUSER, password, DEFAULT_DATABASE, server=self)
-        self._ready(timeout)
+        with self._locked():
+            self._prepare_root()
+            password = self._password()
+            if not self._initialised():
+                self._initialise(password)
+            port = self._running_port()
+            if port is None:
+                port = self._start_on_a_port(timeout)
+                (self.root / "port").write_text(str(port))
+            self.info = Database(self.kind, HOST, port, SUPERUSER, password, DEFAULT_DATABASE, server=self)
+            self._ready(timeout)
         return self.info
+
+    def _start_on_a_port(self, timeout: float) -> int:
+        if self.fixed_port:
+            if self._start(self.fixed_port, timeout):
+                return self.fixed_port
+            raise LocalDatabaseError(f"{self.label} cannot listen on {HOST}:{self.fixed_port}: the port is taken. "
+                                     f"Stop what uses it or leave the port out (a free one is chosen).")
+        for _ in range(3):  # a free port can be taken between choosing it and binding it
+            port = free_port()
+            if self._start(port, timeout):
+                return port
+        raise LocalDatabaseError(f"{self.label} could not bind a free port on {HOST} (3 tries); "
+                                 f"its log {self.log} ends:\n{_tail(self.log)}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Fast shutdown (sessions are ended, what committed stays); nothing to do if it is not running."""
+        if not self.root.is_dir():
+            return
+        with self._locked():
+            pid, _ = self._pid_and_port()
+            if pid is not None and _pid_alive(pid):
+                self._stop(pid, timeout)
 
     @property
     def port(self) -> int:
@@ -299,7 +340,7 @@ class _LocalServer:
     def _pid_and_port(self) -> tuple[Optional[int], Optional[int]]: ...
     def _start(self, port: int, timeout: float) -> bool: ...
     def _ready(self, timeout: float) -> None: ...
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None: ...
+    def _stop(self, pid: int, timeout: float) -> None: ...
     def _client_cursor(self, con): ...
     def _create_database_sql(self, name: str) -> str: ...
     def _drop_database_sql(self, name: str) -> str: ...
@@ -344,9 +385,10 @@ class LocalPostgres(_LocalServer):
                                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
                                "-E", "UTF8", "--no-locale", "--no-sync"]), "initdb", self.log)
         with open(self.data / "postgresql.conf", "a") as conf:
+            sockets = str(self.run_dir).replace("'", "''")
             conf.write("\n# gs-data-platform local server (gs_assets/demo/local_databases.py)\n"
-                       f"listen_addresses = '{HOST}'\n"
-                       f"unix_socket_directories = '{self.run_dir}'\n"
+                       f"listen_addresses = '{HOST}'\nunix_socket_directories = '{sockets}'\n"
+                       "timezone = 'UTC'\nlog_timezone = 'UTC'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 
     def _pid_and_port(self) -> tuple[Optional[int], Optional[int]]:
@@ -362,11 +404,13 @@ class LocalPostgres(_LocalServer):
     def _start(self, port: int, timeout: float) -> bool:
         if self.as_root and self.log.exists():
             os.chown(self.log, *self._owner())
+        log_start = self.log.stat().st_size if self.log.exists() else 0
         p = subprocess.run(self._pg_ctl("-l", str(self.log), "-o", f"-p {port}", "-w", "-t", str(int(timeout)),
                                         "start"), capture_output=True, text=True)
         if p.returncode == 0:
             return True
-        if "could not bind" in _tail(self.log, 15) or "Address already in use" in _tail(self.log, 15):
+        new = self.log.read_bytes()[log_start:].decode(errors="replace") if self.log.exists() else ""
+        if "could not bind" in new or "Address already in use" in new:
             return False
         raise LocalDatabaseError(f"PostgreSQL did not start on {HOST}:{port} (pg_ctl exit {p.returncode}: "
                                  f"{(p.stdout + p.stderr).strip()[-1000:]}); its log {self.log} ends:\n{_tail(self.log)}")
@@ -385,12 +429,8 @@ class LocalPostgres(_LocalServer):
         import psycopg
         return psycopg.ClientCursor(con)  # CREATE ROLE ... PASSWORD takes no server-side parameter
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Fast shutdown (sessions are ended, what committed stays); nothing to do if not running."""
+    def _stop(self, pid: int, timeout: float) -> None:
         self._binaries()
-        pid, _ = self._pid_and_port()
-        if pid is None or not _pid_alive(pid):
-            return
         _run(self._pg_ctl("-m", "fast", "-w", "-t", str(int(timeout)), "stop"), "pg_ctl stop", self.log)
 
     def _create_database_sql(self, name: str) -> str:
@@ -400,17 +440,17 @@ class LocalPostgres(_LocalServer):
         return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 
     def _role_sql(self, name: str, database: str, read_only: bool) -> list[str]:
-        if read_only:
-            return [f'CREATE ROLE "{name}" LOGIN PASSWORD %(pw)s',
-                    f'GRANT CONNECT ON DATABASE "{database}" TO "{name}"',
-                    f'GRANT USAGE ON SCHEMA public TO "{name}"',
-                    f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{name}"',
-                    f'ALTER DEFAULT PRIVILEGES FOR ROLE "{SUPERUSER}" IN SCHEMA public GRANT SELECT ON TABLES TO "{name}"']
+        # every schema of the database, and (default privileges) the schemas and tables the superuser makes later
+        on_db, on_schemas, on_tables = ("CONNECT", "USAGE", "SELECT") if read_only else ("ALL", "ALL", "ALL")
+        each_schema = (f"DO $$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname "
+                       f"NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' LOOP "
+                       f"EXECUTE format('GRANT {on_schemas} ON SCHEMA %I TO \"{name}\"', s); "
+                       f"EXECUTE format('GRANT {on_tables} ON ALL TABLES IN SCHEMA %I TO \"{name}\"', s); END LOOP; END $$")
         return [f'CREATE ROLE "{name}" LOGIN PASSWORD %(pw)s',
-                f'GRANT ALL ON DATABASE "{database}" TO "{name}"',
-                f'GRANT ALL ON SCHEMA public TO "{name}"',
-                f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{name}"',
-                f'ALTER DEFAULT PRIVILEGES FOR ROLE "{SUPERUSER}" IN SCHEMA public GRANT ALL ON TABLES TO "{name}"']
+                f'GRANT {on_db} ON DATABASE "{database}" TO "{name}"',
+                each_schema,
+                f'ALTER DEFAULT PRIVILEGES FOR ROLE "{SUPERUSER}" GRANT {on_schemas} ON SCHEMAS TO "{name}"',
+                f'ALTER DEFAULT PRIVILEGES FOR ROLE "{SUPERUSER}" GRANT {on_tables} ON TABLES TO "{name}"']
 
 
 def _which(name: str, *dirs: str) -> Optional[str]:
@@ -428,8 +468,8 @@ class LocalMariaDB(_LocalServer):
     service_user = "mysql"
     label = "MariaDB"
 
-    def __init__(self, root: Path | str):
-        super().__init__(root)
+    def __init__(self, root: Path | str, port: Optional[int] = None):
+        super().__init__(root, port)
         self.socket = self.run_dir / "mysqld.sock"
         self.pid_file = self.run_dir / "mariadbd.pid"
         self.proc: Optional[subprocess.Popen] = None
@@ -443,7 +483,7 @@ class LocalMariaDB(_LocalServer):
     def _server_args(self) -> list[str]:
         # --no-defaults: nothing from /etc/mysql; only 127.0.0.1, socket and pid inside the root
         args = ["--no-defaults", f"--datadir={self.data}", "--innodb-log-file-size=16M",
-                "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0"]
+                "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=0", "--default-time-zone=+00:00"]
         return args + (["--user=mysql"] if self.as_root else [])
 
     def _initialised(self) -> bool:
@@ -468,16 +508,16 @@ class LocalMariaDB(_LocalServer):
     def _start(self, port: int, timeout: float) -> bool:
         if self.as_root and self.log.exists():
             os.chown(self.log, *self._owner())
+        log_start = self.log.stat().st_size if self.log.exists() else 0
         with open(os.devnull, "wb") as null:
             self.proc = subprocess.Popen(
                 [self.mariadbd, *self._server_args(), f"--socket={self.socket}", f"--pid-file={self.pid_file}",
                  f"--port={port}", f"--bind-address={HOST}", "--skip-name-resolve", f"--log-error={self.log}"],
                 stdout=null, stderr=null, stdin=subprocess.DEVNULL, start_new_session=True)
-        log_start = self.log.stat().st_size if self.log.exists() else 0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                new = self.log.read_text(errors="replace")[log_start:] if self.log.exists() else ""
+                new = self.log.read_bytes()[log_start:].decode(errors="replace") if self.log.exists() else ""
                 if "Address already in use" in new or "Do you already have another" in new:
                     return False
                 raise LocalDatabaseError(f"mariadbd exited with code {self.proc.returncode} on {HOST}:{port}; "
@@ -518,12 +558,8 @@ class LocalMariaDB(_LocalServer):
             self.proc.kill()
             self.proc.wait()
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Shutdown by SIGTERM (what committed stays), waiting until the process has exited."""
-        pid, _ = self._pid_and_port()
-        if pid is None or not _pid_alive(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
+    def _stop(self, pid: int, timeout: float) -> None:
+        os.kill(pid, signal.SIGTERM)  # mariadbd's normal shutdown
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.pid == pid:
