@@ -46,13 +46,17 @@ def reap_stale_roots(base: Path | None = None) -> None:
     """Stop the servers of roots whose pytest process is gone (killed sessions) and remove the roots."""
     base = Path(base or tempfile.gettempdir())
     for root in base.glob(_PREFIX + "*"):
-        m = re.match(re.escape(_PREFIX) + r"(\d+)-(postgres|mariadb)-", root.name)
-        if not m or _pid_alive(int(m.group(1))):
+        m = re.match(re.escape(_PREFIX) + r"(\d+)-", root.name)
+        if not m or _pid_alive(int(m.group(1))) or not root.is_dir():
             continue
-        try:
-            (LocalPostgres if m.group(2) == "postgres" else LocalMariaDB)(root).stop()
-        except Exception as e:  # noqa: BLE001 - a broken leftover must not stop this session
-            warnings.warn(f"could not stop the server of the stale root {root}: {e}")
+        for server_root in [root, *(d for d in root.iterdir() if d.is_dir())]:  # tests nest theirs one down
+            cls = LocalPostgres if (server_root / "data" / "PG_VERSION").exists() else \
+                LocalMariaDB if (server_root / "run").is_dir() else None
+            try:
+                if cls is not None:
+                    cls(server_root).stop()
+            except Exception as e:  # noqa: BLE001 - a broken leftover must not stop this session
+                warnings.warn(f"could not stop the server of the stale root {server_root}: {e}")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -197,13 +197,13 @@ def test_the_roots_of_a_killed_session_are_stopped_and_removed(server_root):
         except PermissionError:
             pass
     base = server_root.parent
-    root = base / f"gsdp-sql-{dead}-postgres-x"
-    server = LocalPostgres(root)
-    port = server.start().port
-    mine = base / f"gsdp-sql-{os.getpid()}-postgres-y"
+    pg_root, my_root = base / f"gsdp-sql-{dead}-postgres-x", base / f"gsdp-sql-{dead}-test-y" / "server"
+    ports = [LocalPostgres(pg_root).start().port, LocalMariaDB(my_root).start().port]
+    mine = base / f"gsdp-sql-{os.getpid()}-postgres-z"
     mine.mkdir()
     reap_stale_roots(base)
-    assert not root.exists() and not _answers(port) and mine.exists()
+    assert not pg_root.exists() and not my_root.parent.exists() and mine.exists()
+    assert not any(_answers(port) for port in ports)
 
 
 def test_dev_setup_db_is_a_command(tmp_path):
