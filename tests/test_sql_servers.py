@@ -70,7 +70,7 @@ def test_postgres_15_runs_on_loopback_as_its_service_user_and_a_read_only_role_c
         assert con.execute("SELECT id FROM billing.big").fetchall() == [(7,)]
         for stmt in ("INSERT INTO accounts VALUES (2, 'x')", "UPDATE accounts SET name = 'x'", "DELETE FROM accounts",
                      "CREATE TABLE mine (a int)", "CREATE TABLE billing.mine (a int)", "TRUNCATE billing.invoices",
-                     "CREATE SCHEMA mine"):
+                     "CREATE SCHEMA mine", "CREATE TEMPORARY TABLE mine (a int)"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 con.execute(stmt)
     with db.connect() as con:
@@ -108,8 +108,9 @@ def test_mariadb_runs_on_loopback_and_a_read_only_role_cannot_write(mariadb_data
         cur.execute("SELECT id FROM invoices")
         assert cur.fetchall() == ((7,),)
         for stmt in ("INSERT INTO accounts VALUES (2, 'x')", "UPDATE accounts SET name = 'x'", "DELETE FROM accounts",
-                     "CREATE TABLE mine (a int)", "TRUNCATE invoices"):
-            with pytest.raises(pymysql.err.OperationalError, match="command denied"):
+                     "CREATE TABLE mine (a int)", "TRUNCATE invoices", "CREATE TEMPORARY TABLE mine (a int)",
+                     "CREATE DATABASE mine"):
+            with pytest.raises(pymysql.err.OperationalError, match="denied"):
                 cur.execute(stmt)
     with db.connect() as con:
         cur = con.cursor()

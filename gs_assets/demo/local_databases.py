@@ -447,6 +447,8 @@ class LocalPostgres(_LocalServer):
                        f"EXECUTE format('GRANT {on_schemas} ON SCHEMA %I TO \"{name}\"', s); "
                        f"EXECUTE format('GRANT {on_tables} ON ALL TABLES IN SCHEMA %I TO \"{name}\"', s); END LOOP; END $$")
         return [f'CREATE ROLE "{name}" LOGIN PASSWORD %(pw)s',
+                # everyone may make temporary tables by default: not in a database with a read-only role
+                *([f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'] if read_only else []),
                 f'GRANT {on_db} ON DATABASE "{database}" TO "{name}"',
                 each_schema,
                 f'ALTER DEFAULT PRIVILEGES FOR ROLE "{SUPERUSER}" GRANT {on_schemas} ON SCHEMAS TO "{name}"',
