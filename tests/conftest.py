@@ -19,6 +19,10 @@ from resources.warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 
+# postgres_server / mariadb_server (per session) and pg_database / mariadb_database (per test):
+# real PostgreSQL 15 and MariaDB on 127.0.0.1 (tests/sql_servers.py)
+pytest_plugins = ["tests.sql_servers"]
+
 
 @pytest.fixture(scope="session")
 def s3_server():
