@@ -268,7 +268,11 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
         horizon = now - timedelta(seconds=src.cursor.visibility_lag_seconds)
         inflight = system.inflight_since()
         if inflight is not None and inflight < horizon:
-            horizon = inflight  # an open transaction may still commit rows stamped from its start on
+            # an open transaction may still commit rows stamped from its start on: they wait for the next sync
+            if log is not None:
+                log.info(f"{connection}/{source_object}: a transaction open since {inflight.isoformat()} holds this "
+                         f"sync's upper bound there (its rows, and later ones, are read by the next sync)")
+            horizon = inflight
         upper = _bound(horizon, cur_col.category)
         if window is not None:
             out.mode = "window"
