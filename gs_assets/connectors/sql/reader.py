@@ -144,14 +144,19 @@ def _text(v: Any) -> Optional[str]:
 
 
 def column_array(values: list, category: str) -> pa.Array:
-    """One column of a chunk as Arrow: typed where Arrow infers it (the landing writes it as text,
-    vectorised), text per value where it does not (mixed types, JSON, out-of-range numbers)."""
+    """One column of a chunk as Arrow text, as the landing keeps it: converted by Arrow where it
+    infers the values' type (vectorised), per value where it does not (mixed types, JSON,
+    out-of-range numbers). Text, so every chunk has the same schema whatever Arrow inferred
+    (a decimal's precision differs between chunks)."""
     if category != JSON:
         try:
             arr = pa.array(values)
-            if not pa.types.is_null(arr.type) and not pa.types.is_struct(arr.type) and not pa.types.is_list(arr.type):
+            if pa.types.is_string(arr.type):
                 return arr
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError):
+            if not pa.types.is_null(arr.type) and not pa.types.is_struct(arr.type) and not pa.types.is_list(arr.type) \
+                    and not pa.types.is_binary(arr.type):
+                return arr.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, ValueError):
             pass
     return pa.array([_text(v) for v in values], type=pa.string())
 
