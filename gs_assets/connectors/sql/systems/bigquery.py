@@ -63,6 +63,8 @@ class BigQuery(SqlSystem):
         try:
             creds.refresh(Request())  # the token endpoint checks the key now, not mid-sync
         except auth_exc.GoogleAuthError as e:
+            if isinstance(e, auth_exc.RefreshError) and e.args and isinstance(e.args[0], str):
+                e = auth_exc.RefreshError(e.args[0])  # "invalid_grant: ...", without the response's repeat
             raise self.failed("the service account's token request was refused", e,
                               "Check that the key in the env var is current (not deleted or disabled in IAM) and "
                               "that this machine reaches the key's token_uri.") from None

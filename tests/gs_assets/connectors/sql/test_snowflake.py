@@ -38,6 +38,7 @@ from gs_assets.connectors.sql.systems.snowflake import Snowflake, sf_category
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 
 PASSPHRASE = "correct horse battery staple 7"
+PASSWORD = "Sn0wfl@ke-pw-2026"
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +178,8 @@ class _JwtCheck:
     """ASGI layer before fakesnow's server: a login must carry a JWT signed by the registered key
     (Snowflake's key-pair auth), else the documented failure 390144."""
 
-    def __init__(self, app, public_key):
-        self.app, self.public_key, self.logins = app, public_key, []
+    def __init__(self, app, public_key, password):
+        self.app, self.public_key, self.password, self.logins = app, public_key, password, []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/session/v1/login-request":
@@ -193,6 +194,13 @@ class _JwtCheck:
         body = json.loads(gzip.decompress(raw) if headers.get(b"content-encoding") == b"gzip" else raw)
         data = body["data"]
         self.logins.append(data)
+        if data.get("AUTHENTICATOR", "SNOWFLAKE") == "SNOWFLAKE":  # a password login
+            if data.get("PASSWORD") != self.password:
+                resp = JSONResponse({"data": {"nextAction": "RETRY_LOGIN", "authnMethod": "USERNAME_PASSWORD"},
+                                     "code": "390100", "message": "Incorrect username or password was specified.",
+                                     "success": False})
+                return await resp(scope, receive, send)
+            return await self._forward(raw, scope, receive, send)
         try:
             claims = jwt.decode(data.get("TOKEN", ""), self.public_key, algorithms=["RS256"])
             der = self.public_key.public_bytes(serialization.Encoding.DER,
@@ -207,6 +215,9 @@ class _JwtCheck:
             resp = JSONResponse({"data": {"nextAction": None, "authnMethod": "KEY_PAIR"}, "code": "390144",
                                  "message": "JWT token is invalid.", "success": False})
             return await resp(scope, receive, send)
+        return await self._forward(raw, scope, receive, send)
+
+    async def _forward(self, raw, scope, receive, send):
         sent = False
 
         async def replay():
@@ -222,7 +233,7 @@ class _JwtCheck:
 def fakesnow_server(rsa_key):
     import fakesnow.server
 
-    gate = _JwtCheck(fakesnow.server.app, rsa_key.public_key())
+    gate = _JwtCheck(fakesnow.server.app, rsa_key.public_key(), PASSWORD)
     server = serve_on_loopback(gate)
     port = int(server.url.rsplit(":", 1)[1])
     seam = {"connect_kwargs": {"host": "127.0.0.1", "port": port, "protocol": "http", "network_timeout": 5,
@@ -254,3 +265,20 @@ def test_a_key_the_account_does_not_know_is_connect_failed(rsa_key, fakesnow_ser
     assert "JWT token is invalid" in text and "RSA_PUBLIC_KEY" in text
     assert PASSPHRASE not in text and "PRIVATE KEY" not in text
     assert gate.logins, "the connector never reached the login endpoint"
+
+
+@pytest.mark.parametrize("password, ok", [(PASSWORD, True), ("wrong-pw-Sn0w", False)])
+def test_password_login_through_the_real_connector(fakesnow_server, password, ok):
+    gate, seam = fakesnow_server
+    sf = Snowflake("warehouse", _conn(method="password"), {"password": Secret(password)}, options=seam)
+    if ok:
+        with sf:
+            assert sf.server_now().utcoffset() == timedelta(0)
+        assert gate.logins[-1]["PASSWORD"] == PASSWORD
+        return
+    with pytest.raises(ConnectFailed) as e:
+        sf.connect()
+    text = str(e.value)
+    assert text.startswith("connection warehouse (Snowflake fakesnow): cannot connect")
+    assert "Incorrect username or password" in text and "auth.env" in text
+    assert password not in text and PASSWORD not in text
