@@ -225,8 +225,9 @@ class BigQueryFake:
             if self.datasets[t.db] != location:
                 raise BqError("notFound", f"Not found: Dataset {project}:{t.db} was not found in location "
                               f"{location}")
-            found = self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_catalog = ? AND "
-                                    "table_schema = ? AND table_name = ?", [self.project, t.db, t.name]).fetchall()
+            with self.lock:
+                found = self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_catalog = ? AND "
+                                        "table_schema = ? AND table_name = ?", [self.project, t.db, t.name]).fetchall()
             if not found:
                 raise BqError("notFound", f"Not found: Table {project}:{t.db}.{t.name} was not found in location "
                               f"{location}")
@@ -243,7 +244,7 @@ class BigQueryFake:
         missing = sorted(w for w in wanted if w and w not in values)
         if missing:
             raise BqError("invalidQuery", f"Query parameter '{missing[0]}' not found")
-        duck_sql = tree.sql(dialect="duckdb")
+        duck_sql = tree.sql(dialect="duckdb", identify=True)  # a dashed project name needs quotes in DuckDB
         with self.lock:
             try:
                 rel = self.db.sql(duck_sql, params={k: v for k, v in values.items() if k in wanted} or None)

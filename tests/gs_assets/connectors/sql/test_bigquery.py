@@ -89,6 +89,14 @@ def test_describe_maps_every_category(bq):
     assert not any(j.query.startswith("SELECT * FROM billing.subs") for j in bq["fake"].jobs.values())
 
 
+def test_describe_a_query_on_a_fully_qualified_table(bq):
+    with _system(bq) as s:
+        cols = s.describe(f"(SELECT id, amount * 2 AS twice, CURRENT_TIMESTAMP() AS seen FROM {PROJECT}.billing.subs "
+                          "WHERE active)")
+    assert [(c.name, c.category) for c in cols] == [("id", "integer"), ("twice", "decimal"),
+                                                    ("seen", "datetime_tz")]
+
+
 def test_types_the_fake_cannot_hold_map_by_name():
     assert bq_category(SchemaField("g", "GEOGRAPHY"))[0] == "other"
     assert bq_category(SchemaField("b", "BIGNUMERIC"))[0] == "decimal"
