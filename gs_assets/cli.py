@@ -450,7 +450,7 @@ def cmd_connections(a) -> int:
             domain = getattr(conn, "domain", None)
             rows.append((name, conn.type, getattr(conn, "system", None) or "",
                          (env or "") + (f" (domain {domain})" if domain else ""),
-                         conn.auth.method if conn.type == "rest_api" else ""))
+                         getattr(getattr(conn, "auth", None), "method", "") or ""))
         _print_table(["connection", "type", "system", "environment", "auth"], rows)
         return 0
     if not a.name:
@@ -459,21 +459,18 @@ def cmd_connections(a) -> int:
         raise UserError(f"unknown connection {a.name!r}; connections: {', '.join(sorted(cfg.connections)) or '(none)'} "
                         f"(see `gsdp connections`)")
     conn = cfg.connections[a.name]
-    if conn.type != "rest_api":
-        raise UserError(f"connection {a.name} is of type {conn.type}: `connections test` authorizes REST API "
-                        f"connections (type rest_api); a {conn.type} connection is checked by its jobs' runs")
-    from gs_assets.connectors.rest_api.connection_test import check_connection
-    t = check_connection(a.name, conn)
+    from gs_assets.connectors.registry import kind_of
+    kind = kind_of(conn)
+    if kind.test_connection is None:
+        raise UserError(f"connection {a.name} is of type {conn.type}, which has no connection test: a {conn.type} "
+                        f"connection is checked by its jobs' runs")
+    t = kind.test_connection(cfg, a.name)
     if not t.ok:
-        print(f"connection {a.name} ({t.label}, {t.environment or 'its one host'}, auth method {t.auth_method}) "
-              f"failed its test: {t.error}", file=sys.stderr)
+        print(f"{t.summary} failed its test: {t.error}", file=sys.stderr)
         return 1
     print(f"connection {a.name}: OK")
-    lines = [("system", f"{t.system} ({t.label})"), ("environment", t.environment or "(one fixed host)"),
-             ("auth method", t.auth_method), ("login host", t.login_host or "-"), ("API host", t.api_host or "-"),
-             (f"{t.account_label} id", t.account_id or "(not in the response)"), ("API usage", t.usage)]
-    width = max(len(k) for k, _ in lines)
-    for k, v in lines:
+    width = max(len(k) for k, _ in t.lines)
+    for k, v in t.lines:
         print(f"  {k.ljust(width)}  {v}")
     return 0
 

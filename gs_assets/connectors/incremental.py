@@ -10,11 +10,14 @@ committed (the kind writes it in the landing's transaction, gs_ops.syncs).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import dagster as dg
+
+from gs_assets.dagster_jobs import job_asset_job_name
+from gs_assets.engine.pipeline import LandResult
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,68 @@ def window_of(conn: Resyncable, first: str, last: str) -> Optional[Window]:
     return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
 
 
+def _latest_partition(conn: Resyncable):
+    def _tick(context: dg.ScheduleEvaluationContext):
+        return dg.RunRequest(partition_key=current_key(conn))
+    return _tick
+
+
+def sync_schedules(cfg, kind_type: str) -> list[dg.ScheduleDefinition]:
+    """A job with `schedule` on a connection of this kind syncs its source (the latest partition:
+    incremental) and applies it at each tick; a job in a chain runs by its chain instead."""
+    out = []
+    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
+        if cfg.connections[job.connection].type != kind_type or not job.schedule or cfg.chain_of(job.name):
+            continue
+        out.append(dg.ScheduleDefinition(
+            name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
+            execution_timezone=job.schedule_timezone, job_name=job_asset_job_name(job.name),
+            execution_fn=_latest_partition(cfg.connections[job.connection]),
+            description=f"{job.schedule.describe()} ({job.schedule_timezone}): syncs {job.source.summary} of "
+                        f"{job.connection} and applies it via job {job.name}"))
+    return out
+
+
 def secret_env_name(connection: str, secret: str) -> str:
     """The env var a connection's secret is read from unless its config names another:
     GSDP_<CONNECTION>_<SECRET>, upper case."""
     return "GSDP_" + re.sub(r"[^A-Za-z0-9]", "_", connection).upper() + "_" + secret.upper()
+
+
+@dataclass
+class SyncOutcome:
+    """What one sync of a stream or dataset did: its mode and window, what it read and landed, where
+    the cursor went, schema drift, and why it stopped early or failed."""
+    mode: str = "full"
+    window_from: Optional[str] = None
+    window_to: Optional[str] = None
+    pages: int = 0
+    records: int = 0
+    deleted: int = 0
+    loads: list[LandResult] = field(default_factory=list)
+    cursor_from: Optional[str] = None
+    cursor_to: Optional[str] = None
+    fields: list[str] = field(default_factory=list)
+    added_fields: list[str] = field(default_factory=list)
+    removed_fields: list[str] = field(default_factory=list)
+    stopped: Optional[str] = None  # why the sync stopped before the end (budget), resumed next run
+    error: Optional[str] = None
+
+
+def outcome_metadata(out: SyncOutcome, usage: Any = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "sync_mode": out.mode, "window_from": out.window_from or "", "window_to": out.window_to or "",
+        "pages": out.pages, "dagster/row_count": out.records, "deleted_reported": out.deleted,
+        "loads": len([r for r in out.loads if r.status == "landed"]),
+        "load_ids": ", ".join(r.load_id or "" for r in out.loads),
+        "cursor_from": out.cursor_from or "", "cursor_to": out.cursor_to or out.cursor_from or "",
+        "fields_requested": len(out.fields),
+    }
+    if out.added_fields or out.removed_fields:
+        meta["schema_drift"] = (f"added: {', '.join(out.added_fields) or '-'}; "
+                                f"removed: {', '.join(out.removed_fields) or '-'}")
+    if out.stopped:
+        meta["stopped"] = out.stopped
+    if usage is not None:
+        meta["api_usage"] = str(usage)
+    return meta

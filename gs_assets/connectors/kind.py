@@ -28,6 +28,19 @@ def _nothing_to_load(cfg: PlatformConfig, job: Job) -> str:
     return f"nothing to load from source {job.source.object} of connection {job.connection}"
 
 
+@dataclass
+class ConnectionCheck:
+    """What `gsdp connections test NAME` shows: OK with lines a person checks (system, host, the
+    account or server reached, ...), or one paragraph saying what failed and what to do."""
+    summary: str  # "connection sfdc (Salesforce, production, auth method refresh_token)"
+    lines: list[tuple[str, str]]
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class UnitNotFound(Exception):
     """A unit of work someone named (a file for a dry run) that the kind cannot find or read."""
 
@@ -67,6 +80,8 @@ class Kind:
     # dry_run(warehouse, cfg, job, resources, unit, preview_rows) -> a result with .render() and
     # .ok (`gsdp test-run`); raises UnitNotFound for a unit it cannot read. None: not offered.
     dry_run: Optional[Callable[..., Any]] = None
+    # test_connection(cfg, name) -> ConnectionCheck (`gsdp connections test NAME`); None: not offered
+    test_connection: Optional[Callable[[PlatformConfig, str], ConnectionCheck]] = None
     assets: Callable[[PlatformConfig], list] = _none  # its source assets
     jobs: Callable[[PlatformConfig], list] = _none  # its Dagster jobs (named by gs_assets.dagster_jobs)
     # its sensors, given the config, every job by name and the warehouse resource

@@ -12,6 +12,7 @@ from gs_assets.connectors.bulk_upload.connector import BULK_UPLOAD
 from gs_assets.connectors.kind import Kind
 from gs_assets.connectors.rest_api.connector import REST_API
 from gs_assets.connectors.s3_files.connector import S3_FILES
+from gs_assets.connectors.sql.connector import SQL
 
 KINDS: dict[str, Kind] = {}
 
@@ -48,3 +49,4 @@ def kind_of_job(cfg, job) -> Kind:
 register(S3_FILES)
 register(BULK_UPLOAD)
 register(REST_API)
+register(SQL)

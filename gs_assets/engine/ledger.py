@@ -623,6 +623,17 @@ def stream_cursor(con, connection: str, source_object: str) -> Optional[SyncReco
     return good[-1] if good else None
 
 
+def sync_history(con, connection: str, source_object: str) -> list[SyncRecord]:
+    """Every committed sync load of a source, oldest first."""
+    return [r for r, _failed in _sync_rows(con, connection, source_object)]
+
+
+def landed_loads(con, connection: str, source_object: str) -> list[LoadRecord]:
+    """The landed loads of a source object that have a raw table, oldest first."""
+    return _select(con, LoadRecord, LOADS, "connection = ? AND source_object = ? AND status = 'landed' "
+                   "AND raw_table IS NOT NULL", [connection, source_object], "ORDER BY seq")
+
+
 def last_sync(con, connection: str, source_object: str) -> Optional[SyncRecord]:
     """The newest committed sync load of a stream (any mode): its discovered fields are the
     baseline the next sync's schema drift is measured against."""

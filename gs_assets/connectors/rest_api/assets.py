@@ -14,12 +14,12 @@ from typing import Any, Optional
 import dagster as dg
 
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.connectors.incremental import (current_key, partitions_def, sync_schedules,  # noqa: F401  (re-exported)
+                                              window_of)
 from gs_assets.connectors.rest_api.auth import ConnectionAuthError
 from gs_assets.connectors.rest_api.config import RestApiConnection
 from gs_assets.connectors.rest_api.reader import SyncFailed, bound_stream, outcome_metadata, sync_stream
 from gs_assets.connectors.rest_api.resource import ConnectionSetupError, RestApiResource
-from gs_assets.connectors.incremental import current_key, partitions_def, window_of  # noqa: F401  (re-exported)
-from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.engine.pipeline import jobs_reading
 from gs_assets.engine.warehouse_setup import ensure_tables
 from resources.warehouse import Warehouse
@@ -104,22 +104,6 @@ def build_stream_asset(cfg: PlatformConfig, stream: Stream) -> dg.AssetsDefiniti
         )(_sync)
 
 
-def _latest_partition(conn: RestApiConnection):
-    def _tick(context: dg.ScheduleEvaluationContext):
-        return dg.RunRequest(partition_key=current_key(conn))
-    return _tick
-
-
 def build_sync_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
     """A job with `schedule` syncs its stream (latest partition) and applies it at each tick."""
-    out = []
-    for job in sorted(cfg.jobs.values(), key=lambda j: j.name):
-        if cfg.connections[job.connection].type != "rest_api" or not job.schedule or cfg.chain_of(job.name):
-            continue
-        out.append(dg.ScheduleDefinition(
-            name=f"{job.name}_schedule", cron_schedule=job.schedule.cron_expression(),
-            execution_timezone=job.schedule_timezone, job_name=job_asset_job_name(job.name),
-            execution_fn=_latest_partition(cfg.connections[job.connection]),
-            description=f"{job.schedule.describe()} ({job.schedule_timezone}): syncs {job.source.summary} of "
-                        f"{job.connection} and applies it via job {job.name}"))
-    return out
+    return sync_schedules(cfg, "rest_api")

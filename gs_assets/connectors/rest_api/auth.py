@@ -20,33 +20,12 @@ from typing import Any, Callable, Mapping, Optional, Protocol
 
 import httpx
 
+from gs_assets.connectors.secrets import Secret  # noqa: F401  (re-exported)
 from gs_assets.connectors.rest_api.spec import AuthMethod, ErrorRule, SystemSpec, dig, render
 
 log = logging.getLogger("gs_assets.rest_api.auth")
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
-
-class Secret:
-    """A secret value: its repr/str never show it; `.reveal()` is the only way to read it."""
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 class ConnectionAuthError(Exception):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from gs_assets.connectors.kind import ConnectionCheck
 from gs_assets.connectors.rest_api.auth import ConnectionAuthError, NeedsReauthorization, json_or_none
 from gs_assets.connectors.rest_api.client import ApiError, ApiUsage, BudgetExhausted
 from gs_assets.connectors.rest_api.config import RestApiConnection
@@ -105,3 +106,13 @@ def _unreachable_hint(spec) -> str:
     where = "; ".join(f"{h} is sent to {mapped[h]} by GSDP_REST_HOST_MAP" for h in hosts if h in mapped)
     return (f" The host could not be reached: check the network, proxy and firewall"
             + (f" ({where}: is that server running?)" if where else "") + ".")
+
+
+def connection_check(cfg, name: str) -> ConnectionCheck:
+    """The kind's `gsdp connections test NAME`."""
+    t = check_connection(name, cfg.connections[name])
+    lines = [("system", f"{t.system} ({t.label})"), ("environment", t.environment or "(one fixed host)"),
+             ("auth method", t.auth_method), ("login host", t.login_host or "-"), ("API host", t.api_host or "-"),
+             (f"{t.account_label} id", t.account_id or "(not in the response)"), ("API usage", t.usage)]
+    return ConnectionCheck(summary=f"connection {name} ({t.label}, {t.environment or 'its one host'}, auth method "
+                                   f"{t.auth_method})", lines=lines, error=t.error)

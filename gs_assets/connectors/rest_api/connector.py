@@ -13,6 +13,7 @@ from gs_assets.connectors.kind import Kind
 from gs_assets.connectors.rest_api.assets import (build_stream_asset, build_sync_schedules, current_key, streams,
                                                   sync_partition)
 from gs_assets.connectors.rest_api.config import RestApiConnection, RestSource
+from gs_assets.connectors.rest_api.connection_test import connection_check
 from gs_assets.connectors.rest_api.resource import rest_resource_from_env
 from gs_assets.dagster_jobs import build_source_job
 
@@ -47,6 +48,7 @@ REST_API = Kind(
     after_commit=_after_commit,
     partitions_name=lambda connection, source_object: None,  # time windows, not dynamic partitions
     nothing_to_load=_nothing_to_load,
+    test_connection=connection_check,
     assets=lambda cfg: [build_stream_asset(cfg, s) for s in streams(cfg)],
     jobs=_jobs,
     schedules=build_sync_schedules,

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Optional
 
 import pyarrow as pa
 
@@ -24,9 +23,10 @@ from gs_assets.connectors.rest_api.auth import ConnectionAuthError
 from gs_assets.connectors.rest_api.client import ApiError, BudgetExhausted
 from gs_assets.connectors.rest_api.config import RestApiConnection, RestSource
 from gs_assets.connectors.rest_api.spec import BoundStream
+from gs_assets.connectors.incremental import SyncOutcome, outcome_metadata  # noqa: F401  (re-exported)
 from gs_assets.connectors.rest_api.sync import SOURCE_ID, CursorState, FieldInfo, Window, discover_fields, read_stream
 from gs_assets.engine import ledger
-from gs_assets.engine.pipeline import LandResult, Unit, jobs_reading, land_records
+from gs_assets.engine.pipeline import Unit, jobs_reading, land_records
 from gs_assets.engine.raw_landing import RecordBatches
 from resources.warehouse import Warehouse
 
@@ -37,24 +37,6 @@ DELETED = "_deleted"  # a landed row the source reported deleted ('true'): the e
 class SyncFailed(Exception):
     """A sync that cannot go on (a mapped field gone, an API error the spec says to fail on):
     one paragraph; what committed before it stays."""
-
-
-@dataclass
-class SyncOutcome:
-    mode: str = "full"
-    window_from: Optional[str] = None
-    window_to: Optional[str] = None
-    pages: int = 0
-    records: int = 0
-    deleted: int = 0
-    loads: list[LandResult] = field(default_factory=list)
-    cursor_from: Optional[str] = None
-    cursor_to: Optional[str] = None
-    fields: list[str] = field(default_factory=list)
-    added_fields: list[str] = field(default_factory=list)
-    removed_fields: list[str] = field(default_factory=list)
-    stopped: Optional[str] = None  # why the sync stopped before the end (budget), resumed next run
-    error: Optional[str] = None
 
 
 def bound_stream(conn: RestApiConnection, src: RestSource) -> BoundStream:
@@ -251,22 +233,3 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
         except SyncFailed as e2:
             out.error += f" (and the pages read before it could not be landed: {e2})"
     return out
-
-
-def outcome_metadata(out: SyncOutcome, usage: Any = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "sync_mode": out.mode, "window_from": out.window_from or "", "window_to": out.window_to or "",
-        "pages": out.pages, "dagster/row_count": out.records, "deleted_reported": out.deleted,
-        "loads": len([r for r in out.loads if r.status == "landed"]),
-        "load_ids": ", ".join(r.load_id or "" for r in out.loads),
-        "cursor_from": out.cursor_from or "", "cursor_to": out.cursor_to or out.cursor_from or "",
-        "fields_requested": len(out.fields),
-    }
-    if out.added_fields or out.removed_fields:
-        meta["schema_drift"] = (f"added: {', '.join(out.added_fields) or '-'}; "
-                                f"removed: {', '.join(out.removed_fields) or '-'}")
-    if out.stopped:
-        meta["stopped"] = out.stopped
-    if usage is not None:
-        meta["api_usage"] = str(usage)
-    return meta

@@ -132,6 +132,13 @@ class SqlConnection(ConnectionBase):
     def server_port(self) -> int:
         return self.port or SYSTEMS[self.system]["port"]
 
+    @property
+    def default_jobs(self) -> dict:
+        return {}  # a database has no out-of-the-box jobs: its tables are the customer's own
+
+    def default_job_templates(self) -> tuple[str, dict]:
+        return "", {}
+
     def secret_env(self, connection_name: str) -> dict[str, str]:
         """secret name -> env var name, for the connection's auth method."""
         needed = SYSTEMS[self.system]["auth"][self.auth.method]

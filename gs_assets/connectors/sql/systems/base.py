@@ -86,6 +86,10 @@ class SqlSystem(ABC):
         shows it to this login; None where it does not (the visibility lag alone guards then)."""
         return None
 
+    def can_write(self, table: str) -> bool:
+        """Whether this login could INSERT into `table` (where the system says; False otherwise)."""
+        return False
+
     @abstractmethod
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         """The rows of a SELECT, `fetch_rows` at a time, from a server-side cursor."""

@@ -80,6 +80,15 @@ class PostgreSQL(SqlSystem):
             v = cur.fetchone()[0]
         return utc(v) if v is not None else None
 
+    def can_write(self, table: str) -> bool:
+        try:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT has_table_privilege(%s, 'INSERT') OR has_table_privilege(%s, 'UPDATE')",
+                            [table, table])
+                return bool(cur.fetchone()[0])
+        except psycopg.Error:
+            return False
+
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         with self.db.cursor(name="gsdp_sync", binary=True) as cur:
             cur.itersize = self.fetch_rows
