@@ -75,6 +75,13 @@ def _setup(sql: list[str], params=None):
     admin.close()
 
 
+def _values(table: str, rows: list[tuple]) -> str:
+    """One INSERT with every row as literals (fakesnow runs an executemany row by row)."""
+    def lit(v):
+        return str(v) if isinstance(v, int) else "'" + (v.isoformat(sep=" ") if isinstance(v, datetime) else v) + "'"
+    return f"INSERT INTO {table} VALUES " + ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+
+
 def test_the_registry_finds_snowflake():
     assert system_class("snowflake") is Snowflake
 
@@ -282,3 +289,75 @@ def test_password_login_through_the_real_connector(fakesnow_server, password, ok
     assert text.startswith("connection warehouse (Snowflake fakesnow): cannot connect")
     assert "Incorrect username or password" in text and "auth.env" in text
     assert password not in text and PASSWORD not in text
+
+
+# -- end to end: the SQL kind's reader through the Snowflake system and fakesnow -------------------------
+
+SYNC_JOBS = """
+connections:
+  wh:
+    type: sql
+    system: snowflake
+    account: fakesnow
+    user: gsdp_reader
+    database: BILLING
+    warehouse: WH
+    fetch_rows: 500
+jobs:
+  wh_companies:
+    connection: wh
+    source:
+      object: companies
+      table: PUBLIC.companies
+      primary_key: [id]
+      cursor: {column: changed_at, lookback_seconds: 0, visibility_lag_seconds: 5}
+    destination: company
+    operation: upsert
+    identifiers: [external_id]
+    mappings:
+      - {source: id, target: external_id}
+      - {source: name, target: name}
+      - {source: employees, target: employees}
+"""
+
+
+def test_full_then_incremental_sync_into_company(rsa_key, harness, monkeypatch):
+    from gs_assets.connectors.sql.reader import sync_dataset
+    from gs_assets.connectors.sql.resource import open_system
+    from gs_assets.engine.pipeline import apply_pending
+
+    # fakesnow's clock is this machine's: the rows are placed relative to it, well clear of the lag
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    start = now - timedelta(days=2)
+    h = harness(SYNC_JOBS)
+    monkeypatch.setenv("GSDP_WH_PRIVATE_KEY", _pem(rsa_key, PASSPHRASE))
+    monkeypatch.setenv("GSDP_WH_PRIVATE_KEY_PASSPHRASE", PASSPHRASE)
+
+    def sync():
+        out = sync_dataset(h.warehouse, h.cfg, open_system("wh", h.cfg.connections["wh"]),
+                           connection="wh", source_object="companies")
+        assert out.error is None, out.error
+        return out, apply_pending(h.warehouse, h.cfg, "company")
+
+    with fakesnow.patch():
+        _setup(["CREATE TABLE companies (id NUMBER(38,0), name VARCHAR, employees NUMBER(38,0), "
+                "changed_at TIMESTAMP_NTZ)",
+                _values("companies", [(i, f"Company {i}", i * 10, start + timedelta(minutes=i))
+                                      for i in range(1, 1201)])])
+        out, runs = sync()
+        assert (out.mode, out.records, out.pages) == ("full", 1200, 3)
+        assert [(r.rows_read, r.inserted, r.updated, r.rejected) for r in runs] == [(1200, 1200, 0, 0)]
+        assert out.cursor_to == (start + timedelta(minutes=1200)).isoformat()
+
+        later = now - timedelta(hours=1)
+        _setup([f"UPDATE companies SET employees = employees + 1, changed_at = '{later.isoformat(sep=' ')}' "
+                "WHERE id <= 10",
+                _values("companies", [(i, f"Company {i}", 7, later + timedelta(seconds=i)) for i in range(1201, 1206)]
+                        + [(1206, "Company 1206", 7, now + timedelta(hours=1))])])  # beyond now - lag: next sync's
+        out, runs = sync()
+    assert out.mode == "incremental"
+    # the row at the stored cursor is read again (closed lower bound) and absorbed by the upsert
+    assert out.records == 16
+    assert [(r.rows_read, r.inserted, r.updated, r.unchanged) for r in runs] == [(16, 5, 10, 1)]
+    assert h.rows("SELECT count(*), sum(employees) FROM gs.company") == [(1205, sum(i * 10 for i in range(1, 1201))
+                                                                           + 10 + 35)]
