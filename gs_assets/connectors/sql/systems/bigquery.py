@@ -40,6 +40,10 @@ def bq_category(field) -> tuple[str, str]:
     return _TYPES.get(t, OTHER), t
 
 
+class BigQueryError(Exception):
+    """An error the BigQuery API answered (its reason and message)."""
+
+
 class BigQuery(SqlSystem):
     label = "Google BigQuery"
     snapshot = "one query job (BigQuery reads a snapshot of its tables as of the query's start)"
@@ -124,7 +128,13 @@ class BigQuery(SqlSystem):
         return f"@p{n}"
 
     def describe(self, dataset: str) -> list[Column]:
-        job = self._dry_run(describe_sql(dataset))
+        from google.api_core.exceptions import GoogleAPICallError
+        try:
+            job = self._dry_run(describe_sql(dataset))
+        except GoogleAPICallError as e:  # BigQuery's own message, without the request's URL
+            first = (e.errors or [{}])[0] if isinstance(e.errors, list) else {}
+            raise BigQueryError(f"{e.code} {first.get('reason', '')}: {first.get('message') or e.message}"
+                                if first else str(e)) from None
         out = []
         for f in job.schema or []:
             cat, shown = bq_category(f)

@@ -26,7 +26,7 @@ from gs_assets.connectors.sql.config import SqlConnection
 from gs_assets.connectors.sql.fakes.bigquery import BigQueryFake, create_app
 from gs_assets.connectors.sql.systems import system_class
 from gs_assets.connectors.sql.systems.base import ConnectFailed
-from gs_assets.connectors.sql.systems.bigquery import BigQuery, bq_category
+from gs_assets.connectors.sql.systems.bigquery import BigQuery, BigQueryError, bq_category
 
 PROJECT = "gsdp-billing"
 EMAIL = "gsdp-reader@gsdp-billing.iam.gserviceaccount.com"
@@ -207,7 +207,8 @@ def test_a_project_the_account_may_not_use_is_connect_failed(bq):
 def test_an_unknown_table_and_a_dataset_in_another_location_are_not_found(bq):
     from google.api_core.exceptions import NotFound
     with _system(bq) as s:
-        with pytest.raises(NotFound, match="Table gsdp-billing:billing.nope was not found in location US"):
+        with pytest.raises(BigQueryError, match="404 notFound: Not found: Table gsdp-billing:billing.nope was not "
+                                                "found in location US"):
             s.describe("billing.nope")
         bq["fake"].run("CREATE TABLE eu_billing.subs (id INT64)")
         with pytest.raises(NotFound, match="Dataset gsdp-billing:eu_billing was not found in location US"):
@@ -297,3 +298,32 @@ def _incremental(fake, h, sync):
     assert [(r.rows_read, r.inserted, r.updated, r.unchanged) for r in runs] == [(16, 5, 10, 1)]
     assert h.rows("SELECT count(*), sum(employees) FROM gs.company") == [(1205, sum(i * 10 for i in range(1, 1201))
                                                                            + 10 + 35)]
+
+
+def test_connection_check_and_a_dropped_table(bq, harness, monkeypatch):
+    """`gsdp connections test lake` (the kind's connection check), then the table dropped: the sync
+    reports it before anything lands."""
+    from gs_assets.connectors.sql.connection_test import connection_check
+    from gs_assets.connectors.sql.reader import sync_dataset
+    from gs_assets.connectors.sql.resource import open_system
+
+    fake = bq["fake"]
+    fake.run("CREATE TABLE billing.accounts (id INT64, name STRING, employees INT64, changed_at TIMESTAMP)")
+    h = harness(SYNC_JOBS.replace("ENDPOINT", bq["url"]).replace("billing.companies", "billing.accounts"))
+    secret = _sa_json(bq["key"], bq["url"] + "/token")
+    monkeypatch.setenv("GSDP_LAKE_SERVICE_ACCOUNT_JSON", secret)
+    check = connection_check(h.cfg, "lake")
+    assert check.ok, check.error
+    lines = dict(check.lines)
+    assert lines["server clock"] == NOW.isoformat(timespec="seconds")
+    assert lines["dataset companies"].startswith("table billing.accounts: OK, reads 4 of its 4 column(s)")
+
+    fake.run("DROP TABLE billing.accounts")
+    out = sync_dataset(h.warehouse, h.cfg, open_system("lake", h.cfg.connections["lake"]), connection="lake",
+                       source_object="companies")
+    assert "Not found: Table gsdp-billing:billing.accounts was not found in location US" in out.error
+    assert "Nothing was loaded" in out.error and out.loads == []
+
+    monkeypatch.setenv("GSDP_LAKE_SERVICE_ACCOUNT_JSON", _sa_json(_key(), bq["url"] + "/token"))
+    check = connection_check(h.cfg, "lake")
+    assert not check.ok and "invalid_grant" in check.error and "PRIVATE KEY" not in check.error

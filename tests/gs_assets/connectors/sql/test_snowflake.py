@@ -361,3 +361,28 @@ def test_full_then_incremental_sync_into_company(rsa_key, harness, monkeypatch):
     assert [(r.rows_read, r.inserted, r.updated, r.unchanged) for r in runs] == [(16, 5, 10, 1)]
     assert h.rows("SELECT count(*), sum(employees) FROM gs.company") == [(1205, sum(i * 10 for i in range(1, 1201))
                                                                            + 10 + 35)]
+
+
+def test_connection_check_and_a_dropped_table(rsa_key, harness, monkeypatch):
+    from gs_assets.connectors.sql.connection_test import connection_check
+    from gs_assets.connectors.sql.reader import sync_dataset
+    from gs_assets.connectors.sql.resource import open_system
+
+    h = harness(SYNC_JOBS)
+    monkeypatch.setenv("GSDP_WH_PRIVATE_KEY", _pem(rsa_key, PASSPHRASE))
+    monkeypatch.setenv("GSDP_WH_PRIVATE_KEY_PASSPHRASE", PASSPHRASE)
+    with fakesnow.patch():
+        _setup(["CREATE TABLE companies (id NUMBER(38,0), name VARCHAR, employees NUMBER(38,0), "
+                "changed_at TIMESTAMP_NTZ)"])
+        check = connection_check(h.cfg, "wh")
+        assert check.ok, check.error
+        assert dict(check.lines)["dataset companies"].startswith("table PUBLIC.companies: OK, reads 4 of its 4")
+        _setup(["DROP TABLE companies"])
+        out = sync_dataset(h.warehouse, h.cfg, open_system("wh", h.cfg.connections["wh"]), connection="wh",
+                           source_object="companies")
+    assert "cannot read PUBLIC.companies" in out.error and "Nothing was loaded" in out.error and out.loads == []
+
+    monkeypatch.setenv("GSDP_WH_PRIVATE_KEY_PASSPHRASE", "not-the-passphrase-42")
+    check = connection_check(h.cfg, "wh")
+    assert not check.ok and "the passphrase does not open the private key" in check.error
+    assert "not-the-passphrase-42" not in check.error and PASSPHRASE not in check.error
