@@ -66,14 +66,15 @@ class BigQuery(SqlSystem):
                                 "the service account and put it (or its path) there.") from None
         try:
             creds.refresh(Request())  # the token endpoint checks the key now, not mid-sync
+        except auth_exc.TransportError as e:
+            raise self.failed("cannot reach the token endpoint", e,
+                              "Check the network path to the key's token_uri.") from None
         except auth_exc.GoogleAuthError as e:
             if isinstance(e, auth_exc.RefreshError) and e.args and isinstance(e.args[0], str):
                 e = auth_exc.RefreshError(e.args[0])  # "invalid_grant: ...", without the response's repeat
             raise self.failed("the service account's token request was refused", e,
                               "Check that the key in the env var is current (not deleted or disabled in IAM) and "
                               "that this machine reaches the key's token_uri.") from None
-        except Exception as e:  # noqa: BLE001 - transport errors of requests
-            raise self.failed("cannot reach the token endpoint", e, "Check the network path to the key's token_uri.")
         options = {"api_endpoint": c.endpoint} if c.endpoint else None
         self.client = bigquery.Client(project=c.project, credentials=creds, location=c.location,
                                       client_options=options)
@@ -179,7 +180,7 @@ class BigQuery(SqlSystem):
 
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         from google.cloud import bigquery
-        cfg = bigquery.QueryJobConfig(query_parameters=self.parameters(sql, params), use_query_cache=False)
+        cfg = bigquery.QueryJobConfig(query_parameters=self.parameters(sql, params))
         job = self.client.query(sql, job_config=cfg, location=self.conn.location)
         result = job.result(page_size=self.fetch_rows)
         for page in result.pages:

@@ -327,3 +327,11 @@ def test_connection_check_and_a_dropped_table(bq, harness, monkeypatch):
     monkeypatch.setenv("GSDP_LAKE_SERVICE_ACCOUNT_JSON", _sa_json(_key(), bq["url"] + "/token"))
     check = connection_check(h.cfg, "lake")
     assert not check.ok and "invalid_grant" in check.error and "PRIVATE KEY" not in check.error
+
+
+def test_a_token_endpoint_that_does_not_answer_is_connect_failed(bq):
+    from gs_assets.connectors.rest_api.fakes.harness import free_port
+    s = _system(bq, secret=_sa_json(bq["key"], f"http://127.0.0.1:{free_port()}/token"))
+    with pytest.raises(ConnectFailed, match=r"^connection lake \(Google BigQuery gsdp-billing\): cannot reach the "
+                                            r"token endpoint: .*Check the network path"):
+        s.connect()
