@@ -38,6 +38,7 @@ from gs_assets.connectors.sql.statements import ReadPlan, dataset_sql, select_sq
 from gs_assets.connectors.sql.systems.base import (DATE, DATETIME, DATETIME_TZ, INTEGER, JSON, Column, ConnectFailed,
                                                    SqlSystem)
 from gs_assets.connectors.sql.types import FILLS, UNSUPPORTED, fits
+from gs_assets.connectors.sql.values import record_keys
 from gs_assets.engine import ledger
 from gs_assets.engine.pipeline import Unit, jobs_reading, land_records
 from gs_assets.engine.raw_landing import DELETED_COLUMN, RecordBatches
@@ -129,46 +130,6 @@ def check_columns(cfg: PlatformConfig, connection: str, source_object: str, desc
 
 # ---------------------------------------------------------------------------- values
 
-def _text(v: Any) -> Optional[str]:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return bytes(v).hex()
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ")
-    return str(v)
-
-
-def column_array(values: list, category: str) -> pa.Array:
-    """One column of a chunk as Arrow text, as the landing keeps it: converted by Arrow where it
-    infers the values' type (vectorised), per value where it does not (mixed types, JSON,
-    out-of-range numbers). Text, so every chunk has the same schema whatever Arrow inferred
-    (a decimal's precision differs between chunks)."""
-    if category != JSON:
-        try:
-            arr = pa.array(values)
-            if pa.types.is_string(arr.type):
-                return arr
-            if not pa.types.is_null(arr.type) and not pa.types.is_struct(arr.type) and not pa.types.is_list(arr.type) \
-                    and not pa.types.is_binary(arr.type):
-                return arr.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, ValueError):
-            pass
-    return pa.array([_text(v) for v in values], type=pa.string())
-
-
-def record_keys(arrays: list[pa.Array]) -> pa.Array:
-    """The text of each row's key: the value, or the parts joined by ':' for a composite key."""
-    texts = [a.cast(pa.string()) for a in arrays]
-    if len(texts) == 1:
-        return texts[0]
-    return pc.binary_join_element_wise(*[pc.fill_null(t, "") for t in texts], ":")
-
-
 def cursor_text(v: Any) -> str:
     """A cursor value exactly as read (never rounded): ISO text for times, the number for a sequence."""
     if isinstance(v, datetime):
@@ -182,7 +143,7 @@ def cursor_text(v: Any) -> str:
 
 def cursor_value(text: str, category: str) -> Any:
     if category in (DATETIME, DATETIME_TZ):
-        return datetime.fromisoformat(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if category == DATE:
         return date.fromisoformat(text[:10])
     if category == INTEGER:
@@ -298,10 +259,10 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
 
     pk = list(src.primary_key)
     order = [cur_col.name] + [found[k].name for k in pk] if cur_col is not None else []
-    plan = ReadPlan(dataset=dataset, columns=[(found[c].name, c) for c in landed],
-                    cursor=cur_col.name if cur_col is not None else None, lower=lower, upper=upper, order=order)
-    sql, params = select_sql(plan, system.quote, system.placeholder)
     cats = [found[c].category for c in landed]
+    plan = ReadPlan(dataset=dataset, columns=[(found[c].name, c) for c in landed], categories=cats,
+                    cursor=cur_col.name if cur_col is not None else None, lower=lower, upper=upper, order=order)
+    sql, params = select_sql(plan, system.quote, system.placeholder, system.select_expr)
     idx = {c: i for i, c in enumerate(landed)}
     flag = src.soft_delete
     with_flags = flag is not None or src.key_check is not None
@@ -349,43 +310,48 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
         if st is not None:
             out.cursor_to = st.cursor
 
-    def batch_of(rows: list[tuple]) -> pa.RecordBatch:
-        cols = list(zip(*rows))
-        arrays = [column_array(list(cols[i]), cats[i]) for i in range(len(landed))]
-        names = list(landed)
+    def decorate(batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The landed columns plus the composite key's text and the delete flag."""
+        arrays, names = list(batch.columns), list(landed)
         if len(pk) > 1:
-            arrays.append(record_keys([arrays[idx[k]] for k in pk]))
+            arrays.append(record_keys([batch.column(idx[k]) for k in pk]))
             names.append(RECORD_KEY)
         if with_flags:
-            if flag is not None:
-                arrays.append(_flags(arrays[idx[flag.column]], flag.value))
-            else:
-                arrays.append(pa.nulls(len(rows), pa.string()))
+            arrays.append(_flags(batch.column(idx[flag.column]), flag.value) if flag is not None
+                          else pa.nulls(batch.num_rows, pa.string()))
             names.append(DELETED_COLUMN)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     ci = idx[src.cursor.column] if cur_col is not None else None
-    key_idx = [idx[k] for k in pk]
-    for rows in system.rows(sql, params):
-        out.pages += 1
-        pending["fetches"] += 1
-        b = batch_of(rows)
-        if with_flags and flag is not None:
+
+    def pieces():
+        """The system's batches cut so that a load holds at most `records_per_load` rows."""
+        for batch in system.batches(sql, params, landed, cats):
+            out.pages += 1
+            pending["fetches"] += 1
+            at = 0
+            while at < batch.num_rows:
+                n = min(batch.num_rows - at, max(1, conn.records_per_load - pending["records"]))
+                yield batch.slice(at, n)
+                at += n
+
+    for raw in pieces():
+        b = decorate(raw)
+        if flag is not None:
             n_del = int(pc.sum(pc.equal(b.column(DELETED_COLUMN), "true")).as_py() or 0)
             pending["deleted"] += n_del
             out.deleted += n_del
         batches.append(b)
-        out.records += len(rows)
-        pending["records"] += len(rows)
+        out.records += raw.num_rows
+        pending["records"] += raw.num_rows
         if ci is not None:
-            last = rows[-1][ci]
-            raw = cursor_text(last)
-            if raw != tracker["raw"]:
-                tracker["raw"], tracker["pks"] = raw, set()
-            for r in reversed(rows):
-                if r[ci] != last:
-                    break
-                tracker["pks"].add(":".join(_text(r[i]) or "" for i in key_idx))
+            col = raw.column(ci)
+            last = col[-1].as_py()
+            canon = cursor_text(cursor_value(last, cur_col.category))  # ISO text, exactly the value read
+            if canon != tracker["raw"]:
+                tracker["raw"], tracker["pks"] = canon, set()
+            at_last = pc.fill_null(pc.equal(col, last), False)
+            tracker["pks"].update(record_keys([raw.column(idx[k]) for k in pk]).filter(at_last).to_pylist())
         if pending["records"] >= conn.records_per_load:
             commit()
     commit()
@@ -424,12 +390,10 @@ def _key_check(warehouse, system: SqlSystem, src: SqlSource, found: dict, datase
                pending: dict, commit) -> None:  # noqa: PLR0913
     """Keys landed before (and not deleted since) that the source no longer has: land them as
     deletes. Read in the sync's snapshot; compared in DuckDB."""
-    plan = ReadPlan(dataset=dataset, columns=[(found[k].name, k) for k in pk])
-    sql, params = select_sql(plan, system.quote, system.placeholder)
-    keys = []
-    for rows in system.rows(sql, params):
-        cols = list(zip(*rows))
-        keys.append(record_keys([column_array(list(c), "text") for c in cols]))
+    cats = [found[k].category for k in pk]
+    plan = ReadPlan(dataset=dataset, columns=[(found[k].name, k) for k in pk], categories=cats)
+    sql, params = select_sql(plan, system.quote, system.placeholder, system.select_expr)
+    keys = [record_keys(list(b.columns)) for b in system.batches(sql, params, pk, cats)]
     present = pa.table({"k": pa.chunked_array(keys, type=pa.string()) if keys else pa.array([], pa.string())})
     gone: list[str] = []
     with warehouse.connect() as con:

@@ -60,6 +60,7 @@ class ReadPlan:
     lower: Optional[object] = None  # closed lower bound (>=)
     upper: Optional[object] = None  # open upper bound (<)
     order: Sequence[str] = ()  # source columns: the cursor, then the primary key
+    categories: Sequence[str] = ()  # per column, its category (systems/base.py), for select_expr
 
 
 def dataset_sql(table: Optional[str], query: Optional[str]) -> str:
@@ -70,9 +71,11 @@ def dataset_sql(table: Optional[str], query: Optional[str]) -> str:
     return "(" + query.strip().rstrip(";").strip() + ")"
 
 
-def select_sql(plan: ReadPlan, quote: Callable[[str], str], placeholder: Callable[[int], str]) -> tuple[str, list]:
+def select_sql(plan: ReadPlan, quote: Callable[[str], str], placeholder: Callable[[int], str],
+               expr: Callable[[str, str], str] = lambda column_sql, category: column_sql) -> tuple[str, list]:
     """SELECT <columns> FROM <dataset> [WHERE cursor >= ? AND cursor < ?] ORDER BY cursor, key."""
-    cols = ", ".join(f"d.{quote(src)} AS {quote(name)}" for src, name in plan.columns)
+    cats = list(plan.categories) or [""] * len(plan.columns)
+    cols = ", ".join(f"{expr('d.' + quote(src), cat)} AS {quote(name)}" for (src, name), cat in zip(plan.columns, cats))
     where, params = [], []
     if plan.cursor is not None and plan.lower is not None:
         params.append(plan.lower)
@@ -87,6 +90,10 @@ def select_sql(plan: ReadPlan, quote: Callable[[str], str], placeholder: Callabl
         sql += " WHERE " + " AND ".join(where)
     if plan.order:
         sql += " ORDER BY " + ", ".join(f"d.{quote(c)}" for c in plan.order)
+    if params and placeholder(1) == "%s":
+        # format-style drivers read every % as a placeholder once parameters are given: double the
+        # user's own (LIKE 'a%') and put ours back
+        sql = sql.replace("%", "%%").replace("%%s", "%s")
     return sql, params
 
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+import pyarrow as pa
+
+from gs_assets.connectors.sql.values import rows_to_batch
 
 # The categories a column's type falls in; what each may fill is in sql/types.py.
 TEXT, INTEGER, DECIMAL, FLOAT, BOOLEAN, DATE, DATETIME, DATETIME_TZ, JSON, BINARY, OTHER = (
@@ -72,6 +76,10 @@ class SqlSystem(ABC):
     def placeholder(self, n: int) -> str:
         return "%s"
 
+    def select_expr(self, column_sql: str, category: str) -> str:
+        """How a column is selected (a system that reads text output casts where its text differs)."""
+        return column_sql
+
     # -- reads --------------------------------------------------------------------------------
     @abstractmethod
     def describe(self, dataset: str) -> list[Column]:
@@ -93,6 +101,12 @@ class SqlSystem(ABC):
     @abstractmethod
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         """The rows of a SELECT, `fetch_rows` at a time, from a server-side cursor."""
+
+    def batches(self, sql: str, params: list, names: Sequence[str], categories: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        """The rows of a SELECT as record batches of text columns named `names` (values/rows_to_batch);
+        a system with a faster bulk path (PostgreSQL's COPY) overrides it."""
+        for rows in self.rows(sql, params):
+            yield rows_to_batch(rows, names, categories)
 
     # -- helpers ------------------------------------------------------------------------------
     def failed(self, what: str, err: BaseException, hint: str) -> ConnectFailed:

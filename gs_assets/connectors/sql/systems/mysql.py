@@ -112,7 +112,7 @@ class MySQL(SqlSystem):
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         cur = self.db.cursor(pymysql.cursors.SSCursor)
         try:
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)
             while True:
                 chunk = cur.fetchmany(self.fetch_rows)
                 if not chunk:

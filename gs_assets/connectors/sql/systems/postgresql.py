@@ -3,10 +3,13 @@ column types from pg_type (its category letter covers enums, domains and extensi
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from gs_assets.connectors.sql.statements import describe_sql
 from gs_assets.connectors.sql.systems.base import (BINARY, BOOLEAN, DATE, DATETIME, DATETIME_TZ, DECIMAL, FLOAT,
@@ -22,6 +25,24 @@ _BY_CATEGORY = {"S": TEXT, "E": TEXT, "I": TEXT, "V": TEXT, "B": BOOLEAN, "N": D
 
 def pg_category(typname: str, typcategory: str) -> str:
     return _BY_NAME.get(typname) or _BY_CATEGORY.get(typcategory, OTHER)
+
+
+COPY_BLOCK_BYTES = 16 << 20  # CSV text parsed per Arrow batch
+
+
+def csv_cut(buf: bytearray) -> int:
+    """The end (exclusive) of the last complete CSV row in `buf`: after a newline outside quotes (an
+    embedded quote is doubled, so the parity of the quotes before a newline says inside or out);
+    0 when there is none."""
+    total = buf.count(b'"')
+    pos = len(buf)
+    while True:
+        nl = buf.rfind(b"\n", 0, pos)
+        if nl < 0:
+            return 0
+        if (total - buf.count(b'"', nl)) % 2 == 0:
+            return nl + 1
+        pos = nl
 
 
 class PostgreSQL(SqlSystem):
@@ -89,10 +110,42 @@ class PostgreSQL(SqlSystem):
         except psycopg.Error:
             return False
 
+    def select_expr(self, column_sql: str, category: str) -> str:
+        # COPY writes booleans as t/f: the text every other system gives (and the engine reads) is true/false
+        if category == BOOLEAN:
+            return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
+        return column_sql
+
+    def batches(self, sql: str, params: list, names: Sequence[str], categories: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        """COPY (SELECT ...) TO STDOUT as CSV, cut at row boundaries and parsed by Arrow: the server
+        writes the text, no Python object is made per value (several times faster than a cursor).
+        COPY runs inside the sync's read-only REPEATABLE READ transaction like any SELECT."""
+        read = pacsv.ReadOptions(column_names=list(names), use_threads=True)
+        parse = pacsv.ParseOptions(newlines_in_values=True)
+        convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                                       quoted_strings_can_be_null=False, null_values=[""])
+
+        def parse_block(block: bytes) -> Iterator[pa.RecordBatch]:
+            table = pacsv.read_csv(io.BytesIO(block), read_options=read, parse_options=parse, convert_options=convert)
+            yield from table.to_batches()
+
+        buf = bytearray()
+        with self.db.cursor() as cur:
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
+                for data in copy:
+                    buf += data
+                    if len(buf) >= COPY_BLOCK_BYTES:
+                        cut = csv_cut(buf)
+                        if cut:
+                            yield from parse_block(bytes(buf[:cut]))
+                            del buf[:cut]
+        if buf:
+            yield from parse_block(bytes(buf))
+
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         with self.db.cursor(name="gsdp_sync", binary=True) as cur:
             cur.itersize = self.fetch_rows
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)
             while True:
                 chunk = cur.fetchmany(self.fetch_rows)
                 if not chunk:

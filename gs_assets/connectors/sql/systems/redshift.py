@@ -83,9 +83,7 @@ class Redshift(SqlSystem):
 
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         # DECLARE takes no bind parameters: the bounds (values the sync computed, never user text) are literals.
-        stmt = sql
-        for p in params:
-            stmt = stmt.replace("%s", _literal(p), 1)
+        stmt = sql % tuple(_literal(p) for p in params) if params else sql
         with self.db.cursor() as cur:
             cur.execute(f"DECLARE gsdp_sync NO SCROLL CURSOR FOR {stmt}")
             try:

@@ -126,7 +126,7 @@ class Snowflake(SqlSystem):
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         cur = self.db.cursor()
         try:
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)
             while True:
                 chunk = cur.fetchmany(self.fetch_rows)
                 if not chunk:
