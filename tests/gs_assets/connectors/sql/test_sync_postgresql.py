@@ -233,3 +233,37 @@ def test_composite_key_and_query_dataset(tmp_path, monkeypatch, pg_database):
     out, runs = h.run("lines")
     assert (out.records, runs[0].inserted, runs[0].rejected) == (12, 11, 1)
     assert h.rows("SELECT source_id FROM gs_ops.rejects") == [("4:2",)]
+
+
+def test_copy_text_survives_quotes_newlines_empty_and_null_across_block_cuts(tmp_path, monkeypatch, pg_database):
+    from gs_assets.connectors.sql.systems import postgresql
+    monkeypatch.setattr(postgresql, "COPY_BLOCK_BYTES", 64)  # cut the COPY stream every few rows
+    tricky = ["a,b", 'he said "hi"', "line1\nline2", "", None, '"', "\\N", "x\r\ny", "naïve ☃"]
+    with pg_database.connect() as c:
+        c.execute("CREATE TABLE t (id int PRIMARY KEY, product text, flag boolean, updated_at timestamptz)")
+        for i in range(60):
+            c.execute("INSERT INTO t VALUES (%s, %s, %s, now() - interval '1 hour')",
+                      [i, tricky[i % len(tricky)], [True, False, None][i % 3]])
+    job = sql_job("t", "sub__gc", ["external_id"], {"id": "external_id", "product": "product"}, table="t",
+                  cursor={"column": "updated_at"}, source={"columns": ["flag"]})
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"t": job}, objects_yaml=_objects_yaml())
+    out, runs = h.run("t")
+    assert out.pages > 5 and runs[0].inserted == 60
+    got = dict(h.rows("SELECT CAST(external_id AS INT), product FROM gs.sub__gc"))
+    # the engine keeps an empty text as NULL, like an empty CSV cell
+    assert got == {i: (tricky[i % len(tricky)] or None) for i in range(60)}
+    from gs_assets.engine.raw_landing import raw_table_name
+    raw = h.rows(f"SELECT flag FROM {raw_table_name('db', 't', out.loads[0].load_id)} ORDER BY CAST(id AS INT)")
+    assert [r[0] for r in raw[:3]] == ["true", "false", None]
+
+
+def test_a_percent_sign_in_a_source_query_with_cursor_bounds(tmp_path, monkeypatch, subs_db):
+    job = sql_job("subs", "sub__gc", ["external_id"], {"id": "external_id", "product": "product"},
+                  query="SELECT id, product, updated_at FROM billing.subs WHERE product LIKE 'Plan %' "
+                        "AND product NOT LIKE '%%2'",
+                  cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0})
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": job}, objects_yaml=_objects_yaml())
+    out, runs = h.run("subs")
+    assert runs[0].inserted == 20  # Plan 0 and Plan 1 of 30 ('%%2' is the SQL text '%%2': any text ending in 2)
+    out, runs = h.run("subs")  # incremental: bounds are parameters now
+    assert out.mode == "incremental" and out.records == 1
