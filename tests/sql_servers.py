@@ -13,11 +13,6 @@ lists it in `pytest_plugins`).
   but the password, as a connection's config holds them), `.url` (SQLAlchemy), `.connect()` (a new
   psycopg 3 / PyMySQL connection, autocommit) and `.read_only_role()` (a `Database` for a new login
   that may only SELECT there). Dropped after the test.
-- `redshift_database` (per test): the database of `pg_database` as redshift-connector sees Redshift:
-  a `Database` of kind "redshift" whose host and port are a relay in front of the session's
-  PostgreSQL (tests/redshift_wire.py says why one is needed) and whose user is an md5 login that may
-  only SELECT; `.connect()` is a redshift-connector connection (no TLS). Set data up through
-  `pg_database.connect()` (the same database).
 """
 
 from __future__ import annotations
@@ -30,12 +25,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from dataclasses import replace
-
 import pytest
 
 from gs_assets.demo.local_databases import Database, LocalMariaDB, LocalPostgres
-from tests.redshift_wire import RedshiftWire
 
 _PREFIX = "gsdp-sql-"
 
@@ -119,17 +111,3 @@ def pg_database(postgres_server, request):
 def mariadb_database(mariadb_server, request):
     """A fresh MariaDB database for this test (superuser login): a `Database`."""
     yield from _database(mariadb_server, request)
-
-
-@pytest.fixture(scope="session")
-def redshift_wire(postgres_server):
-    """The relay redshift-connector talks to, in front of this session's PostgreSQL."""
-    with RedshiftWire(postgres_server.port) as wire:
-        yield wire
-
-
-@pytest.fixture
-def redshift_database(pg_database, redshift_wire):
-    """`pg_database` through the Redshift relay, as a read-only md5 login: a `Database` of kind "redshift"."""
-    front = replace(pg_database, kind="redshift", host=redshift_wire.host, port=redshift_wire.port)
-    return front.read_only_role()

@@ -46,7 +46,6 @@ from urllib.parse import quote
 
 HOST = "127.0.0.1"
 SUPERUSER = "gsdp"
-MD5_GROUP = "gsdp_md5_login"  # PostgreSQL: members log in over TCP with md5 instead of scram-sha-256
 DEFAULT_DATABASE = "gsdp"
 START_TIMEOUT = 120.0  # seconds; generous: a cold start takes a few seconds, a loaded CI machine more
 STOP_TIMEOUT = 60.0
@@ -116,7 +115,7 @@ class Database:
     shows in the repr); tests hand it to the code under test through an env var
     (`monkeypatch.setenv("GSDP_<CONNECTION>_PASSWORD", db.password)`)."""
 
-    kind: str  # "postgresql", "mariadb", or "redshift" (PostgreSQL behind tests/redshift_wire.py)
+    kind: str  # "postgresql" or "mariadb"
     host: str
     port: int
     user: str
@@ -134,26 +133,16 @@ class Database:
 
     @property
     def uri(self) -> str:
-        """postgresql://…, mysql://… or redshift://… (libpq, ADBC); it holds the password: never log it."""
-        return self._url({"postgresql": "postgresql", "mariadb": "mysql"}.get(self.kind, self.kind))
+        """postgresql://… or mysql://… (libpq, ADBC); it holds the password: never log it."""
+        return self._url("postgresql" if self.kind == "postgresql" else "mysql")
 
     @property
     def url(self) -> str:
         """A SQLAlchemy URL (postgresql+psycopg://…, mysql+pymysql://…); it holds the password: never log it."""
-        return self._url({"postgresql": "postgresql+psycopg", "mariadb": "mysql+pymysql"}.get(self.kind, self.kind))
+        return self._url("postgresql+psycopg" if self.kind == "postgresql" else "mysql+pymysql")
 
     def connect(self, **kwargs):
-        """A new driver connection (psycopg 3, PyMySQL, or redshift-connector without TLS), autocommit
-        unless told otherwise."""
-        if self.kind == "redshift":
-            import redshift_connector
-            autocommit = kwargs.pop("autocommit", True)
-            kwargs.setdefault("timeout", 10)
-            kwargs.setdefault("ssl", False)
-            con = redshift_connector.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                             database=self.database, **kwargs)
-            con.autocommit = autocommit
-            return con
+        """A new driver connection (psycopg 3 or PyMySQL), autocommit unless told otherwise."""
         kwargs.setdefault("autocommit", True)
         kwargs.setdefault("connect_timeout", 10)
         if self.kind == "postgresql":
@@ -164,14 +153,11 @@ class Database:
         return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                database=self.database, **kwargs)
 
-    def read_only_role(self, name: Optional[str] = None, password: Optional[str] = None, *,
-                       md5: bool = False) -> "Database":
+    def read_only_role(self, name: Optional[str] = None, password: Optional[str] = None) -> "Database":
         """A new login role that may only read (SELECT) this database: every schema and table, those the
-        superuser makes later included (`md5`: see create_role; always for "redshift", on the same endpoint)."""
+        superuser makes later included."""
         name = name or f"ro_{secrets.token_hex(4)}"
-        role = self.server.create_role(name, password, database=self.database, read_only=True,
-                                       md5=md5 or self.kind == "redshift")
-        return replace(role, kind=self.kind, host=self.host, port=self.port)
+        return self.server.create_role(name, password, database=self.database, read_only=True)
 
 
 class _LocalServer:
@@ -327,18 +313,16 @@ class _LocalServer:
             con.cursor().execute(self._drop_database_sql(name))
 
     def create_role(self, name: str, password: Optional[str] = None, *, database: str,
-                    read_only: bool = True, md5: bool = False) -> Database:
+                    read_only: bool = True) -> Database:
         """A login role `name` with `password` (random if None) that may read `database` (SELECT only,
-        tables made later included) or, with read_only=False, do anything in it. PostgreSQL only:
-        `md5=True` makes it log in with md5 (Redshift's default) instead of scram-sha-256, for
-        redshift-connector 2.2.0, whose SCRAM fails against PostgreSQL with the locked scramp 1.4.18."""
+        tables made later included) or, with read_only=False, do anything in it."""
         info = self._require()
         _check_name(name, "role name")
         _check_name(database, "database name")
         password = password or secrets.token_urlsafe(12)
         with replace(info, database=database).connect() as con:
             cur = self._client_cursor(con)
-            for stmt in self._role_sql(name, database, read_only, md5):
+            for stmt in self._role_sql(name, database, read_only):
                 cur.execute(stmt, {"pw": password} if "%(pw)s" in stmt else None)
         return replace(info, user=name, password=password, database=database)
 
@@ -360,7 +344,7 @@ class _LocalServer:
     def _client_cursor(self, con): ...
     def _create_database_sql(self, name: str) -> str: ...
     def _drop_database_sql(self, name: str) -> str: ...
-    def _role_sql(self, name: str, database: str, read_only: bool, md5: bool) -> list[str]: ...
+    def _role_sql(self, name: str, database: str, read_only: bool) -> list[str]: ...
 
 
 def _run(argv: list[str], what: str, log: Path, **kw) -> subprocess.CompletedProcess:
@@ -400,14 +384,12 @@ class LocalPostgres(_LocalServer):
         _run(self._as_service([str(self.bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
                                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
                                "-E", "UTF8", "--no-locale", "--no-sync"]), "initdb", self.log)
-        hba = self.data / "pg_hba.conf"  # roles made with md5=True (drivers without working SCRAM), then the rest
-        hba.write_text(f"host all +{MD5_GROUP} {HOST}/32 md5\n" + hba.read_text())
         with open(self.data / "postgresql.conf", "a") as conf:
             sockets = str(self.run_dir).replace("'", "''")
             conf.write("\n# gs-data-platform local server (gs_assets/demo/local_databases.py)\n"
                        f"listen_addresses = '{HOST}'\nunix_socket_directories = '{sockets}'\n"
                        "timezone = 'UTC'\nlog_timezone = 'UTC'\n"
-                       # a client that gives up mid-handshake must not hold a backend (and DROP DATABASE) for 60 s
+                       # a client that gives up mid-login must not hold a backend (and so DROP DATABASE) for 60 s
                        "authentication_timeout = '10s'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 
@@ -443,7 +425,6 @@ class LocalPostgres(_LocalServer):
             cur = con.cursor()
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DATABASE,))
             if cur.fetchone() is None:
-                cur.execute(f'CREATE ROLE "{MD5_GROUP}" NOLOGIN')
                 cur.execute(f'CREATE DATABASE "{DEFAULT_DATABASE}"')
 
     def _client_cursor(self, con):
@@ -460,16 +441,14 @@ class LocalPostgres(_LocalServer):
     def _drop_database_sql(self, name: str) -> str:
         return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 
-    def _role_sql(self, name: str, database: str, read_only: bool, md5: bool) -> list[str]:
+    def _role_sql(self, name: str, database: str, read_only: bool) -> list[str]:
         # every schema of the database, and (default privileges) the schemas and tables the superuser makes later
         on_db, on_schemas, on_tables = ("CONNECT", "USAGE", "SELECT") if read_only else ("ALL", "ALL", "ALL")
         each_schema = (f"DO $$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname "
                        f"NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' LOOP "
                        f"EXECUTE format('GRANT {on_schemas} ON SCHEMA %I TO \"{name}\"', s); "
                        f"EXECUTE format('GRANT {on_tables} ON ALL TABLES IN SCHEMA %I TO \"{name}\"', s); END LOOP; END $$")
-        return [*(["SET password_encryption = 'md5'"] if md5 else []),
-                f'CREATE ROLE "{name}" LOGIN PASSWORD %(pw)s',
-                *([f'GRANT "{MD5_GROUP}" TO "{name}"'] if md5 else []),
+        return [f'CREATE ROLE "{name}" LOGIN PASSWORD %(pw)s',
                 # everyone may make temporary tables by default: not in a database with a read-only role
                 *([f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'] if read_only else []),
                 f'GRANT {on_db} ON DATABASE "{database}" TO "{name}"',
@@ -605,9 +584,7 @@ class LocalMariaDB(_LocalServer):
     def _drop_database_sql(self, name: str) -> str:
         return f"DROP DATABASE IF EXISTS `{name}`"
 
-    def _role_sql(self, name: str, database: str, read_only: bool, md5: bool) -> list[str]:
-        if md5:
-            raise ValueError("md5=True is for PostgreSQL roles (Redshift's driver); MariaDB logins use their native method")
+    def _role_sql(self, name: str, database: str, read_only: bool) -> list[str]:
         rights = "SELECT, SHOW VIEW" if read_only else "ALL PRIVILEGES"
         return [f"CREATE USER '{name}'@'%%' IDENTIFIED BY %(pw)s",
                 f"GRANT {rights} ON `{database}`.* TO '{name}'@'%'"]
