@@ -216,3 +216,11 @@ def test_dev_setup_db_is_a_command(tmp_path):
     assert out[out.index("python"):][:3] == ["python", "-m", "pytest"]
     head = (Path(__file__).resolve().parents[1] / "dev").read_text().splitlines()[1:12]
     assert any(re.match(r"#\s+\./dev setup-db", line) for line in head)
+
+
+def test_a_client_that_gives_up_mid_login_does_not_hold_the_database(pg_database, postgres_server):
+    """A driver that fails its side of the SCRAM exchange and keeps the socket open (redshift-connector
+    2.2.0 did) leaves a backend waiting for the rest of the login; PostgreSQL's default
+    authentication_timeout (60 s) made dropping the test database wait that long."""
+    with pg_database.connect() as con:
+        assert con.execute("SHOW authentication_timeout").fetchone()[0] == "10s"

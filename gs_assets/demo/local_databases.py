@@ -389,6 +389,8 @@ class LocalPostgres(_LocalServer):
             conf.write("\n# gs-data-platform local server (gs_assets/demo/local_databases.py)\n"
                        f"listen_addresses = '{HOST}'\nunix_socket_directories = '{sockets}'\n"
                        "timezone = 'UTC'\nlog_timezone = 'UTC'\n"
+                       # a client that gives up mid-login must not hold a backend (and so DROP DATABASE) for 60 s
+                       "authentication_timeout = '10s'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 
     def _pid_and_port(self) -> tuple[Optional[int], Optional[int]]:
