@@ -174,7 +174,10 @@ def cmd_jobs(a) -> int:
         chain = cfg.chain_of(j.name)
         if chain is not None:
             return f"chain {chain.name} (step {chain.jobs.index(j.name) + 1} of {len(chain.jobs)})"
-        return f"{j.schedule.describe()} {j.schedule_timezone}" if j.schedule else "on new files / on demand"
+        if j.schedule:
+            return f"{j.schedule.describe()} {j.schedule_timezone}"
+        files = cfg.connections[j.connection].type == "s3"  # a sensor runs file jobs; API and SQL syncs run when asked
+        return "on new files / on demand" if files else "on demand"
 
     rows = [(j.name, j.connection, f"{j.source.object} ({j.source.summary})" if j.source.summary else j.source.object,
              j.destination, j.operation.value,

@@ -9,7 +9,8 @@ cursor under the cursor rule (../shared/DESIGN.md):
 - upper bound open: `cursor < server now - visibility lag`, lowered to the start of the oldest
   transaction still open where the server shows it (a row it writes can only carry a later
   timestamp; it is read by the next sync instead of being skipped forever);
-- the stored state is the last cursor value exactly as read plus the keys read at it, written in
+- the stored state is the last cursor value exactly as read plus the keys read at it (the first
+  1,000: every row at that value is read again next time anyway, and the upsert absorbs it), written in
   the landing's transaction of each load (every `records_per_load` rows), so a killed sync keeps
   what committed and the next one resumes there; the upsert absorbs what is read again.
 
@@ -44,6 +45,7 @@ from gs_assets.engine.pipeline import Unit, jobs_reading, land_records
 from gs_assets.engine.raw_landing import DELETED_COLUMN, RecordBatches
 from resources.warehouse import Warehouse
 
+MAX_BOUNDARY_KEYS = 1000  # keys kept with the cursor: a bulk UPDATE stamps a million rows with one now()
 RECORD_KEY = "_record_key"  # a composite primary key as text (its parts joined by ':'), each row's location
 
 
@@ -350,8 +352,10 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
             canon = cursor_text(cursor_value(last, cur_col.category))  # ISO text, exactly the value read
             if canon != tracker["raw"]:
                 tracker["raw"], tracker["pks"] = canon, set()
-            at_last = pc.fill_null(pc.equal(col, last), False)
-            tracker["pks"].update(record_keys([raw.column(idx[k]) for k in pk]).filter(at_last).to_pylist())
+            if len(tracker["pks"]) < MAX_BOUNDARY_KEYS:
+                at_last = pc.fill_null(pc.equal(col, last), False)
+                keys = record_keys([raw.column(idx[k]) for k in pk]).filter(at_last).to_pylist()
+                tracker["pks"].update(keys[:MAX_BOUNDARY_KEYS - len(tracker["pks"])])
         if pending["records"] >= conn.records_per_load:
             commit()
     commit()
