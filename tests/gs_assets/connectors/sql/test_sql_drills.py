@@ -1,0 +1,210 @@
+"""Fault drills of the SQL kind against a real PostgreSQL 15 (tests/sql_servers.py):
+
+- rows committed at the cursor's maximum while a sync reads (airbytehq/airbyte#85918): none lost;
+- a transaction in flight while a sync runs, committing a row stamped before rows the sync did
+  read: picked up by the next sync, by the oldest open transaction (a login that sees other
+  sessions), or by the lookback or the visibility lag (a login that does not);
+- kill -9 of `gsdp run JOB` mid-sync, then the job again: every row once (marked `drill`);
+- a 2,000,000-row table in bounded memory (marked `slow`).
+
+Time is controlled by the timestamps the tests write and by the cursor settings, never by sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
+
+T0 = datetime(2025, 3, 1, 9, 0, 0)
+N = 300
+MAX = T0 + timedelta(seconds=N)  # the cursor's maximum when the sync starts
+
+OBJECTS = """
+custom_objects:
+  item__gc:
+    fields:
+      external_id: {type: string, max_length: 100}
+      name: {type: string, max_length: 255}
+      quantity: {type: number, decimals: 0}
+"""
+MAPPINGS = {"id": "external_id", "name": "name", "quantity": "quantity"}
+
+
+def _job(lookback: int, lag: int):
+    return sql_job("items", "item__gc", ["external_id"], MAPPINGS, table="shop.items",
+                   cursor={"column": "updated_at", "lookback_seconds": lookback, "visibility_lag_seconds": lag})
+
+
+class Hooked:
+    """A SqlSystem as the reader sees it, with a hook the test runs once the sync has consumed the
+    first chunk of rows (its snapshot is open, its first load has committed), and a clock the test
+    can move forward (`later`: seconds added to the server's now)."""
+
+    def __init__(self, inner, after_first_chunk=None, later: float = 0):
+        self.inner, self.hook, self.later = inner, after_first_chunk, later
+        self.chunks = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def server_now(self):
+        return self.inner.server_now() + timedelta(seconds=self.later)
+
+    def rows(self, sql, params):
+        for chunk in self.inner.rows(sql, params):
+            yield chunk
+            self.chunks += 1
+            if self.chunks == 1 and self.hook is not None:
+                self.hook()
+
+
+def _items(db, column_type: str = "timestamp") -> None:
+    with db.connect() as c:
+        c.execute("CREATE SCHEMA shop")
+        c.execute(f"CREATE TABLE shop.items (id int PRIMARY KEY, name text, quantity int, updated_at {column_type} NOT NULL)")
+        c.execute("INSERT INTO shop.items SELECT g, 'item ' || g, g, %s + g * interval '1 second' "
+                  "FROM generate_series(1, %s) g", [T0, N])
+
+
+# ---------------------------------------------------------------------------- concurrent commit at the maximum
+
+@pytest.mark.parametrize("column_type", ["timestamp", "timestamptz"])
+def test_rows_committed_at_the_cursor_max_during_a_sync_are_all_picked_up_next(tmp_path, monkeypatch, pg_database,
+                                                                                 column_type):
+    """airbytehq/airbyte#85918: rows committed at MAX(updated_at) (and just below it) while a sync
+    reads. This sync's snapshot does not see them; its stored cursor is the maximum it read, exactly;
+    the next sync reads from that cursor minus the lookback (closed), so it sees every one of them."""
+    _items(pg_database, column_type)
+    stamp = (lambda d: d.replace(tzinfo=timezone.utc)) if column_type == "timestamptz" else (lambda d: d)
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"items": _job(lookback=1, lag=0)}, objects_yaml=OBJECTS,
+                   connection_options={"fetch_rows": 100, "records_per_load": 100})
+    at_max = [0, 1001, 1002, 1003, 1004, 1005]  # key 0 sorts before the key the sync read at the maximum
+    just_below = {1011: MAX - timedelta(microseconds=1), 1012: MAX - timedelta(microseconds=1),
+                  1013: MAX - timedelta(milliseconds=500), 1014: MAX - timedelta(seconds=1)}
+
+    def commit_concurrently():
+        with pg_database.connect() as c, c.transaction():
+            for k in at_max:
+                c.execute("INSERT INTO shop.items VALUES (%s, %s, 7, %s)", [k, f"late {k}", stamp(MAX)])
+            for k, t in just_below.items():
+                c.execute("INSERT INTO shop.items VALUES (%s, %s, 7, %s)", [k, f"late {k}", stamp(t)])
+            # an existing row updated into the maximum, one below it
+            c.execute("UPDATE shop.items SET name = 'moved', updated_at = %s WHERE id IN (5, 6)", [stamp(MAX)])
+            c.execute("UPDATE shop.items SET name = 'moved', updated_at = %s WHERE id = 7",
+                      [stamp(MAX - timedelta(microseconds=1))])
+
+    system = Hooked(h.system(), after_first_chunk=commit_concurrently)
+    out = h.sync("items", system=system)
+    assert out.error is None, out.error
+    assert system.chunks == 3 and [ld.rows_read for ld in out.loads] == [100, 100, 100]
+    assert out.records == N  # its snapshot: none of the concurrent rows
+    assert out.cursor_to == stamp(MAX).isoformat()  # exactly as read, never rounded
+    runs = h.apply("item__gc")
+    assert sum(r.inserted for r in runs) == N and h.count("gs.item__gc") == N
+
+    out, runs = h.run("items")
+    # read again from MAX - 1 s (closed): rows 299 and 300, the 10 new rows and rows 5, 6 and 7
+    assert (out.mode, out.window_from) == ("incremental", stamp(MAX - timedelta(seconds=1)).isoformat())
+    assert out.records == 2 + len(at_max) + len(just_below) + 3
+    assert (runs[0].inserted, runs[0].updated, runs[0].unchanged) == (len(at_max) + len(just_below), 3, 2)
+    assert h.count("gs.item__gc") == N + len(at_max) + len(just_below)
+    assert h.rows("SELECT count(DISTINCT external_id) FROM gs.item__gc")[0][0] == N + len(at_max) + len(just_below)
+    late = {str(k) for k in at_max} | {str(k) for k in just_below}
+    assert {r[0] for r in h.rows("SELECT external_id FROM gs.item__gc WHERE name LIKE 'late %'")} == late
+    assert h.rows("SELECT external_id FROM gs.item__gc WHERE name = 'moved' ORDER BY 1") == [("5",), ("6",), ("7",)]
+    out, runs = h.run("items")  # nothing new: the boundary rows only, absorbed by the upsert
+    assert runs[0].inserted == runs[0].updated == 0 and h.count("gs.item__gc") == N + len(at_max) + len(just_below)
+
+
+# ---------------------------------------------------------------------------- a transaction in flight
+
+def _inflight_scenario(db):
+    """Rows 1..N long committed; then a writer opens a transaction and inserts row A stamped with its
+    now() (the transaction's start, X), and, while A is open, another session commits row B stamped
+    with its own now() (Y > X). Returns (writer connection, X, Y)."""
+    _items(db, "timestamptz")
+    writer = db.connect()
+    writer.execute("BEGIN")
+    x = writer.execute("INSERT INTO shop.items VALUES (9001, 'in flight', 1, now()) RETURNING updated_at").fetchone()[0]
+    with db.connect() as c:
+        y = c.execute("INSERT INTO shop.items VALUES (9002, 'committed', 1, now()) RETURNING updated_at").fetchone()[0]
+    assert y > x, (x, y)  # premise: B's transaction started after A's
+    return writer, x, y
+
+
+def _ids(h) -> set[str]:
+    return {r[0] for r in h.rows("SELECT external_id FROM gs.item__gc")}
+
+
+def test_superuser_sync_stops_below_an_open_transaction_and_the_next_picks_its_row_up(tmp_path, monkeypatch,
+                                                                                         pg_database):
+    """The login sees other sessions (a superuser): the upper bound is lowered to the start of the
+    oldest open transaction, so B (committed, stamped after A's start) waits with A; with lookback
+    and visibility lag both 0 nothing is lost."""
+    writer, x, y = _inflight_scenario(pg_database)
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"items": _job(lookback=0, lag=0)}, objects_yaml=OBJECTS)
+    try:
+        out, _ = h.run("items")
+        assert out.window_to == x.astimezone(timezone.utc).isoformat()  # upper bound: A's transaction start
+        assert out.records == N and "9002" not in _ids(h)
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    out, runs = h.run("items")
+    assert (out.mode, out.window_from) == ("incremental", (T0 + timedelta(seconds=N)).replace(tzinfo=timezone.utc).isoformat())
+    assert out.records == 3 and runs[0].inserted == 2  # row N again, A and B
+    assert {"9001", "9002"} <= _ids(h) and h.count("gs.item__gc") == N + 2
+
+
+def _read_only(db, stats: bool):
+    ro = db.read_only_role()
+    if stats:
+        with db.connect() as c:
+            c.execute(f'GRANT pg_read_all_stats TO "{ro.user}"')
+    with ro.connect() as c:
+        assert c.execute("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')").fetchone()[0] is stats
+    return ro
+
+
+@pytest.mark.parametrize("case", ["pg_read_all_stats", "lookback", "visibility_lag", "neither"])
+def test_read_only_login_and_an_open_transaction(tmp_path, monkeypatch, pg_database, case):
+    """A read-only login. With pg_read_all_stats it sees other sessions' transaction starts and
+    behaves like the superuser. Without it, `inflight_since` sees nothing and the cursor settings must
+    cover a transaction in flight: a lookback at least as long as transactions take (the next sync
+    reads again below the cursor), or a visibility lag as long (the sync leaves the newest rows for
+    later; the test moves the server's clock on by lag + 1 s for the next sync). With neither, the
+    row is lost: what the settings are for."""
+    writer, x, y = _inflight_scenario(pg_database)
+    ro = _read_only(pg_database, stats=case == "pg_read_all_stats")
+    lookback, lag = {"pg_read_all_stats": (0, 0), "lookback": (300, 0), "visibility_lag": (0, 300),
+                     "neither": (0, 0)}[case]
+    h = SqlHarness(tmp_path, monkeypatch, ro, {"items": _job(lookback=lookback, lag=lag)}, objects_yaml=OBJECTS)
+    try:
+        out, _ = h.run("items")
+        if case == "pg_read_all_stats":
+            assert out.window_to == x.astimezone(timezone.utc).isoformat()
+        seen_b = "9002" in _ids(h)
+        assert seen_b is (case in ("lookback", "neither"))  # the upper bound is now: B is read, the cursor passes A
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    if case == "lookback":
+        assert y - x < timedelta(seconds=lookback)  # premise: the lookback covers A's transaction
+    sync2 = Hooked(h.system(), later=lag + 1 if case == "visibility_lag" else 0)
+    out = h.sync("items", system=sync2)
+    assert out.error is None, out.error
+    h.apply("item__gc")
+    if case == "neither":
+        assert "9001" not in _ids(h) and h.count("gs.item__gc") == N + 1
+    else:
+        assert {"9001", "9002"} <= _ids(h) and h.count("gs.item__gc") == N + 2
