@@ -13,6 +13,7 @@ Time is controlled by the timestamps the tests write and by the cursor settings,
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,118 @@ def test_read_only_login_and_an_open_transaction(tmp_path, monkeypatch, pg_datab
         assert "9001" not in _ids(h) and h.count("gs.item__gc") == N + 1
     else:
         assert {"9001", "9002"} <= _ids(h) and h.count("gs.item__gc") == N + 2
+
+
+# ---------------------------------------------------------------------------- kill -9 mid-sync, then resume
+
+KILL_ROWS, KILL_PER_LOAD = 20_000, 1_000
+
+
+def _syncs(warehouse) -> list[tuple]:
+    """gs_ops.syncs as another process sees it: (records, cursor) per committed load, in order."""
+    import duckdb
+    if not Path(warehouse.database).exists():
+        return []
+    with warehouse.read() as con:
+        try:
+            return con.execute("SELECT records, cursor_to->>'cursor' FROM gs_ops.syncs ORDER BY synced_at").fetchall()
+        except duckdb.CatalogException:  # the run has not made the ledger yet
+            return []
+
+
+@pytest.mark.drill
+@pytest.mark.timeout(900)
+def test_gsdp_run_killed_mid_sync_resumes_with_every_row_exactly_once(tmp_path, monkeypatch, pg_database):
+    """`gsdp run items` (a subprocess) over 20,000 rows in loads of 1,000 is SIGKILLed once at least
+    one load has committed. The test holds a read-only connection to the warehouse from the moment
+    it sees a committed load until the kill: the run cannot commit another load meanwhile (DuckDB's
+    file lock; writers wait for it), so the kill lands mid-sync with exactly the loads the test saw.
+    The recovery sensor fails the dead run (freeing its pool slot, as in production); the job run
+    again resumes from the stored cursor and the object holds every row exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import dagster as dg
+    import duckdb
+
+    from gs_assets.definitions import build_definitions
+    from gs_assets.instance_config import write_instance_config
+    from tests.conftest import REPO
+
+    with pg_database.connect() as c:
+        c.execute("CREATE SCHEMA shop")
+        c.execute("CREATE TABLE shop.items (id int PRIMARY KEY, name text, quantity int, updated_at timestamp NOT NULL)")
+        c.execute("INSERT INTO shop.items SELECT g, 'item ' || g, g %% 1000, %s + g * interval '1 second' "
+                  "FROM generate_series(1, %s) g", [T0, KILL_ROWS])
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"items": _job(lookback=0, lag=0)}, objects_yaml=OBJECTS,
+                   connection_options={"fetch_rows": KILL_PER_LOAD, "records_per_load": KILL_PER_LOAD})
+    home = tmp_path / "dagster_home"
+    write_instance_config(home)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "GSDP_CONFIG_DIR": str(tmp_path / "config"),
+           "GSDP_WAREHOUSE": h.warehouse.database, "GSDP_DB_PASSWORD": pg_database.password}
+    gsdp = [str(Path(sys.executable).parent / "gsdp"), "run", "items"]
+
+    proc = subprocess.Popen(gsdp, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    seen: list[tuple] = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:  # one quick attempt at a time (no backoff): the run commits a load every few hundred ms
+                con = duckdb.connect(h.warehouse.database, read_only=True)
+            except duckdb.IOException:  # the run holds the file (or has not made it yet)
+                time.sleep(0.005)
+                continue
+            try:
+                try:
+                    seen = con.execute("SELECT records, cursor_to->>'cursor' FROM gs_ops.syncs "
+                                       "ORDER BY synced_at").fetchall()
+                except duckdb.CatalogException:  # the ledger not made yet
+                    seen = []
+                if seen:  # hold the lock: no further load can commit; kill the run now
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=60)
+                    break
+            finally:
+                con.close()
+            time.sleep(0.005)
+        else:
+            output = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
+            pytest.fail(f"no load of the sync committed within 300 s (exit {proc.returncode}):\n{output[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed_loads = len(seen)
+    assert 1 <= killed_loads < KILL_ROWS // KILL_PER_LOAD, seen  # killed mid-sync
+    assert _syncs(h.warehouse) == seen  # nothing committed after the test saw it
+    assert all(r[0] == KILL_PER_LOAD for r in seen)
+    assert h.count("gs.item__gc") == 0  # the object step never ran
+
+    # The platform's recovery sensor fails the dead run and frees its pool slot.
+    instance = dg.DagsterInstance.from_config(str(home))
+    recovery = build_definitions(h.cfg, warehouse=h.warehouse.database).resolve_sensor_def("run_recovery_sensor")
+    recovery(dg.build_sensor_context(instance=instance))
+    assert instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_run_ids()
+
+    t0 = time.monotonic()
+    p = subprocess.run(gsdp, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    rerun_s = time.monotonic() - t0
+    assert p.returncode == 0, p.stdout + p.stderr
+    syncs = _syncs(h.warehouse)
+    resumed = syncs[killed_loads:]
+    # resumed from the stored cursor (closed lower bound: its row once more), every later row once
+    assert sum(r[0] for r in resumed) == KILL_ROWS - killed_loads * KILL_PER_LOAD + 1
+    assert syncs[-1][1] == (T0 + timedelta(seconds=KILL_ROWS)).isoformat()
+    assert h.rows("SELECT count(*), count(DISTINCT external_id), min(external_id::INT), max(external_id::INT) "
+                  "FROM gs.item__gc") == [(KILL_ROWS, KILL_ROWS, 1, KILL_ROWS)]
+    runs = h.rows("SELECT sum(rows_read), sum(inserted), sum(updated), sum(unchanged), sum(rejected) "
+                  "FROM gs_ops.job_runs WHERE job = 'items'")
+    assert runs == [(KILL_ROWS + 1, KILL_ROWS, 0, 1, 0)], runs
+    print(f"killed after {killed_loads} of {KILL_ROWS // KILL_PER_LOAD} loads; the rerun took {rerun_s:.1f} s "
+          f"and read {sum(r[0] for r in resumed)} rows")
