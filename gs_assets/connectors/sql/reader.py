@@ -322,8 +322,10 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
             synced_at=datetime.now(timezone.utc).replace(tzinfo=None))
         label = (f"{conn.system}:{connection}/{source_object} {mode or out.mode} "
                  f"{out.window_from or 'start'}..{out.window_to or 'now'} part {part}")
-        table = pa.Table.from_batches(batches)
-        chunks = table.to_batches() or batches[:1]  # a key check that found nothing gone: its schema alone
+        # The batches as fetched: each is typed from its own values (a decimal's precision, a column NULL
+        # throughout a chunk), so they need not share one Arrow schema; the landing casts each to text.
+        # A key check that found nothing gone lands its empty batch: the schema alone.
+        chunks = list(batches)
 
         @contextmanager
         def records():

@@ -12,12 +12,24 @@ Time is controlled by the timestamps the tests write and by the cursor settings,
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 import pytest
 
+from gs_assets.definitions import build_definitions
+from gs_assets.instance_config import write_instance_config
+from tests.conftest import REPO
 from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
+from tests.memory import run_and_measure
 
 T0 = datetime(2025, 3, 1, 9, 0, 0)
 N = 300
@@ -211,6 +223,31 @@ def test_read_only_login_and_an_open_transaction(tmp_path, monkeypatch, pg_datab
         assert {"9001", "9002"} <= _ids(h) and h.count("gs.item__gc") == N + 2
 
 
+# ---------------------------------------------------------------------------- chunks of one load typed differently
+
+def test_chunks_of_one_load_whose_values_arrow_types_differently_land_together(tmp_path, monkeypatch, pg_database):
+    """Each fetched chunk becomes an Arrow batch typed from its values: a numeric column's decimal
+    precision follows the widest value of the chunk (decimal128(3, 2), then (6, 2)), and a column
+    that is NULL throughout a chunk has no type there (text). Several such chunks make one load; it
+    must land them all (it failed with ArrowInvalid "Schema at index 1 was different")."""
+    with pg_database.connect() as c:
+        c.execute("CREATE SCHEMA shop")
+        c.execute("CREATE TABLE shop.items (id int PRIMARY KEY, name text, quantity int, price numeric(12,2), "
+                  "updated_at timestamp NOT NULL)")
+        c.execute("INSERT INTO shop.items SELECT g, 'item ' || g, CASE WHEN g > 100 THEN g END, "
+                  "CASE WHEN g <= 100 THEN 1.25 ELSE 1234.5 END, %s + g * interval '1 second' "
+                  "FROM generate_series(1, 300) g", [T0])
+    job = sql_job("items", "item__gc", ["external_id"], {**MAPPINGS, "price": "price"}, table="shop.items",
+                  cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0})
+    objects = OBJECTS + "      price: {type: currency}\n"
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"items": job}, objects_yaml=objects,
+                   connection_options={"fetch_rows": 100, "records_per_load": 1000})
+    out, runs = h.run("items")
+    assert (out.pages, out.records, len(out.loads)) == (3, 300, 1)
+    assert (runs[0].inserted, runs[0].rejected) == (300, 0)
+    assert h.rows("SELECT count(quantity), min(price), max(price) FROM gs.item__gc") == [(200, 1.25, 1234.5)]
+
+
 # ---------------------------------------------------------------------------- kill -9 mid-sync, then resume
 
 KILL_ROWS, KILL_PER_LOAD = 20_000, 1_000
@@ -237,19 +274,6 @@ def test_gsdp_run_killed_mid_sync_resumes_with_every_row_exactly_once(tmp_path, 
     file lock; writers wait for it), so the kill lands mid-sync with exactly the loads the test saw.
     The recovery sensor fails the dead run (freeing its pool slot, as in production); the job run
     again resumes from the stored cursor and the object holds every row exactly once."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import dagster as dg
-    import duckdb
-
-    from gs_assets.definitions import build_definitions
-    from gs_assets.instance_config import write_instance_config
-    from tests.conftest import REPO
-
     with pg_database.connect() as c:
         c.execute("CREATE SCHEMA shop")
         c.execute("CREATE TABLE shop.items (id int PRIMARY KEY, name text, quantity int, updated_at timestamp NOT NULL)")
@@ -324,3 +348,95 @@ def test_gsdp_run_killed_mid_sync_resumes_with_every_row_exactly_once(tmp_path, 
     assert runs == [(KILL_ROWS + 1, KILL_ROWS, 0, 1, 0)], runs
     print(f"killed after {killed_loads} of {KILL_ROWS // KILL_PER_LOAD} loads; the rerun took {rerun_s:.1f} s "
           f"and read {sum(r[0] for r in resumed)} rows")
+
+
+# ---------------------------------------------------------------------------- 2,000,000 rows, bounded memory
+
+BIG_OBJECTS = """
+custom_objects:
+  ledger__gc:
+    fields:
+      external_id: {type: string, max_length: 100}
+      name: {type: string, max_length: 255}
+      quantity: {type: number, decimals: 0}
+      amount: {type: currency}
+      active: {type: boolean}
+      start_date: {type: date}
+      changed_at: {type: datetime}
+"""
+BIG_MAPPINGS = {"id": "external_id", "name": "name", "quantity": "quantity", "amount": "amount", "active": "active",
+                "starts_on": "start_date", "updated_at": "changed_at"}
+
+# The child: one sync of the table through the reader (every records_per_load rows a load) and the
+# upsert of every load into the object, as a Dagster run's two steps do; prints what it did.
+_SYNC = """
+import json, sys, time
+import gs_assets.connectors.registry  # noqa: F401 - the connector kinds
+from gs_assets.config.loader import load_platform_config
+from gs_assets.connectors.sql.reader import sync_dataset
+from gs_assets.connectors.sql.resource import open_system
+from gs_assets.engine.pipeline import apply_pending
+from gs_assets.engine.warehouse_setup import sync_object_tables
+from resources.warehouse import Warehouse
+
+cfg = load_platform_config(sys.argv[1])
+wh = Warehouse(database=sys.argv[2])
+with wh.connect() as con:
+    sync_object_tables(con, cfg.model)
+t0 = time.monotonic()
+out = sync_dataset(wh, cfg, open_system("db", cfg.connections["db"]), connection="db", source_object="ledger")
+assert out.error is None, out.error
+t1 = time.monotonic()
+sync_peak = _peak_kib()
+runs = apply_pending(wh, cfg, "ledger__gc")
+t2 = time.monotonic()
+with wh.read() as con:
+    count, keys = con.execute("SELECT count(*), count(DISTINCT external_id) FROM gs.ledger__gc").fetchone()
+print(json.dumps({"records": out.records, "loads": len(out.loads), "inserted": sum(r.inserted for r in runs),
+                  "rejected": sum(r.rejected for r in runs), "count": count, "keys": keys,
+                  "sync_s": round(t1 - t0, 1), "apply_s": round(t2 - t1, 1), "sync_peak_mib": round(sync_peak / 1024)}))
+"""
+
+
+def _big_table(db, name: str, rows: int) -> None:
+    with db.connect() as c:
+        c.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, name text, quantity int, amount numeric(12,2), "
+                  "active boolean, starts_on date, note text, updated_at timestamptz NOT NULL)")
+        c.execute(f"INSERT INTO {name} SELECT g, 'Customer ' || g, g %% 5000, (g %% 100000) * 1.25, g %% 3 = 0, "
+                  "date '2020-01-01' + (g %% 2000), md5(g::text), %s + g * interval '1 millisecond' "
+                  "FROM generate_series(1, %s) g", [T0, rows])
+        c.execute(f"ANALYZE {name}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_two_million_rows_sync_into_an_object_in_bounded_memory(tmp_path, monkeypatch, pg_database):
+    """A 2,000,000-row table (8 columns: bigint, text, int, numeric, boolean, date, text, timestamptz)
+    synced through the reader (server-side cursor, loads of `records_per_load` rows) and upserted into
+    an object, in a fresh process whose peak RSS is measured; the same for 200,000 rows. The peak
+    does not follow the table's size: the reader holds one load at a time and DuckDB works under its
+    memory_limit (600 MB), spilling past it."""
+    figures = {}
+    for rows in (200_000, 2_000_000):
+        table = f"ledger_{rows}"
+        _big_table(pg_database, table, rows)
+        job = sql_job("ledger", "ledger__gc", ["external_id"], BIG_MAPPINGS, table=table,
+                      cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0})
+        run_dir = tmp_path / str(rows)
+        h = SqlHarness(run_dir, monkeypatch, pg_database, {"ledger": job}, objects_yaml=BIG_OBJECTS)
+        monkeypatch.setenv("GSDP_DB_PASSWORD", pg_database.password)
+        t0 = time.monotonic()
+        printed, peak = run_and_measure(_SYNC, str(run_dir / "config"), h.warehouse.database)
+        elapsed = time.monotonic() - t0
+        res = json.loads(printed.splitlines()[-1])
+        assert res["records"] == res["inserted"] == res["count"] == res["keys"] == rows and res["rejected"] == 0, res
+        figures[rows] = {**res, "peak_mib": round(peak), "process_s": round(elapsed, 1)}
+        print(f"{rows:,} rows: peak RSS {peak:.0f} MiB (after the sync, before the upsert: {res['sync_peak_mib']} MiB); "
+              f"{res['loads']} loads; sync {res['sync_s']} s, upsert {res['apply_s']} s, process {elapsed:.1f} s "
+              f"({rows / res['sync_s']:,.0f} rows/s through the reader)")
+    small, big = figures[200_000], figures[2_000_000]
+    # Holding 2,000,000 rows as Python tuples alone would take well over 2 GiB; the bound is the process's
+    # baseline plus one load (200,000 rows) plus DuckDB's memory_limit, whatever the table's size.
+    assert big["peak_mib"] < 1200, figures
+    assert big["peak_mib"] < 2 * small["peak_mib"], figures  # 10x the rows, nowhere near 10x the memory
+    assert big["sync_peak_mib"] < 1.5 * small["sync_peak_mib"] + 100, figures
