@@ -44,6 +44,10 @@ from gs_assets.engine.raw_landing import DELETED_COLUMN, RecordBatches
 from resources.warehouse import Warehouse
 
 RECORD_KEY = "_record_key"  # a composite primary key as text (its parts joined by ':'), each row's location
+# Keys remembered at the last cursor value, at most: a bulk update can stamp millions of rows with one value,
+# and the set (in memory, and in the state every load writes) must not grow with them. The next sync reads
+# that whole value again anyway (closed lower bound); a partial list only means more is read again.
+BOUNDARY_KEYS = 10_000
 
 
 class SyncFailed(Exception):
@@ -376,7 +380,7 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
             if raw != tracker["raw"]:
                 tracker["raw"], tracker["pks"] = raw, set()
             for r in reversed(rows):
-                if r[ci] != last:
+                if r[ci] != last or len(tracker["pks"]) >= BOUNDARY_KEYS:
                     break
                 tracker["pks"].add(":".join(_text(r[i]) or "" for i in key_idx))
         if pending["records"] >= conn.records_per_load:

@@ -249,6 +249,30 @@ def test_chunks_of_one_load_whose_values_arrow_types_differently_land_together(t
     assert h.rows("SELECT count(quantity), min(price), max(price) FROM gs.item__gc") == [(200, 1.25, 1234.5)]
 
 
+# ---------------------------------------------------------------------------- many rows at one cursor value
+
+def test_keys_remembered_at_one_cursor_value_are_bounded(tmp_path, monkeypatch, pg_database):
+    """A bulk update stamps 12,000 rows with one updated_at. The sync remembers keys seen at its last
+    cursor value (the cursor rule), but at most 10,000 of them: the set and the state written with
+    every load (gs_ops.syncs.cursor_to) must not grow with the rows that share a value (2,000,000
+    such rows held 2,000,000 keys in memory and wrote 20 MB of JSON per load). Nothing is lost: the
+    next sync reads the whole boundary value again (closed lower bound) and the upsert absorbs it."""
+    with pg_database.connect() as c:
+        c.execute("CREATE SCHEMA shop")
+        c.execute("CREATE TABLE shop.items (id int PRIMARY KEY, name text, quantity int, updated_at timestamp NOT NULL)")
+        c.execute("INSERT INTO shop.items SELECT g, 'item ' || g, g, %s FROM generate_series(1, 12000) g", [MAX])
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"items": _job(lookback=0, lag=0)}, objects_yaml=OBJECTS,
+                   connection_options={"fetch_rows": 2000, "records_per_load": 4000})
+    out, runs = h.run("items")
+    assert (out.records, len(out.loads), sum(r.inserted for r in runs)) == (12000, 3, 12000)
+    states = h.rows("SELECT cursor_to->>'cursor', json_array_length(cursor_to->'pks') FROM gs_ops.syncs "
+                    "ORDER BY synced_at")
+    assert states == [(MAX.isoformat(), 4000), (MAX.isoformat(), 8000), (MAX.isoformat(), 10000)]
+    out, runs = h.run("items")
+    assert (out.window_from, out.records, sum(r.unchanged for r in runs)) == (MAX.isoformat(), 12000, 12000)
+    assert h.count("gs.item__gc") == 12000
+
+
 # ---------------------------------------------------------------------------- kill -9 mid-sync, then resume
 
 KILL_ROWS, KILL_PER_LOAD = 20_000, 1_000
