@@ -5,7 +5,9 @@
   read: picked up by the next sync, by the oldest open transaction (a login that sees other
   sessions), or by the lookback or the visibility lag (a login that does not);
 - kill -9 of `gsdp run JOB` mid-sync, then the job again: every row once (marked `drill`);
-- a 2,000,000-row table in bounded memory (marked `slow`).
+- a 2,000,000-row table in bounded memory (marked `slow`);
+- and two reader bugs they found: chunks of one load typed differently by Arrow, and the keys
+  remembered at one cursor value growing with the rows that share it.
 
 Time is controlled by the timestamps the tests write and by the cursor settings, never by sleeps.
 """
