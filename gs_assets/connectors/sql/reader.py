@@ -10,7 +10,7 @@ cursor under the cursor rule (../shared/DESIGN.md):
   transaction still open where the server shows it (a row it writes can only carry a later
   timestamp; it is read by the next sync instead of being skipped forever);
 - the stored state is the last cursor value exactly as read plus the keys read at it (the first
-  1,000: every row at that value is read again next time anyway, and the upsert absorbs it), written in
+  10,000: every row at that value is read again next time anyway, and the upsert absorbs it), written in
   the landing's transaction of each load (every `records_per_load` rows), so a killed sync keeps
   what committed and the next one resumes there; the upsert absorbs what is read again.
 
@@ -45,8 +45,11 @@ from gs_assets.engine.pipeline import Unit, jobs_reading, land_records
 from gs_assets.engine.raw_landing import DELETED_COLUMN, RecordBatches
 from resources.warehouse import Warehouse
 
-MAX_BOUNDARY_KEYS = 1000  # keys kept with the cursor: a bulk UPDATE stamps a million rows with one now()
 RECORD_KEY = "_record_key"  # a composite primary key as text (its parts joined by ':'), each row's location
+# Keys remembered at the last cursor value, at most: a bulk update can stamp millions of rows with one value,
+# and the set (in memory, and in the state every load writes) must not grow with them. The next sync reads
+# that whole value again anyway (closed lower bound); a partial list only means more is read again.
+BOUNDARY_KEYS = 10_000
 
 
 class SyncFailed(Exception):
@@ -294,8 +297,10 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
             synced_at=datetime.now(timezone.utc).replace(tzinfo=None))
         label = (f"{conn.system}:{connection}/{source_object} {mode or out.mode} "
                  f"{out.window_from or 'start'}..{out.window_to or 'now'} part {part}")
-        table = pa.Table.from_batches(batches)
-        chunks = table.to_batches() or batches[:1]  # a key check that found nothing gone: its schema alone
+        # The batches as fetched: each is typed from its own values (a decimal's precision, a column NULL
+        # throughout a chunk), so they need not share one Arrow schema; the landing casts each to text.
+        # A key check that found nothing gone lands its empty batch: the schema alone.
+        chunks = list(batches)
 
         @contextmanager
         def records():
@@ -352,10 +357,10 @@ def _sync(warehouse, cfg, system: SqlSystem, conn: SqlConnection, src: SqlSource
             canon = cursor_text(cursor_value(last, cur_col.category))  # ISO text, exactly the value read
             if canon != tracker["raw"]:
                 tracker["raw"], tracker["pks"] = canon, set()
-            if len(tracker["pks"]) < MAX_BOUNDARY_KEYS:
+            if len(tracker["pks"]) < BOUNDARY_KEYS:
                 at_last = pc.fill_null(pc.equal(col, last), False)
                 keys = record_keys([raw.column(idx[k]) for k in pk]).filter(at_last).to_pylist()
-                tracker["pks"].update(keys[:MAX_BOUNDARY_KEYS - len(tracker["pks"])])
+                tracker["pks"].update(keys[:BOUNDARY_KEYS - len(tracker["pks"])])
         if pending["records"] >= conn.records_per_load:
             commit()
     commit()
