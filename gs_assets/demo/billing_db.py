@@ -56,8 +56,8 @@ PERIODS = ["Monthly", "Quarterly", "Annual"]
 
 def subscription_rows(companies_csv: Path, today: date = date(2026, 11, 26)) -> list[tuple]:
     """Deterministic subscriptions of the sample companies (every fourth company has the Platform,
-    every eighth the Analytics add-on too, every twelfth Premium Support), a subscription of a
-    company that no longer exists in billing (soft-deleted), and two of account ids no company has."""
+    every eighth the Analytics add-on too, every twelfth Premium Support), one deleted in billing
+    (soft-deleted: is_deleted), and two of account ids no company has (A90001, A90002)."""
     with open(companies_csv, newline="", encoding="utf-8") as fh:
         companies = [(r["Account ID"], r["Status"]) for r in csv.DictReader(fh)]
     rows: list[tuple] = []
@@ -74,6 +74,10 @@ def subscription_rows(companies_csv: Path, today: date = date(2026, 11, 26)) -> 
                      end, status, PERIODS[i % 3],
                      stamp + timedelta(minutes=7 * n), deleted))
 
+    # the oldest changes first, so the newest row (the one each sync reads again at its cursor) is a good one
+    for j, account in enumerate(UNKNOWN_COMPANIES):
+        add(account, PRODUCTS[j % 2], 100 + j, "Active")
+    add(companies[2][0], PRODUCTS[0], 2, "Cancelled", deleted=True)  # deleted in billing: never an object record
     for i, (account, company_status) in enumerate(companies):
         if i % 4:
             continue
@@ -83,9 +87,6 @@ def subscription_rows(companies_csv: Path, today: date = date(2026, 11, 26)) -> 
             add(account, PRODUCTS[1], i, status)
         if i % 12 == 0:
             add(account, PRODUCTS[2], i, "Pending" if i % 24 else status)
-    add(companies[2][0], PRODUCTS[0], 2, "Cancelled", deleted=True)  # deleted in billing: never an object record
-    for j, account in enumerate(UNKNOWN_COMPANIES):
-        add(account, PRODUCTS[j % 2], 100 + j, "Active")
     return rows
 
 
