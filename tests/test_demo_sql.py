@@ -46,7 +46,7 @@ def test_sql_demo_syncs_the_billing_database_into_subscription(tmp_path, monkeyp
     cfg = load_platform_config()  # loads without a server: config load never connects
     conn = cfg.connections["billing_db"]
     assert (conn.type, conn.system, conn.host, conn.port, conn.database, conn.user) == (
-        "sql", "postgresql", "127.0.0.1", 55432, "billing", "billing_reader")
+        "sql", "postgresql", "127.0.0.1", 54390, "billing", "billing_reader")
     job = cfg.jobs["billing_subscriptions"]
     assert (job.destination, job.operation.value, job.identifiers) == ("subscription", "upsert", ["external_id"])
     conn.port = free_port()  # a `./dev demo` may hold the shipped port while the tests run
@@ -109,3 +109,33 @@ def test_sql_demo_syncs_the_billing_database_into_subscription(tmp_path, monkeyp
                      "gs.subscription             230         230"):
             assert line in out, out
         assert os.environ["GSDP_BILLING_DB_PASSWORD"] != password  # a new password each start
+
+
+@pytest.mark.slow  # initialises a PostgreSQL data directory
+def test_sql_demo_says_what_to_do_when_its_port_is_taken(tmp_path, monkeypatch, capsys, pg_root):
+    import socket
+
+    import dagster as dg
+
+    from gs_assets.config.loader import load_platform_config
+    from gs_assets.demo import run_demo
+    from gs_assets.demo.sample_data import generate
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dh"))
+    monkeypatch.setenv("GSDP_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("GSDP_CONFIG_DIR", str(REPO / "config"))
+    (tmp_path / "dh").mkdir()
+    generate(tmp_path / "sample")
+    cfg = load_platform_config()
+    with socket.socket() as other:  # another program on the port the connection names
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        cfg.connections["billing_db"].port = other.getsockname()[1]
+        with dg.DagsterInstance.get() as instance:
+            outcomes = run_demo.run_sql_demo(cfg, instance, {}, pg_root=pg_root, sample_dir=tmp_path / "sample")
+    assert outcomes == [("billing_subscriptions", None, False, None)]
+    err = capsys.readouterr().err
+    assert (f"SQL connection billing_db: not synced. The demo's PostgreSQL cannot listen on 127.0.0.1:"
+            f"{cfg.connections['billing_db'].port}: another program uses that port. Stop it, or give "
+            "connections.billing_db.port in config/connections.yaml a free port") in err, err
+    assert "Traceback" not in err

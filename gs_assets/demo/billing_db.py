@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
-from gs_assets.demo.local_databases import Database, LocalPostgres
+from gs_assets.demo.local_databases import Database, LocalDatabaseError, LocalPostgres
 
 CONNECTION = "billing_db"
 DATABASE = "billing"
@@ -114,7 +114,15 @@ def start(root: Path, port: int, companies_csv: Path) -> BillingDb:
     billing database, table and read-only login when missing, and return them with the login's new
     password in `env`."""
     server = LocalPostgres(root, port=port)
-    superuser = server.start()
+    try:
+        superuser = server.start()
+    except LocalDatabaseError as e:
+        if "the port is taken" not in str(e):
+            raise
+        raise LocalDatabaseError(
+            f"The demo's PostgreSQL cannot listen on 127.0.0.1:{port}: another program uses that port. Stop it, or "
+            f"give connections.{CONNECTION}.port in config/connections.yaml a free port (the demo starts its "
+            "server on the port the connection names).") from None
     with superuser.connect() as con:
         if con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone() is None:
             server.create_database(DATABASE)

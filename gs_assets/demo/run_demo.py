@@ -232,8 +232,14 @@ def run_sql_demo(cfg, instance, before: dict[str, int], pg_root: Path = PG_ROOT,
     from gs_assets.definitions import build_definitions
     from gs_assets.demo import billing_db
 
+    from gs_assets.demo.local_databases import LocalDatabaseError
+
     conn = cfg.connections[billing_db.CONNECTION]
-    db = billing_db.start(pg_root, conn.server_port, sample_dir / "companies.csv")
+    try:
+        db = billing_db.start(pg_root, conn.server_port, sample_dir / "companies.csv")
+    except LocalDatabaseError as e:  # one paragraph: what is wrong and what to do
+        print(f"SQL connection {billing_db.CONNECTION}: not synced. {e}", file=sys.stderr)
+        return [(job.name, None, False, None) for job in api_jobs(cfg, billing_db.CONNECTION)]
     try:
         os.environ.update(db.env)  # this process only: the read-only login's password
         defs = build_definitions(cfg, warehouse=os.environ["GSDP_WAREHOUSE"])
