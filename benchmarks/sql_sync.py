@@ -55,6 +55,7 @@ connections:
     database: {database}
     user: {user}
     tls: {{mode: disable}}
+    records_per_load: {records_per_load}
 """
 JOBS = f"""
 jobs:
@@ -196,6 +197,8 @@ def run_child(mode: str, args: dict) -> None:
         cfg = load_platform_config(Path(os.environ["GSDP_CONFIG_DIR"]))
         defs = build_definitions(cfg)
         instance = dg.DagsterInstance.ephemeral()
+        spent = {"fetch": 0.0, "land": 0.0}
+        _time_fetches_and_landing(spent)
         t0 = time.perf_counter()
         res = defs.resolve_job_def(job_asset_job_name(JOB)).execute_in_process(
             partition_key=current_key(cfg.connections[CONNECTION]), instance=instance, raise_on_error=False,
@@ -205,6 +208,7 @@ def run_child(mode: str, args: dict) -> None:
             from gs_assets.run_report import report_run
             raise SystemExit(f"{JOB} failed: {report_run(instance, res)}")
         out["steps"] = _step_seconds(instance, res.run_id)
+        out.update(spent)
         con = duckdb.connect(os.environ["GSDP_WAREHOUSE"], read_only=True)
         out["result"] = con.execute(
             "SELECT count(*), sum(rows_read), sum(inserted), sum(updated), sum(rejected), "
@@ -214,6 +218,36 @@ def run_child(mode: str, args: dict) -> None:
     out.setdefault("seconds", time.perf_counter() - t0)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out, default=str))
+
+
+def _time_fetches_and_landing(spent: dict) -> None:
+    """Where the source step's time goes: add the time spent in the driver (psycopg fetching rows from
+    the server-side cursor) and landing loads to `spent`; the rest of the step is turning the rows into
+    Arrow text columns and tracking the cursor (reader._sync)."""
+    from gs_assets.connectors.sql import reader
+    from gs_assets.connectors.sql.systems.postgresql import PostgreSQL
+    rows, land_records = PostgreSQL.rows, reader.land_records
+
+    def timed_rows(self, *a, **kw):
+        chunks = rows(self, *a, **kw)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(chunks)
+            except StopIteration:
+                return
+            finally:
+                spent["fetch"] += time.perf_counter() - t
+            yield item
+
+    def timed_land(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return land_records(*a, **kw)
+        finally:
+            spent["land"] += time.perf_counter() - t
+
+    PostgreSQL.rows, reader.land_records = timed_rows, timed_land
 
 
 def _step_seconds(instance, run_id: str) -> dict:
@@ -234,6 +268,8 @@ def _step_seconds(instance, run_id: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=5_000_000, help="rows in the PostgreSQL table (default 5000000)")
+    ap.add_argument("--records-per-load", type=int, default=200_000,
+                    help="the connection's records_per_load (default 200000, the default of every connection)")
     ap.add_argument("--runs", type=int, default=1, help="measurements of each; the median is reported (default 1)")
     ap.add_argument("--work", default=str(ROOT / "data" / "bench_sql"),
                     help="work folder (the PostgreSQL server's user must be able to traverse it when run as root)")
@@ -264,7 +300,8 @@ def main() -> int:
         cfg_dir = tmp / "config"
         cfg_dir.mkdir()
         (cfg_dir / "connections.yaml").write_text(textwrap.dedent(CONNECTIONS.format(
-            connection=CONNECTION, port=reader.port, database=reader.database, user=reader.user)))
+            connection=CONNECTION, port=reader.port, database=reader.database, user=reader.user,
+            records_per_load=a.records_per_load)))
         (cfg_dir / "jobs").mkdir()
         (cfg_dir / "jobs" / "billing.yaml").write_text(textwrap.dedent(JOBS))
         template = str(tmp / "template.duckdb")
@@ -287,7 +324,9 @@ def main() -> int:
                   f"sync {sync['seconds']:.2f} s ({a.rows / sync['seconds']:,.0f} rows/s, peak RSS "
                   f"{sync['peak_rss_mib']:.0f} MiB); job runs {sync['result']}; subscription (rows, company) "
                   f"{sync['subscription']}", flush=True)
-            print("         sync steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sync["steps"].items()), flush=True)
+            print("         sync steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sync["steps"].items())
+                  + f"; in the source step: fetching rows (psycopg) {sync['fetch']:.2f}, landing {sync['land']:.2f}",
+                  flush=True)
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -299,8 +338,8 @@ def main() -> int:
     r_duck = statistics.median(s["seconds"] / d["seconds"] for d, s in zip(duck, syncs))
     runs, read, ins, upd, rej, status = syncs[-1]["result"]
     print()
-    print(f"median of {a.runs} run(s), {a.rows:,} PostgreSQL rows -> Subscription (ratios: the median of each "
-          "run's, floors and sync back to back):")
+    print(f"median of {a.runs} run(s), {a.rows:,} PostgreSQL rows -> Subscription, records_per_load "
+          f"{a.records_per_load:,} (ratios: the median of each run's, floors and sync back to back):")
     print("| rows | COPY s | COPY rows/s | COPY->DuckDB s | COPY->DuckDB rows/s | sync s | sync rows/s | "
           "sync/COPY | sync/(COPY->DuckDB) | sync peak RSS MiB | result |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -308,7 +347,9 @@ def main() -> int:
           f"{a.rows / s_s:,.0f} | {r_copy:.2f}x | {r_duck:.2f}x | {rss:.0f} | "
           f"{status}: {runs} loads, {ins:,} ins, {upd:,} upd, {rej:,} rej |")
     med = {k: statistics.median(s["steps"].get(k, 0.0) for s in syncs) for k in syncs[0]["steps"]}
-    print("median sync step seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+    print("median sync step seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+          + f"; in the source step: fetching rows (psycopg) {statistics.median(s['fetch'] for s in syncs):.2f}, "
+          f"landing {statistics.median(s['land'] for s in syncs):.2f}")
     return 0
 
 
