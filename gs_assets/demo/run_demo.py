@@ -231,7 +231,6 @@ def run_sql_demo(cfg, instance, before: dict[str, int], pg_root: Path = PG_ROOT,
     sync connection billing_db through Dagster, print what landed; the server stops at the end."""
     from gs_assets.definitions import build_definitions
     from gs_assets.demo import billing_db
-
     from gs_assets.demo.local_databases import LocalDatabaseError
 
     conn = cfg.connections[billing_db.CONNECTION]
