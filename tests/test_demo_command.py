@@ -30,5 +30,12 @@ def test_demo_loads_sample_data_and_explains_rejects(tmp_path):
                  "connection sfdc (Salesforce, production): synced streams (gs_ops.syncs)",
                  "gs.company                  499         498", "gs.user                      51          50"):
         assert line in out, out[-4000:]
+    # the SQL half: the local PostgreSQL's billing database synced through Dagster into Subscription
+    for line in ("SQL connection: billing_db (PostgreSQL)", "sync now of connection billing_db: 1 run(s)",
+                 "connection billing_db (PostgreSQL, 127.0.0.1:54390/billing): synced datasets (gs_ops.syncs)",
+                 "    billing_subscriptions        2 x company_id lookup_no_match    e.g. record SUB-00001: no "
+                 "company record matches external_id=A90001",
+                 "gs.subscription             230           0", "Assets > source/billing_db/subscriptions"):
+        assert line in out, out[-4000:]
     assert "FAILED" not in out
     assert (tmp_path / "dh" / "dagster.yaml").exists()

@@ -1,10 +1,12 @@
 """The main demo: sample files -> local S3 -> sensor -> Dagster runs -> objects; prints what landed.
 Then the API connections: the Salesforce and HubSpot fakes on 127.0.0.1 (seeded with records that
 overlap the CSV companies and users) synced through Dagster; prints what landed per connection.
+Then the SQL connection: a local PostgreSQL with a billing database (subscriptions of the CSV
+companies) synced through Dagster into Subscription; prints what landed.
 
 Everything is local and embedded: a DuckDB file under data/, moto on 127.0.0.1 as the S3
-endpoint, the API fakes on 127.0.0.1, and a Dagster instance under .dagster_home/ (so `./dev ui`
-shows these very runs).
+endpoint, the API fakes on 127.0.0.1, PostgreSQL on 127.0.0.1 with its data under data/demo_postgres/
+(kept between runs), and a Dagster instance under .dagster_home/ (so `./dev ui` shows these very runs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET_PREFIX = "inbound/"
+PG_ROOT = ROOT / "data" / "demo_postgres"  # the demo's PostgreSQL (billing database): kept, reused by the next run
 
 
 def prepare_env(root: Path = ROOT) -> None:
@@ -154,13 +157,19 @@ def api_summary(warehouse_path: str, cfg, connection: str, run_ids: list[str]) -
 
     conn = cfg.connections[connection]
     jobs = {j.name for j in api_jobs(cfg, connection)}
-    lines = [f"connection {connection} ({conn.spec.label}, {conn.environment_name or 'one host'}): "
-             f"synced streams (gs_ops.syncs)"]
+    if conn.type == "sql":  # a dataset's fetches are its pages
+        lines = [f"connection {connection} ({conn.label}, {conn.host}:{conn.server_port}/{conn.database}): "
+                 f"synced datasets (gs_ops.syncs)"]
+        stream_label, pages_label = "dataset", "fetch"
+    else:
+        lines = [f"connection {connection} ({conn.spec.label}, {conn.environment_name or 'one host'}): "
+                 f"synced streams (gs_ops.syncs)"]
+        stream_label, pages_label = "stream", "pages"
     con = duckdb.connect(warehouse_path, read_only=True)
     try:
         ids = [r.load_id for r in ledger.job_runs_of(con, run_ids) if r.job in jobs]
         rows = ledger.sync_totals(con, sorted(set(ids)))
-        lines.append(f"  {'stream':<20}{'mode':<13}{'syncs':>6}{'pages':>7}{'records':>9}{'deleted':>9}")
+        lines.append(f"  {stream_label:<20}{'mode':<13}{'syncs':>6}{pages_label:>7}{'records':>9}{'deleted':>9}")
         for stream, mode, n, pages, records, deleted in rows:
             lines.append(f"  {stream:<20}{mode:<13}{n:>6}{pages:>7,}{records:>9,}{deleted:>9,}")
         lines.append(f"  job runs: {'job':<28}{'object':<20}{'status':<17}{'read':>6}{'ins':>6}{'upd':>6}{'same':>6}"
@@ -216,6 +225,45 @@ def run_api_demo(cfg, instance, csv_counts: dict[str, int]) -> list:
         fakes.stop()
 
 
+def run_sql_demo(cfg, instance, before: dict[str, int], pg_root: Path = PG_ROOT,
+                 sample_dir: Path = ROOT / "data" / "sample") -> list:
+    """Start the demo's PostgreSQL (its billing database made on the first run, kept for the next),
+    sync connection billing_db through Dagster, print what landed; the server stops at the end."""
+    from gs_assets.definitions import build_definitions
+    from gs_assets.demo import billing_db
+    from gs_assets.demo.local_databases import LocalDatabaseError
+
+    conn = cfg.connections[billing_db.CONNECTION]
+    try:
+        db = billing_db.start(pg_root, conn.server_port, sample_dir / "companies.csv")
+    except LocalDatabaseError as e:  # one paragraph: what is wrong and what to do
+        print(f"SQL connection {billing_db.CONNECTION}: not synced. {e}", file=sys.stderr)
+        return [(job.name, None, False, None) for job in api_jobs(cfg, billing_db.CONNECTION)]
+    try:
+        os.environ.update(db.env)  # this process only: the read-only login's password
+        defs = build_definitions(cfg, warehouse=os.environ["GSDP_WAREHOUSE"])
+        print(f"SQL connection: {billing_db.CONNECTION} ({conn.label})")
+        for line in db.describe():
+            print(f"  {line}")
+        ran = sync_api(cfg, defs, instance, billing_db.CONNECTION)
+        print(f"sync now of connection {billing_db.CONNECTION}: {len(ran)} run(s) (the jobs `gsdp run` runs, "
+              "latest partition):")
+        for job, key, ok, run_id in ran:
+            print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
+        print()
+        print(api_summary(os.environ["GSDP_WAREHOUSE"], cfg, billing_db.CONNECTION, [r for *_, r in ran]))
+        after = object_counts(os.environ["GSDP_WAREHOUSE"], cfg.model)
+        print(f"{'object':<22}{'rows':>9}{'before SQL':>12}")
+        print(f"{'gs.subscription':<22}{after['subscription']:>9,}{before.get('subscription', 0):>12,}")
+        print(f"  look: ./dev ui -> Assets > source/{billing_db.CONNECTION}/subscriptions (each sync: mode, window, "
+              "cursor, rows) and gs/subscription")
+        print("        ./dev sql \"SELECT s.external_id, c.name AS company, s.product, s.mrr, s.status FROM "
+              "gs.subscription s JOIN gs.company c ON c.gsid = s.company_id LIMIT 5\"")
+        return ran
+    finally:
+        db.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=int(os.environ.get("GSDP_DEMO_S3_PORT", "0")) or None,
@@ -230,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(Path(os.environ["DAGSTER_HOME"]) / "storage", ignore_errors=True)
         shutil.rmtree(Path(os.environ["DAGSTER_HOME"]) / "history", ignore_errors=True)
         shutil.rmtree(Path(os.environ["DAGSTER_HOME"]) / "schedules", ignore_errors=True)
+        from gs_assets.demo.local_databases import LocalPostgres
+        LocalPostgres(PG_ROOT).stop()  # the billing database is made anew
+        shutil.rmtree(PG_ROOT, ignore_errors=True)
 
     from gs_assets.demo.local_s3 import local_s3
     from gs_assets.demo.sample_data import generate
@@ -258,13 +309,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {'ok    ' if ok else 'FAILED'} {job:<34} {key:<32} run {run_id}")
             outcomes += ran
     print()
-    api_connections = {n for n, c in cfg.connections.items() if c.type == "rest_api"}
+    api_connections = {n for n, c in cfg.connections.items() if c.type in ("rest_api", "sql")}
     print(summary(os.environ["GSDP_WAREHOUSE"], cfg.model,
                   {j.name for j in cfg.jobs.values() if j.connection not in api_connections}))
     print()
     outcomes += run_api_demo(cfg, instance, object_counts(os.environ["GSDP_WAREHOUSE"], cfg.model))
     print()
-    print(f"warehouse: {os.environ['GSDP_WAREHOUSE']} (DuckDB; schemas gs, gs_ops, raw_demo_s3, raw_sfdc, raw_hubspot)")
+    outcomes += run_sql_demo(cfg, instance, object_counts(os.environ["GSDP_WAREHOUSE"], cfg.model))
+    print()
+    print(f"warehouse: {os.environ['GSDP_WAREHOUSE']} (DuckDB; schemas gs, gs_ops, raw_demo_s3, raw_sfdc, raw_hubspot, "
+          "raw_billing_db)")
     print("next: ./dev ui   -> Dagster UI on http://127.0.0.1:3000 with these runs: Assets > matrix group "
           "(row counts, previews, schema, checks), Runs, Sensors > s3_files_sensor")
     print("      ./dev sql \"SELECT * FROM gs_ops.rejects\"   -> query the warehouse")
