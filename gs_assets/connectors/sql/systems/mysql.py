@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 
 import pymysql
 import pymysql.cursors
-from pymysql.constants import FIELD_TYPE
+from pymysql.constants import FIELD_TYPE, FLAG
 
 from gs_assets.connectors.sql.statements import describe_sql
 from gs_assets.connectors.sql.systems.base import (BINARY, DATE, DATETIME, DECIMAL, FLOAT, INTEGER, JSON, OTHER, TEXT,
@@ -22,7 +22,14 @@ _TYPES = {FIELD_TYPE.TINY: INTEGER, FIELD_TYPE.SHORT: INTEGER, FIELD_TYPE.LONG: 
           FIELD_TYPE.ENUM: TEXT, FIELD_TYPE.SET: TEXT, FIELD_TYPE.JSON: JSON, FIELD_TYPE.BIT: OTHER,
           FIELD_TYPE.GEOMETRY: OTHER, FIELD_TYPE.NULL: TEXT}
 _BLOBS = {FIELD_TYPE.TINY_BLOB, FIELD_TYPE.MEDIUM_BLOB, FIELD_TYPE.LONG_BLOB, FIELD_TYPE.BLOB}
-_NAMES = {v: k for k, v in vars(FIELD_TYPE).items() if isinstance(v, int)}
+# The names a MySQL user knows the protocol's type codes by (FIELD_TYPE has aliases: CHAR is TINY, ...)
+_NAMES = {FIELD_TYPE.TINY: "TINYINT", FIELD_TYPE.SHORT: "SMALLINT", FIELD_TYPE.INT24: "MEDIUMINT",
+          FIELD_TYPE.LONG: "INT", FIELD_TYPE.LONGLONG: "BIGINT", FIELD_TYPE.YEAR: "YEAR", FIELD_TYPE.DECIMAL: "DECIMAL",
+          FIELD_TYPE.NEWDECIMAL: "DECIMAL", FIELD_TYPE.FLOAT: "FLOAT", FIELD_TYPE.DOUBLE: "DOUBLE",
+          FIELD_TYPE.DATE: "DATE", FIELD_TYPE.NEWDATE: "DATE", FIELD_TYPE.DATETIME: "DATETIME",
+          FIELD_TYPE.TIMESTAMP: "TIMESTAMP", FIELD_TYPE.TIME: "TIME", FIELD_TYPE.VARCHAR: "VARCHAR",
+          FIELD_TYPE.VAR_STRING: "VARCHAR", FIELD_TYPE.STRING: "CHAR", FIELD_TYPE.ENUM: "ENUM", FIELD_TYPE.SET: "SET",
+          FIELD_TYPE.JSON: "JSON", FIELD_TYPE.BIT: "BIT", FIELD_TYPE.GEOMETRY: "GEOMETRY", FIELD_TYPE.NULL: "NULL"}
 BINARY_CHARSET = 63  # MySQL's `binary` collation: BLOB/BINARY/VARBINARY, as opposed to TEXT/CHAR
 
 
@@ -88,8 +95,13 @@ class MySQL(SqlSystem):
                     cat, shown = (BINARY, "BLOB") if f.charsetnr == BINARY_CHARSET else (TEXT, "TEXT")
                 elif code in (FIELD_TYPE.STRING, FIELD_TYPE.VAR_STRING) and f.charsetnr == BINARY_CHARSET:
                     cat, shown = BINARY, "BINARY"
+                elif f.flags & FLAG.ENUM or f.flags & FLAG.SET:  # sent as CHAR with a flag
+                    cat, shown = TEXT, "ENUM" if f.flags & FLAG.ENUM else "SET"
                 else:
                     cat, shown = _TYPES.get(code, OTHER), _NAMES.get(code, f"type {code}")
+                    if code == FIELD_TYPE.TINY and f.length == 1:
+                        # BOOLEAN is TINYINT(1): an integer (a 2 is legal), which a boolean field takes as 1/0
+                        shown = "TINYINT(1)"
                 out.append(Column(d[0], shown, cat))
             return out
 
@@ -100,9 +112,13 @@ class MySQL(SqlSystem):
 
     def inflight_since(self) -> Optional[datetime]:
         # InnoDB's open transactions (needs the PROCESS privilege; without it the lag alone guards).
+        # trx_started is shown in the server's OS time zone (@@system_time_zone: InnoDB formats it with
+        # localtime_r), not in the session's time_zone (UTC here): CONVERT_TZ from 'SYSTEM' (known without
+        # the time zone tables) makes it UTC. It has whole seconds, so it is the start rounded down: a
+        # bound at or below the start, never above it.
         try:
             with self.db.cursor() as cur:
-                cur.execute("SELECT MIN(trx_started) FROM information_schema.innodb_trx "
+                cur.execute("SELECT CONVERT_TZ(MIN(trx_started), 'SYSTEM', '+00:00') FROM information_schema.innodb_trx "
                             "WHERE trx_mysql_thread_id <> CONNECTION_ID()")
                 started = cur.fetchone()[0]
         except pymysql.err.MySQLError:
