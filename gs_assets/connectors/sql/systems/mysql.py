@@ -3,6 +3,7 @@ ONLY; rows from an unbuffered cursor (SSCursor); the session in UTC."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Iterator, Optional
 
@@ -125,10 +126,19 @@ class MySQL(SqlSystem):
             return None
         return utc(started) if started is not None else None
 
+    def placeholder(self, n: int) -> str:
+        # PyMySQL binds by `sql % params`, which would take a '%' in a user's query for a placeholder: the
+        # bounds go in as literals PyMySQL escapes, at markers no query text can hold (a token of this session)
+        if not hasattr(self, "_marker"):
+            self._marker = secrets.token_hex(8)
+        return f"/*gsdp:{self._marker}:{n}*/"
+
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
+        for n, p in enumerate(params, start=1):
+            sql = sql.replace(self.placeholder(n), self.db.escape(p))
         cur = self.db.cursor(pymysql.cursors.SSCursor)
         try:
-            cur.execute(sql, params)
+            cur.execute(sql)
             while True:
                 chunk = cur.fetchmany(self.fetch_rows)
                 if not chunk:

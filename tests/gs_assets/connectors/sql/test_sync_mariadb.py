@@ -315,3 +315,15 @@ def test_mariadb_blob_is_refused_naming_the_column(tmp_path, monkeypatch, mariad
     h = SqlHarness(tmp_path, monkeypatch, mariadb_database, {"things": job}, objects_yaml=_types_objects_yaml())
     out = h.sync("things")
     assert "column payload is of type BLOB, which cannot be landed" in out.error and out.loads == []
+
+
+def test_query_dataset_with_percent_signs_and_a_cursor(tmp_path, monkeypatch, subs_db):
+    # the bounds are sent as parameters: a '%' or '%s' in the user's own query must stay as written
+    job = sql_job("subs", "sub__gc", ["external_id"], SUBS,
+                  query="SELECT * FROM subs WHERE product LIKE 'Plan%' AND product <> '%s'",
+                  cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0})
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": job}, objects_yaml=_objects_yaml())
+    out, runs = h.run("subs")
+    assert (out.records, runs[0].inserted) == (30, 30)
+    out, runs = h.run("subs")
+    assert (out.mode, out.records) == ("incremental", 1)
