@@ -233,3 +233,16 @@ def test_composite_key_and_query_dataset(tmp_path, monkeypatch, pg_database):
     out, runs = h.run("lines")
     assert (out.records, runs[0].inserted, runs[0].rejected) == (12, 11, 1)
     assert h.rows("SELECT source_id FROM gs_ops.rejects") == [("4:2",)]
+
+
+def test_query_dataset_with_percent_signs_and_a_cursor(tmp_path, monkeypatch, subs_db):
+    # the bounds are bound parameters: a '%' or '%s' in the user's own query must stay as written
+    job = sql_job("subs", "sub__gc", ["external_id"], SUBS,
+                  query="SELECT * FROM billing.subs WHERE product LIKE 'Plan%' AND product <> '%s'",
+                  cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0},
+                  source={"key_check": {"every_hours": 0}})  # the key check reads the query again, unbound
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": job}, objects_yaml=_objects_yaml())
+    out, runs = h.run("subs")
+    assert (out.records, runs[0].inserted) == (30, 30)
+    out, runs = h.run("subs")
+    assert (out.mode, out.records, out.deleted) == ("incremental", 1, 0)
