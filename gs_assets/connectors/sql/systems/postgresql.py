@@ -61,6 +61,10 @@ class PostgreSQL(SqlSystem):
             cur.execute("SELECT oid::int8, typname, typcategory, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s)",
                         [oids])
             types = {r[0]: r[1:] for r in cur.fetchall()}
+        # psycopg loads binary values only of the types it knows; an enum, money or an extension type would
+        # come as raw bytes: then rows are read as text (psycopg still makes the known types Python values)
+        self._binary = all(self.db.adapters.get_loader(d.type_code, psycopg.pq.Format.BINARY) is not None
+                           for d in desc)
         out = []
         for d in desc:
             typname, cat, shown = types.get(d.type_code, ("unknown", "X", f"oid {d.type_code}"))
@@ -102,7 +106,7 @@ class PostgreSQL(SqlSystem):
         sql = sql.replace("%", "%%")  # psycopg reads the statement for placeholders even with no parameters
         for n in range(1, len(params) + 1):
             sql = sql.replace(self.placeholder(n), "%s")
-        with self.db.cursor(name="gsdp_sync", binary=True) as cur:
+        with self.db.cursor(name="gsdp_sync", binary=getattr(self, "_binary", True)) as cur:
             cur.itersize = self.fetch_rows
             cur.execute(sql, params)
             while True:
