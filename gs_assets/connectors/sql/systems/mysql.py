@@ -42,11 +42,9 @@ class MySQL(SqlSystem):
         c = self.conn
         ssl = None
         if c.tls.mode != "disable":
-            ssl = {"ca": c.tls.ca_file} if c.tls.ca_file else {}
-            if c.tls.mode == "verify-full":
-                ssl["check_hostname"] = True
-            elif c.tls.ca_file:
-                ssl["check_hostname"] = False
+            # never an empty dict: PyMySQL takes {} for no TLS at all. Without a CA (prefer, require) it
+            # takes any certificate; with one (verify-ca) it checks the chain, and verify-full the host too.
+            ssl = {"ca": c.tls.ca_file, "check_hostname": c.tls.mode == "verify-full"}
         try:
             self.db = self._open(ssl)
         except pymysql.err.OperationalError as e:
@@ -65,8 +63,6 @@ class MySQL(SqlSystem):
                   init_command="SET time_zone = '+00:00'", charset="utf8mb4", program_name="gsdp")
         if ssl is not None:
             kw["ssl"] = ssl
-            if self.conn.tls.mode == "require" and not ssl:
-                kw["ssl_verify_cert"] = False
         return pymysql.connect(**kw)
 
     def close(self) -> None:
@@ -159,4 +155,7 @@ def _hint(err: BaseException) -> str:
                 "`gsdp connections test <name>`.")
     if code == 1049:
         return "Check `database` in the connection's config."
+    if code == 2026 or "ssl" in str(err).lower():
+        return ("Check the connection's tls settings against what the server offers (prefer takes plain TCP from a "
+                "server without TLS; require and verify-* need TLS).")
     return "Check host and port in the connection's config and that the server runs and accepts TCP connections."

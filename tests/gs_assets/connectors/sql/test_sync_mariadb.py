@@ -328,3 +328,31 @@ def test_query_dataset_with_percent_signs_and_a_cursor(tmp_path, monkeypatch, su
     assert (out.records, runs[0].inserted) == (30, 30)
     out, runs = h.run("subs")
     assert (out.mode, out.records, out.deleted) == ("incremental", 1, 0)
+
+
+# ---------------------------------------------------------------------------- connecting
+
+def test_wrong_host_port_is_a_clear_error(tmp_path, monkeypatch, subs_db):
+    from tests.dagster_helpers import free_port
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": _job()}, objects_yaml=_objects_yaml(),
+                   connection_options={"port": free_port(), "connect_timeout_seconds": 5})
+    out = h.sync("subs")
+    assert out.error.startswith("connection db (MariaDB 127.0.0.1:") and "cannot connect" in out.error
+    assert "Check host and port" in out.error
+
+
+def test_tls_prefer_takes_plain_tcp_from_a_server_without_tls(tmp_path, monkeypatch, subs_db):
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": _job()}, objects_yaml=_objects_yaml(),
+                   connection_options={"tls": {"mode": "prefer"}})
+    out, runs = h.run("subs")
+    assert (out.records, runs[0].inserted) == (30, 30)
+
+
+def test_tls_require_never_falls_back_to_plain_tcp(tmp_path, monkeypatch, subs_db):
+    # the test server has no TLS (have_ssl DISABLED): require must refuse, not read in plain text
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": _job()}, objects_yaml=_objects_yaml(),
+                   connection_options={"tls": {"mode": "require"}})
+    out = h.sync("subs")
+    assert out.error is not None and out.loads == []
+    assert "cannot connect" in out.error and "SSL is required but the server doesn't support it" in out.error
+    assert "tls" in out.error.split(". ", 1)[1]  # the hint points at the tls settings
