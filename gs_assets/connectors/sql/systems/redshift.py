@@ -167,6 +167,9 @@ class _ServerSaid(Exception):
             text = str(first["M"])
         elif _refuses_tls(err):
             text = "the server refuses TLS"
+        elif len(err.args) == 2 and isinstance(err.args[1], BaseException):  # ('communication error', OSError)
+            cause = err.args[1]
+            text = f"{err.args[0]}: {getattr(cause, 'strerror', None) or cause}"
         else:
             text = str(err).strip() or type(err).__name__
         super().__init__(text)

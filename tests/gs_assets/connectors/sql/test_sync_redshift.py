@@ -111,3 +111,14 @@ def test_a_read_only_login_syncs(tmp_path, monkeypatch, pg_database, front):
     h = _harness(tmp_path, monkeypatch, ro, front)
     out, runs = h.run("subs")
     assert (out.records, runs[0].inserted) == (30, 30)
+
+
+def test_wrong_host_port_is_a_clear_error(tmp_path, monkeypatch, pg_database, front):
+    from tests.dagster_helpers import free_port
+    port = free_port()
+    h = SqlHarness(tmp_path, monkeypatch, pg_database, {"subs": _job()}, objects_yaml=_objects_yaml(),
+                   system="redshift", connection_options={"port": port, "connect_timeout_seconds": 5})
+    out = h.sync("subs")
+    assert out.error.startswith(f"connection db (Amazon Redshift 127.0.0.1:{port}/") and "cannot connect" in out.error
+    assert "Check host and port" in out.error and "\n" not in out.error, out.error
+    assert "communication error: Connection refused" in out.error  # not the driver's tuple
