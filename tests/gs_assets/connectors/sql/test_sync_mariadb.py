@@ -219,6 +219,13 @@ def _open_writer(db):
     return w, before, after
 
 
+def test_the_test_server_keeps_its_os_clock_off_utc(mariadb_database):
+    # the premise of the next test: trx_started read as UTC would be 5.5 h off
+    with mariadb_database.connect() as c, c.cursor() as cur:
+        cur.execute("SELECT @@system_time_zone, @@global.time_zone")
+        assert cur.fetchone() == ("XST", "+00:00")
+
+
 def test_an_open_transaction_lowers_the_upper_bound_to_its_start(tmp_path, monkeypatch, subs_db):
     # innodb_trx.trx_started is in the server's OS time zone (+05:30 here), whatever the session's
     # time_zone: read as UTC it would lie 5.5 h ahead and guard nothing
