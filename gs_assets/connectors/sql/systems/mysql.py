@@ -74,6 +74,13 @@ class MySQL(SqlSystem):
                 db.close()
 
     def begin_snapshot(self) -> None:
+        # The clock and the oldest open transaction are read just BEFORE the snapshot: a transaction that
+        # is open then may commit after the snapshot began (its rows not in it), so the upper bound must
+        # stay below its start; read inside the snapshot, it could have committed and gone from
+        # innodb_trx already, and the bound would pass its rows for good. One that starts later stamps
+        # its rows later than the clock read here.
+        self._now = self._read_now()
+        self._inflight = self._read_inflight()
         with self.db.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -103,16 +110,23 @@ class MySQL(SqlSystem):
             return out
 
     def server_now(self) -> datetime:
+        return self._now if getattr(self, "_now", None) is not None else self._read_now()
+
+    def inflight_since(self) -> Optional[datetime]:
+        return self._inflight if hasattr(self, "_inflight") else self._read_inflight()
+
+    def _read_now(self) -> datetime:
         with self.db.cursor() as cur:
             cur.execute("SELECT UTC_TIMESTAMP(6)")
             return utc(cur.fetchone()[0])
 
-    def inflight_since(self) -> Optional[datetime]:
+    def _read_inflight(self) -> Optional[datetime]:
         # InnoDB's open transactions (needs the PROCESS privilege; without it the lag alone guards).
         # trx_started is shown in the server's OS time zone (@@system_time_zone: InnoDB formats it with
         # localtime_r), not in the session's time_zone (UTC here): CONVERT_TZ from 'SYSTEM' (known without
         # the time zone tables) makes it UTC. It has whole seconds, so it is the start rounded down: a
-        # bound at or below the start, never above it.
+        # bound at or below the start, never above it. InnoDB fills these tables from a cache it refreshes
+        # when it is older than about 0.1 s: a transaction begun in that last moment is left to the lag.
         try:
             with self.db.cursor() as cur:
                 cur.execute("SELECT CONVERT_TZ(MIN(trx_started), 'SYSTEM', '+00:00') FROM information_schema.innodb_trx "

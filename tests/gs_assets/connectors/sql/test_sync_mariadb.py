@@ -245,6 +245,34 @@ def test_an_open_transaction_lowers_the_upper_bound_to_its_start(tmp_path, monke
     assert h.count("gs.sub__gc") == 31
 
 
+def test_a_transaction_that_commits_while_the_snapshot_opens_is_not_lost(tmp_path, monkeypatch, subs_db):
+    # T is open when the sync starts and commits after the sync's snapshot began (here: while it describes
+    # the table), so its row is not in the snapshot: the upper bound must still stop below it. Measured
+    # once T is gone, the bound would pass it, the stored cursor would move past it (row 100, committed
+    # later in T's time) and no later sync would read it (no lookback here).
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": _job()}, objects_yaml=_objects_yaml())
+    w, before, after = _open_writer(subs_db)
+    _exec(subs_db, "INSERT INTO subs (id, product, quantity, mrr, starts_on, updated_at) "
+                   "VALUES (100, 'After', 1, 1, '2025-01-01', UTC_TIMESTAMP(6))")
+    system = h.system()
+    describe = system.describe
+
+    def describe_then_commit_t(dataset):
+        w.commit()
+        return describe(dataset)
+
+    system.describe = describe_then_commit_t
+    try:
+        out = h.sync("subs", system=system)
+        assert out.error is None, out.error
+    finally:
+        w.close()
+    h.apply("sub__gc")
+    out, runs = h.run("subs")
+    assert h.count("gs.sub__gc") == 32  # 30, row 99 (T's) and row 100: nothing lost
+    assert h.rows("SELECT product FROM gs.sub__gc WHERE external_id = '99'") == [("Late",)]
+
+
 def test_without_the_process_privilege_the_lag_alone_guards(tmp_path, monkeypatch, subs_db):
     ro = subs_db.read_only_role()  # SELECT only: innodb_trx is refused to it
     h = SqlHarness(tmp_path, monkeypatch, ro, {"subs": _job()}, objects_yaml=_objects_yaml())
