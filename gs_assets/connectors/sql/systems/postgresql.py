@@ -50,6 +50,13 @@ class PostgreSQL(SqlSystem):
                 db.close()
 
     def begin_snapshot(self) -> None:
+        # The clock and the oldest open transaction are read just BEFORE the snapshot (in a transaction of
+        # their own): a transaction open then may commit after the snapshot began, its rows not in it, so the
+        # upper bound must stay below its start; read inside the snapshot, it could have committed and gone
+        # from pg_stat_activity already, and the bound would pass its rows for good.
+        self._now = self._read_now()
+        self._inflight = self._read_inflight()
+        self.db.rollback()
         self.db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         self.db.read_only = True
 
@@ -72,11 +79,17 @@ class PostgreSQL(SqlSystem):
         return out
 
     def server_now(self) -> datetime:
-        with self.db.cursor() as cur:
-            cur.execute("SELECT now()")
-            return utc(cur.fetchone()[0])
+        return self._now if getattr(self, "_now", None) is not None else self._read_now()
 
     def inflight_since(self) -> Optional[datetime]:
+        return self._inflight if hasattr(self, "_inflight") else self._read_inflight()
+
+    def _read_now(self) -> datetime:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT clock_timestamp()")
+            return utc(cur.fetchone()[0])
+
+    def _read_inflight(self) -> Optional[datetime]:
         # Other sessions' transaction starts are visible to superusers and members of pg_read_all_stats
         # (pg_monitor); for anyone else they are NULL and the visibility lag alone guards.
         with self.db.cursor() as cur:
