@@ -143,6 +143,26 @@ class MySQL(SqlSystem):
             self._marker = secrets.token_hex(8)
         return f"/*gsdp:{self._marker}:{n}*/"
 
+    def can_write(self, table: str) -> bool:
+        # The login's own grants, global, on the schema or on the table (information_schema shows a login
+        # its own); a write right that comes through a role is not seen here.
+        parts = [p.strip("`") for p in table.split(".")]
+        schema, name = (parts[-2], parts[-1]) if len(parts) > 1 else (None, parts[-1])
+        grantee = ("CONCAT(QUOTE(SUBSTRING_INDEX(CURRENT_USER(), '@', 1)), '@', "
+                   "QUOTE(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)))")  # 'user'@'host', as GRANTEE spells it
+        writes = "PRIVILEGE_TYPE IN ('INSERT', 'UPDATE', 'DELETE')"
+        in_schema = "TABLE_SCHEMA = COALESCE(%s, DATABASE())"
+        try:
+            with self.db.cursor() as cur:
+                cur.execute(
+                    f"SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} AND "
+                    f"{writes}) + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = {grantee} "
+                    f"AND {in_schema} AND {writes}) + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE "
+                    f"GRANTEE = {grantee} AND {in_schema} AND TABLE_NAME = %s AND {writes})", [schema, schema, name])
+                return bool(cur.fetchone()[0])
+        except pymysql.err.MySQLError:
+            return False
+
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
         for n, p in enumerate(params, start=1):
             sql = sql.replace(self.placeholder(n), self.db.escape(p))

@@ -391,3 +391,15 @@ def test_tls_require_never_falls_back_to_plain_tcp(tmp_path, monkeypatch, subs_d
     assert out.error is not None and out.loads == []
     assert "cannot connect" in out.error and "SSL is required but the server doesn't support it" in out.error
     assert "tls" in out.error.split(". ", 1)[1]  # the hint points at the tls settings
+
+
+def test_whether_the_login_could_write_is_told(tmp_path, monkeypatch, subs_db):
+    # `gsdp connections test` notes a login that could write: a read-only role is all a sync needs
+    ro = subs_db.read_only_role()
+    for db, table, expected in ((subs_db, "subs", True), (subs_db, f"{subs_db.database}.subs", True),
+                                (ro, "subs", False), (ro, f"`{subs_db.database}`.`subs`", False)):
+        h = SqlHarness(tmp_path / f"{db.user}{expected}{len(table)}", monkeypatch, db, {"subs": _job()},
+                       objects_yaml=_objects_yaml())
+        with h.system() as s:
+            s.begin_snapshot()
+            assert s.can_write(table) is expected, (db.user, table)
