@@ -129,8 +129,8 @@ class MySQL(SqlSystem):
         # when it is older than about 0.1 s: a transaction begun in that last moment is left to the lag.
         try:
             with self.db.cursor() as cur:
-                cur.execute("SELECT CONVERT_TZ(MIN(trx_started), 'SYSTEM', '+00:00') FROM information_schema.innodb_trx "
-                            "WHERE trx_mysql_thread_id <> CONNECTION_ID()")
+                cur.execute("SELECT CONVERT_TZ(MIN(trx_started), 'SYSTEM', '+00:00') "
+                            "FROM information_schema.innodb_trx WHERE trx_mysql_thread_id <> CONNECTION_ID()")
                 started = cur.fetchone()[0]
         except pymysql.err.MySQLError:
             return None

@@ -97,7 +97,8 @@ class RedshiftFront:
             parts = body.split(b"\0")
             params = {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 2, 2) if parts[i]}
             self.startup_params.append(params)
-            kept = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items() if k not in REDSHIFT_ONLY)
+            kept = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
+                            for k, v in params.items() if k not in REDSHIFT_ONLY)
             msg = struct.pack("!ii", 8 + len(kept) + 1, PROTOCOL_3) + kept + b"\0"
             server = socket.create_connection(self.upstream, timeout=30)
             server.settimeout(None)
