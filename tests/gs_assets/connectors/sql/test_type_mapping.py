@@ -105,12 +105,15 @@ def test_types_that_cannot_land_are_a_clear_error_naming_each_column(tmp_path, m
 def test_a_column_whose_type_cannot_fill_its_field_is_named(tmp_path, monkeypatch, pg_database):
     with pg_database.connect() as c:
         c.execute("CREATE TABLE accounts (ref text PRIMARY KEY, label text)")
-        c.execute("CREATE TABLE things (id int PRIMARY KEY, seen_at boolean, email int, acct_ref text)")
+        c.execute("CREATE TABLE things (id int PRIMARY KEY, seen_at boolean, email int, tags jsonb, acct_ref text)")
     h = SqlHarness(tmp_path, monkeypatch, pg_database,
-                   _jobs({"id": "external_id", "seen_at": "seen_at", "email": "email"}), objects_yaml=OBJECTS)
+                   _jobs({"id": "external_id", "seen_at": "seen_at", "email": "email", "tags": "tags"}),
+                   objects_yaml=OBJECTS)
     out = h.sync("things")
     assert "job things maps seen_at (boolean) to thing__gc.seen_at, a datetime field" in out.error
     assert "job things maps email (integer) to thing__gc.email, a email field" in out.error
+    # a JSON array lands as JSON text ('["a","c"]'), never as items 'a;c': every row would be a reject
+    assert "job things maps tags (jsonb) to thing__gc.tags, a multi_select field, which takes text" in out.error
     assert out.loads == []
 
 
