@@ -38,7 +38,6 @@ _OIDS = {16: (BOOLEAN, "boolean"), 20: (INTEGER, "bigint"), 21: (INTEGER, "small
          3000: (OTHER, "geometry"), 3999: (OTHER, "geography"), 1186: (TEXT, "interval")}
 
 
-
 class _ScramClient(_driver_core.ScramClient):
     """redshift-connector 2.2 splits PostgreSQL's AuthenticationSASL mechanism list (names each ended by
     a NUL, the list by one more) into the names plus an empty one, and scramp 1.4 refuses the empty
@@ -100,7 +99,10 @@ class Redshift(SqlSystem):
 
     def describe(self, dataset: str) -> list[Column]:
         with self.db.cursor() as cur:
-            cur.execute(describe_sql(dataset))
+            try:
+                cur.execute(describe_sql(dataset))
+            except redshift_connector.Error as e:  # a dropped table, a bad query: the server's message alone
+                raise _ServerSaid(e) from None
             out = []
             for d in cur.description or []:
                 name = d[0].decode() if isinstance(d[0], bytes) else d[0]

@@ -122,3 +122,13 @@ def test_wrong_host_port_is_a_clear_error(tmp_path, monkeypatch, pg_database, fr
     assert out.error.startswith(f"connection db (Amazon Redshift 127.0.0.1:{port}/") and "cannot connect" in out.error
     assert "Check host and port" in out.error and "\n" not in out.error, out.error
     assert "communication error: Connection refused" in out.error  # not the driver's tuple
+
+
+def test_dropped_table_is_a_clear_error(tmp_path, monkeypatch, pg_database, front):
+    _subs_table(pg_database)
+    h = _harness(tmp_path, monkeypatch, pg_database, front)
+    with pg_database.connect() as c:
+        c.execute("DROP TABLE billing.subs")
+    out = h.sync("subs")
+    assert 'cannot read billing.subs: relation "billing.subs" does not exist.' in out.error, out.error
+    assert "dropped or renamed" in out.error and out.loads == []
