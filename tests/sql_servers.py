@@ -80,10 +80,17 @@ def postgres_server():
     yield from _server(LocalPostgres, "postgres")
 
 
+# The MariaDB test server's OS clock zone is +05:30 (a POSIX TZ: no tz database needed) while its SQL
+# time zone is UTC, as on a customer's server in a zone of its own: code that reads a time MariaDB shows
+# in its OS zone (information_schema.innodb_trx) as if it were UTC fails in the tests.
+MARIADB_OS_TIME_ZONE = "XST-5:30"
+
+
 @pytest.fixture(scope="session")
 def mariadb_server():
-    """A MariaDB server (Debian's) on 127.0.0.1 for this pytest process."""
-    yield from _server(LocalMariaDB, "mariadb")
+    """A MariaDB server (Debian's) on 127.0.0.1 for this pytest process (OS time zone +05:30, SQL time
+    zone UTC)."""
+    yield from _server(lambda root: LocalMariaDB(root, os_time_zone=MARIADB_OS_TIME_ZONE), "mariadb")
 
 
 def _database_name(request) -> str:

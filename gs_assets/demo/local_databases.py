@@ -472,8 +472,11 @@ class LocalMariaDB(_LocalServer):
     service_user = "mysql"
     label = "MariaDB"
 
-    def __init__(self, root: Path | str, port: Optional[int] = None):
+    def __init__(self, root: Path | str, port: Optional[int] = None, *, os_time_zone: Optional[str] = None):
+        """`os_time_zone`: the TZ the server process runs in (its @@system_time_zone, which some
+        information_schema tables show times in); its SQL time zone stays UTC either way."""
         super().__init__(root, port)
+        self.os_time_zone = os_time_zone
         self.socket = self.run_dir / "mysqld.sock"
         self.pid_file = self.run_dir / "mariadbd.pid"
         self.proc: Optional[subprocess.Popen] = None
@@ -517,7 +520,8 @@ class LocalMariaDB(_LocalServer):
             self.proc = subprocess.Popen(
                 [self.mariadbd, *self._server_args(), f"--socket={self.socket}", f"--pid-file={self.pid_file}",
                  f"--port={port}", f"--bind-address={HOST}", "--skip-name-resolve", f"--log-error={self.log}"],
-                stdout=null, stderr=null, stdin=subprocess.DEVNULL, start_new_session=True)
+                stdout=null, stderr=null, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "TZ": self.os_time_zone} if self.os_time_zone else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

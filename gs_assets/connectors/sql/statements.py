@@ -43,7 +43,12 @@ def check_select(sql: str, dialect: str) -> None:
     stmt = statements[0]
     if not isinstance(stmt, (exp.Select, exp.SetOperation)) and not (
             isinstance(stmt, exp.Subquery) and isinstance(stmt.unnest(), (exp.Select, exp.SetOperation))):
-        raise QueryRefused(f"the query is not a SELECT but {stmt.key.upper()}; a source query is one read-only SELECT")
+        if isinstance(stmt, _WRITES) or isinstance(stmt, (exp.DDL, exp.DML)):
+            raise QueryRefused(f"the query is not a SELECT but {stmt.key.upper()}; a source query is one read-only "
+                               "SELECT")
+        # an expression that is no statement (`SELEC id` reads as a column SELEC named id)
+        raise QueryRefused("the query is not a SELECT statement (it does not begin with SELECT, or WITH ... SELECT); "
+                           "a source query is one read-only SELECT")
     for node in stmt.walk():
         if isinstance(node, _WRITES):
             raise QueryRefused(f"the query contains {node.key.upper()} ({node.sql(dialect=dialect)[:80]}); a source "

@@ -19,7 +19,7 @@ FILLS: dict[FieldType, set[str]] = {
     FieldType.EMAIL: {TEXT},
     FieldType.URL: {TEXT},
     FieldType.DROPDOWN: {TEXT, INTEGER, BOOLEAN},
-    FieldType.MULTI_SELECT: {TEXT, JSON},
+    FieldType.MULTI_SELECT: {TEXT},  # items separated by ';' (a JSON array lands as JSON text: cast it in a query)
     FieldType.GSID: {TEXT},
     FieldType.NUMBER: _NUMERIC,
     FieldType.CURRENCY: _NUMERIC,

@@ -4,6 +4,7 @@ column types from pg_type (its category letter covers enums, domains and extensi
 from __future__ import annotations
 
 import io
+import secrets
 from datetime import datetime
 from typing import Iterator, Optional, Sequence
 
@@ -70,6 +71,13 @@ class PostgreSQL(SqlSystem):
                 db.close()
 
     def begin_snapshot(self) -> None:
+        # The clock and the oldest open transaction are read just BEFORE the snapshot (in a transaction of
+        # their own): a transaction open then may commit after the snapshot began, its rows not in it, so the
+        # upper bound must stay below its start; read inside the snapshot, it could have committed and gone
+        # from pg_stat_activity already, and the bound would pass its rows for good.
+        self._now = self._read_now()
+        self._inflight = self._read_inflight()
+        self.db.rollback()
         self.db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         self.db.read_only = True
 
@@ -81,6 +89,10 @@ class PostgreSQL(SqlSystem):
             cur.execute("SELECT oid::int8, typname, typcategory, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s)",
                         [oids])
             types = {r[0]: r[1:] for r in cur.fetchall()}
+        # psycopg loads binary values only of the types it knows; an enum, money or an extension type would
+        # come as raw bytes: then rows are read as text (psycopg still makes the known types Python values)
+        self._binary = all(self.db.adapters.get_loader(d.type_code, psycopg.pq.Format.BINARY) is not None
+                           for d in desc)
         out = []
         for d in desc:
             typname, cat, shown = types.get(d.type_code, ("unknown", "X", f"oid {d.type_code}"))
@@ -88,11 +100,17 @@ class PostgreSQL(SqlSystem):
         return out
 
     def server_now(self) -> datetime:
-        with self.db.cursor() as cur:
-            cur.execute("SELECT now()")
-            return utc(cur.fetchone()[0])
+        return self._now if getattr(self, "_now", None) is not None else self._read_now()
 
     def inflight_since(self) -> Optional[datetime]:
+        return self._inflight if hasattr(self, "_inflight") else self._read_inflight()
+
+    def _read_now(self) -> datetime:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT clock_timestamp()")
+            return utc(cur.fetchone()[0])
+
+    def _read_inflight(self) -> Optional[datetime]:
         # Other sessions' transaction starts are visible to superusers and members of pg_read_all_stats
         # (pg_monitor); for anyone else they are NULL and the visibility lag alone guards.
         with self.db.cursor() as cur:
@@ -131,7 +149,7 @@ class PostgreSQL(SqlSystem):
 
         buf = bytearray()
         with self.db.cursor() as cur:
-            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params or None) as copy:
+            with cur.copy(f"COPY ({self._psycopg_sql(sql, params)}) TO STDOUT (FORMAT csv)", params) as copy:
                 for data in copy:
                     buf += data
                     if len(buf) >= COPY_BLOCK_BYTES:
@@ -142,10 +160,26 @@ class PostgreSQL(SqlSystem):
         if buf:
             yield from parse_block(bytes(buf))
 
+    def placeholder(self, n: int) -> str:
+        # psycopg reads every '%' of a statement with parameters as a placeholder, a '%' in a user's query
+        # too: the bounds sit at markers no query text can hold (a token of this session); rows() doubles
+        # every other '%' and turns the markers into %s
+        if not hasattr(self, "_marker"):
+            self._marker = secrets.token_hex(8)
+        return f"/*gsdp:{self._marker}:{n}*/"
+
+    def _psycopg_sql(self, sql: str, params: list) -> str:
+        """The statement as psycopg takes it with `params` (a list, empty too: then psycopg still reads
+        placeholders): every '%' doubled, the markers made %s."""
+        sql = sql.replace("%", "%%")
+        for n in range(1, len(params) + 1):
+            sql = sql.replace(self.placeholder(n), "%s")
+        return sql
+
     def rows(self, sql: str, params: list) -> Iterator[list[tuple]]:
-        with self.db.cursor(name="gsdp_sync", binary=True) as cur:
+        with self.db.cursor(name="gsdp_sync", binary=getattr(self, "_binary", True)) as cur:
             cur.itersize = self.fetch_rows
-            cur.execute(sql, params or None)
+            cur.execute(self._psycopg_sql(sql, params), list(params))
             while True:
                 chunk = cur.fetchmany(self.fetch_rows)
                 if not chunk:

@@ -267,3 +267,47 @@ def test_a_percent_sign_in_a_source_query_with_cursor_bounds(tmp_path, monkeypat
     assert runs[0].inserted == 20  # Plan 0 and Plan 1 of 30 ('%%2' is the SQL text '%%2': any text ending in 2)
     out, runs = h.run("subs")  # incremental: bounds are parameters now
     assert out.mode == "incremental" and out.records == 1
+
+
+def test_query_dataset_with_percent_signs_and_a_cursor(tmp_path, monkeypatch, subs_db):
+    # the bounds are bound parameters: a '%' or '%s' in the user's own query must stay as written
+    job = sql_job("subs", "sub__gc", ["external_id"], SUBS,
+                  query="SELECT * FROM billing.subs WHERE product LIKE 'Plan%' AND product <> '%s'",
+                  cursor={"column": "updated_at", "lookback_seconds": 0, "visibility_lag_seconds": 0},
+                  source={"key_check": {"every_hours": 0}})  # the key check reads the query again, unbound
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": job}, objects_yaml=_objects_yaml())
+    out, runs = h.run("subs")
+    assert (out.records, runs[0].inserted) == (30, 30)
+    out, runs = h.run("subs")
+    assert (out.mode, out.records, out.deleted) == ("incremental", 1, 0)
+
+
+def test_a_transaction_that_commits_while_the_snapshot_opens_is_not_lost(tmp_path, monkeypatch, subs_db):
+    # T is open when the sync starts and commits after the sync's snapshot began (here: while it describes
+    # the table), so its row is not in the snapshot: the upper bound must still stop below T's start.
+    # Measured once T is gone, the bound would pass it, the stored cursor would move past it (row 100,
+    # committed later) and no later sync would read it (no lookback here).
+    h = SqlHarness(tmp_path, monkeypatch, subs_db, {"subs": _job()}, objects_yaml=_objects_yaml())
+    w = subs_db.connect(autocommit=False)
+    w.execute("INSERT INTO billing.subs (id, product, quantity, mrr, starts_on, updated_at) "
+              "VALUES (99, 'Late', 1, 1, '2025-01-01', now())")  # now(): T's start
+    with subs_db.connect() as c:
+        c.execute("INSERT INTO billing.subs (id, product, quantity, mrr, starts_on, updated_at) "
+                  "VALUES (100, 'After', 1, 1, '2025-01-01', clock_timestamp())")
+    system = h.system()
+    describe = system.describe
+
+    def describe_then_commit_t(dataset):
+        w.commit()
+        return describe(dataset)
+
+    system.describe = describe_then_commit_t
+    try:
+        out = h.sync("subs", system=system)
+        assert out.error is None, out.error
+    finally:
+        w.close()
+    h.apply("sub__gc")
+    h.run("subs")
+    assert h.count("gs.sub__gc") == 32  # 30, row 99 (T's) and row 100: nothing lost
+    assert h.rows("SELECT product FROM gs.sub__gc WHERE external_id = '99'") == [("Late",)]
