@@ -141,6 +141,7 @@ def test_a_bad_value_fails_the_definitions_load_and_the_cli_with_one_paragraph(t
 
 # Modules that start other processes and set variables for them (they may read what they set).
 LAUNCHERS = {"gs_assets/demo/run_demo.py", "gs_assets/demo/run_ui.py", "gs_assets/demo/local_s3.py",
+             "gs_assets/demo/local_databases.py",
              "benchmarks/load_usage.py", "benchmarks/api_sync.py", "benchmarks/sql_sync.py"}
 # Modules that may set a variable for code they call (`gsdp --config/--warehouse`), never read one.
 WRITERS = {"gs_assets/cli.py"}

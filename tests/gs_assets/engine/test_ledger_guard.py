@@ -18,8 +18,9 @@ ALLOWED = {
     (Path("gs_assets/demo/run_demo.py"), "job runs (gs_ops.job_runs):"),
     (Path("gs_assets/demo/run_demo.py"), "rejects (gs_ops.rejects): "),
     (Path("gs_assets/demo/run_demo.py"), '"SELECT * FROM gs_ops.rejects"   -> query the warehouse'),
-    (Path("gs_assets/demo/run_demo.py"), "(DuckDB; schemas gs, gs_ops, raw_demo_s3, raw_sfdc, raw_hubspot)"),
+    (Path("gs_assets/demo/run_demo.py"), "(DuckDB; schemas gs, gs_ops, raw_demo_s3, raw_sfdc, raw_hubspot, raw_billing_db)"),
     (Path("gs_assets/demo/run_demo.py"), "): synced streams (gs_ops.syncs)"),
+    (Path("gs_assets/demo/run_demo.py"), "): synced datasets (gs_ops.syncs)"),
     (Path("gs_assets/connectors/s3_files/assets.py"), "(`gs_ops.loads.raw_table` names it)"),
 }
 

@@ -755,4 +755,8 @@ def test_the_fake_runs_by_hand_with_a_demo_seed(tmp_path):
         assert DEMO_CLIENT_SECRET not in first
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a server slow to drain under load: what it served is what counts
+            proc.kill()
+            proc.wait(timeout=60)
