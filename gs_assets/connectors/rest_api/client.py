@@ -263,7 +263,8 @@ class RestClient:
             values = {"connection": self.connection, "auth_method": self.auth.method_name,
                       "status": resp.status_code, **info}
             for rule in self.spec.client.errors:
-                if rule.scope != "api" or not rule_matches(rule, resp.status_code, body):
+                if rule.scope != "api" or not rule_matches(rule, resp.status_code, body) \
+                        or (rule.grants and self.auth.method.type not in rule.grants):
                     continue
                 msg = render(rule.message, values)
                 if rule.action == "refresh_and_retry":

@@ -103,6 +103,8 @@ def literal(when: datetime, fmt: str) -> str:
     when = when.astimezone(timezone.utc)
     if fmt == "epoch_ms":
         return str(int(when.timestamp() * 1000))
+    if fmt == "utc_seconds":
+        return when.strftime("%Y-%m-%d %H:%M:%S")
     if fmt == "iso_ms_z":
         return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
     return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -280,7 +282,8 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
         # a deleted-records feed over the same window (Salesforce getDeleted: ?start=&end=)
         d = s.deletes
         final_state = tracker.current() if mode != "window" else base_state
-        dvals = {**values, "start": literal(lower_dt, "iso_z"), "end": literal(upper_dt, "iso_z") if upper_dt else ""}  # type: ignore[arg-type]
+        dfmt = d.literal_format or "iso_z"
+        dvals = {**values, "start": literal(lower_dt, dfmt), "end": literal(upper_dt, dfmt) if upper_dt else ""}  # type: ignore[arg-type]
         data = client.get_json(d.deleted_request, dvals)
         n += 1
         ids = [str(r.get(d.deleted_id_field)) for r in dig(data, d.deleted_selector, default=[]) or []]
