@@ -203,3 +203,20 @@ def test_a_servicenow_connection_needs_its_instance():
                                            "auth": {"method": "oauth_password"}})
     assert ok.secret_env("sn") == {"client_id": "GSDP_SN_CLIENT_ID", "client_secret": "GSDP_SN_CLIENT_SECRET",
                                    "username": "GSDP_SN_USERNAME", "password": "GSDP_SN_PASSWORD"}
+
+
+def test_test_connection_to_an_unreachable_instance_names_the_instance_host(monkeypatch):
+    from gs_assets.connectors.rest_api.config import RestApiConnection
+    from gs_assets.connectors.rest_api.connection_test import check_connection
+    from gs_assets.connectors.rest_api.fakes.harness import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("GSDP_REST_HOST_MAP", f"acme.service-now.com={dead}")
+    monkeypatch.setenv("GSDP_SN_USERNAME", "gsdp.integration")
+    monkeypatch.setenv("GSDP_SN_PASSWORD", PASSWORD)
+    conn = RestApiConnection.model_validate({"type": "rest_api", "system": "servicenow", "domain": "acme",
+                                             "auth": {"method": "basic"}})
+    t = check_connection("sn", conn)
+    assert t.error and "GET /api/now/table/sys_user on acme.service-now.com did not succeed" in t.error
+    assert f"acme.service-now.com is sent to {dead} by GSDP_REST_HOST_MAP" in t.error
+    assert "{login_host}" not in t.error and PASSWORD not in t.error
