@@ -152,6 +152,7 @@ class RestClient:
         self.usage = ApiUsage()
         self.reserve = c.daily_budget_reserve if daily_budget_reserve is None else daily_budget_reserve
         self.waits: list[float] = []  # every backoff asked for (seconds), for tests and run metadata
+        self.last_response: Optional[httpx.Response] = None  # the last successful response (its headers)
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -257,6 +258,7 @@ class RestClient:
             self._read_usage(resp)
             log.debug("connection %s: %s %s -> %s", self.connection, method, self._where(url), resp.status_code)
             if resp.status_code < 400:
+                self.last_response = resp
                 return resp
             body = json_or_none(resp)
             info = body_error(body)

@@ -164,6 +164,9 @@ class PaginatorSpec(_Strict):
     start: int = 0
     result_cap: Optional[int] = Field(None, description="search: total results one query may page through (HubSpot 10,000)")
     tie_break_field: Optional[str] = Field(None, description="search: sortable unique property used past the cap (hs_object_id)")
+    total_header: Optional[str] = Field(None, description=(
+        "offset / link_header: the response header counting the whole result (X-Total-Count); when it changes "
+        "between pages the offsets may have shifted, so later pages offer no state past the last page before"))
 
 
 class FieldDiscovery(_Strict):

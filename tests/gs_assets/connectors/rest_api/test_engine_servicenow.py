@@ -220,3 +220,24 @@ def test_test_connection_to_an_unreachable_instance_names_the_instance_host(monk
     assert t.error and "GET /api/now/table/sys_user on acme.service-now.com did not succeed" in t.error
     assert f"acme.service-now.com is sent to {dead} by GSDP_REST_HOST_MAP" in t.error
     assert "{login_host}" not in t.error and PASSWORD not in t.error
+
+
+def test_a_record_updated_mid_read_shifts_the_offsets_and_the_state_stays_before_the_shift():
+    """Offset paging: a record read on page 1 and updated before page 2 leaves the window, so every
+    later record moves one place forward and the first one of page 2 is never served. The total
+    count changes (X-Total-Count): the pages after it offer no state past page 1's, so the next run
+    reads from there and gets the skipped record."""
+    inst, log = world(max_limit=2)
+    t0 = inst.clock.now() - timedelta(hours=1)
+    recs = [inst.put("incident", at=t0 + timedelta(seconds=i), short_description=f"r{i}") for i in range(6)]
+    inst.faults.after_call[1] = lambda: inst.put("incident", recs[0]["sys_id"], short_description="edited now")
+    with client(inst, log) as c:
+        first = list(read_stream(c, stream(), fields=fields(), now=inst.clock.now()))
+    skipped = recs[2]["sys_id"]
+    assert skipped not in ids(first)  # the fake really shifted the pages
+    state = first[-1].state
+    assert state == CursorState(recs[1]["sys_updated_on"], (recs[1]["sys_id"],))  # page 1's, not the last read
+    inst.clock.advance(minutes=5)
+    with client(inst, log) as c:
+        second = list(read_stream(c, stream(), fields=fields(), state=state, now=inst.clock.now()))
+    assert skipped in ids(second) and recs[0]["sys_id"] in ids(second)

@@ -213,3 +213,21 @@ def test_oauth_password_grant_sync(world, monkeypatch):
     assert world.one("SELECT count(*) FROM gs.person") == 6
     assert world.inst.token_requests == 1 and world.log.count(401) == 0
     assert sn_time(world.clock.now())  # the fake's clock drove the sync
+
+
+def test_a_record_updated_while_the_sync_pages_shifts_offsets_and_nothing_is_lost(world):
+    world.inst.max_limit = 3
+    t0 = world.clock.now() - timedelta(hours=1)
+    recs = [world.inst.put("incident", at=t0 + timedelta(seconds=i), short_description=f"R{i}", state="1")
+            for i in range(7)]
+    # after page 1 someone edits its first record: it leaves the window, later records move forward
+    world.inst.faults.after_call[1] = lambda: world.inst.put("incident", recs[0]["sys_id"], short_description="Edited")
+    world.configure()
+    assert world.run("sn_incidents") == 0
+    missing = world.sql("SELECT ? NOT IN (SELECT external_id FROM gs.case)", [recs[3]["sys_id"]])[0][0]
+    assert missing  # the shift skipped it in this run
+    world.clock.advance(minutes=5)
+    assert world.run("sn_incidents") == 0
+    assert world.one("SELECT count(*) FROM gs.case") == 7
+    assert world.one("SELECT subject FROM gs.case WHERE external_id = ?", [recs[3]["sys_id"]]) == "R3"
+    assert world.one("SELECT subject FROM gs.case WHERE external_id = ?", [recs[0]["sys_id"]]) == "Edited"

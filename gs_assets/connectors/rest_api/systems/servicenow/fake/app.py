@@ -179,6 +179,10 @@ def create_app(instance: Instance) -> FastAPI:
         no_link = (q.get("sysparm_exclude_reference_link") or "false").lower() == "true"
         result = [_render(table, r, fields, dv, no_link, known) for r in page]
         headers = {**rl, "X-Total-Count": str(total), "Link": _links(table, dict(q), limit, offset, total)}
+        inst.faults.calls += 1
+        hook = inst.faults.after_call.pop(inst.faults.calls, None)
+        if hook is not None:
+            hook()
         return JSONResponse({"result": result}, headers=headers)
 
     def _render(table: str, rec: dict, fields: list[str], dv: str, no_link: bool, known: set[str]) -> dict:

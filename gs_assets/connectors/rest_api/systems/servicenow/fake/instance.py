@@ -57,8 +57,10 @@ class FaultPlan:
     # the next N table requests are answered 429 (as if the rule's hourly budget were spent)
     rate_limit_next: int = 0
     retry_after_s: int = 30
-    # one record updated (sys_updated_on = now) right after page `n` of a table is served
+    # table requests answered so far, and what happens right after the n-th (e.g. a record updated by
+    # someone while a sync pages through the table: it leaves the window and later offsets shift)
     calls: int = 0
+    after_call: dict = field(default_factory=dict)
 
 
 @dataclass
