@@ -132,7 +132,7 @@ class Authenticator:
         self._http_kwargs = dict(http_kwargs or {})
         self._access: Optional[Secret] = None
         self._expires_at: Optional[float] = None
-        self._base_url: Optional[str] = conn.base_url
+        self._base_url: Optional[str] = self._fixed_base_url()
         self.refreshes = 0
         self.token_public: dict[str, Any] = {}
 
@@ -145,6 +145,11 @@ class Authenticator:
         if self.environment:
             return conn.environments[self.environment].login_host
         return None
+
+    def _fixed_base_url(self) -> Optional[str]:
+        """The spec's base_url, on the login host when it names one (a customer's own instance)."""
+        base = self.spec.connection.base_url
+        return render(base, {"login_host": self.login_host or ""}) if base else None
 
     def token_url(self) -> str:
         url = self.method.token_url or ""
@@ -164,7 +169,7 @@ class Authenticator:
     # ---------------------------------------------------------------- tokens
     @property
     def is_oauth(self) -> bool:
-        return self.method.type in ("oauth2_refresh_token", "oauth2_client_credentials", "jwt_bearer")
+        return self.method.type in ("oauth2_refresh_token", "oauth2_client_credentials", "oauth2_password", "jwt_bearer")
 
     def headers(self) -> dict[str, str]:
         t = self.method.type
@@ -191,7 +196,7 @@ class Authenticator:
 
     def _authorize(self) -> None:
         if not self.is_oauth:
-            self._base_url = self._base_url or self.spec.connection.base_url
+            self._base_url = self._base_url or self._fixed_base_url()
             return
         from authlib.integrations.base_client import OAuthError
         from authlib.integrations.httpx_client import OAuth2Client
@@ -222,6 +227,9 @@ class Authenticator:
                     token = http.refresh_token(url, refresh_token=current)
                 elif t == "oauth2_client_credentials":
                     token = http.fetch_token(url, grant_type="client_credentials")
+                elif t == "oauth2_password":
+                    token = http.fetch_token(url, grant_type="password", username=self.secret("username"),
+                                             password=self.secret("password"))
                 else:
                     token = http.fetch_token(url, grant_type=JWT_BEARER_GRANT, assertion=self._jwt_assertion(),
                                              auth=httpx.Auth())  # the assertion is the credential
@@ -259,7 +267,7 @@ class Authenticator:
                     f"connection {self.connection!r}: the token response has no {conn.base_url_from_token!r}"))
             self._base_url = str(base).rstrip("/")
         else:
-            self._base_url = conn.base_url
+            self._base_url = self._fixed_base_url()
         self.refreshes += 1
         log.info("connection %s: authorized (%s, %s)", self.connection, self.method_name, self.login_host or self._base_url)
 

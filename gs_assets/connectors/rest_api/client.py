@@ -152,6 +152,7 @@ class RestClient:
         self.usage = ApiUsage()
         self.reserve = c.daily_budget_reserve if daily_budget_reserve is None else daily_budget_reserve
         self.waits: list[float] = []  # every backoff asked for (seconds), for tests and run metadata
+        self.last_response: Optional[httpx.Response] = None  # the last successful response (its headers)
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -257,13 +258,15 @@ class RestClient:
             self._read_usage(resp)
             log.debug("connection %s: %s %s -> %s", self.connection, method, self._where(url), resp.status_code)
             if resp.status_code < 400:
+                self.last_response = resp
                 return resp
             body = json_or_none(resp)
             info = body_error(body)
             values = {"connection": self.connection, "auth_method": self.auth.method_name,
                       "status": resp.status_code, **info}
             for rule in self.spec.client.errors:
-                if rule.scope != "api" or not rule_matches(rule, resp.status_code, body):
+                if rule.scope != "api" or not rule_matches(rule, resp.status_code, body) \
+                        or (rule.grants and self.auth.method.type not in rule.grants):
                     continue
                 msg = render(rule.message, values)
                 if rule.action == "refresh_and_retry":

@@ -16,7 +16,7 @@ from gs_assets.connectors.rest_api.auth import ConnectionAuthError, NeedsReautho
 from gs_assets.connectors.rest_api.client import ApiError, ApiUsage, BudgetExhausted
 from gs_assets.connectors.rest_api.config import RestApiConnection
 from gs_assets.connectors.rest_api.resource import ConnectionSetupError, parse_host_map, rest_client
-from gs_assets.connectors.rest_api.spec import dig
+from gs_assets.connectors.rest_api.spec import dig, render
 
 
 @dataclass
@@ -90,18 +90,29 @@ def check_connection(name: str, conn: RestApiConnection, **client_kwargs: Any) -
         if m is None:
             out.error = str(e)
         else:  # retries ran out (network errors, 5xx, 429): say so without the sync's resume advice
-            out.error = (f"{m.group(1)} on {urlsplit(spec.connection.base_url or '').hostname or 'the API host'} "
+            out.error = (f"{m.group(1)} on {urlsplit(_base_url(conn) or '').hostname or 'the API host'} "
                          f"did not succeed ({m.group(2)}, {m.group(3)} attempts).")
             if re.search(r"Connect|Network|Timeout|ReadError", m.group(2)):
-                out.error += _unreachable_hint(spec)
+                out.error += _unreachable_hint(spec, conn)
     return out
 
 
-def _unreachable_hint(spec) -> str:
+def _base_url(conn: RestApiConnection) -> Optional[str]:
+    """The spec's base URL, on the connection's own host when it names the login host (ServiceNow)."""
+    c = conn.spec.connection
+    if c.base_url and "{login_host}" in c.base_url:
+        host = (render(c.custom_domain, {"domain": conn.domain}) if conn.domain and c.custom_domain else
+                c.environments[conn.environment_name].login_host if conn.environment_name else "")
+        return render(c.base_url, {"login_host": host})
+    return c.base_url
+
+
+def _unreachable_hint(spec, conn: RestApiConnection) -> str:
     from gs_assets.settings import Settings
 
     mapped = parse_host_map(Settings.from_env().rest_host_map)
-    hosts = sorted({urlsplit(spec.connection.base_url).hostname} if spec.connection.base_url else set()) or \
+    base = _base_url(conn)
+    hosts = sorted({urlsplit(base).hostname} if base else set()) or \
         sorted(e.login_host for e in spec.connection.environments.values())
     where = "; ".join(f"{h} is sent to {mapped[h]} by GSDP_REST_HOST_MAP" for h in hosts if h in mapped)
     return (f" The host could not be reached: check the network, proxy and firewall"

@@ -30,7 +30,8 @@ class _Strict(BaseModel):
 
 # --------------------------------------------------------------------------- connection
 
-AuthType = Literal["oauth2_refresh_token", "oauth2_client_credentials", "jwt_bearer", "bearer", "basic", "api_token"]
+AuthType = Literal["oauth2_refresh_token", "oauth2_client_credentials", "oauth2_password", "jwt_bearer", "bearer", "basic",
+                   "api_token"]
 
 
 class JwtSpec(_Strict):
@@ -55,7 +56,8 @@ class AuthMethod(_Strict):
 
     @model_validator(mode="after")
     def _needs(self):
-        if self.type in ("oauth2_refresh_token", "oauth2_client_credentials", "jwt_bearer") and not self.token_url:
+        if self.type in ("oauth2_refresh_token", "oauth2_client_credentials", "oauth2_password", "jwt_bearer") \
+                and not self.token_url:
             raise ValueError(f"auth method {self.type} needs token_url")
         if self.type == "jwt_bearer" and self.jwt is None:
             raise ValueError("auth method jwt_bearer needs a jwt section (issuer, subject, audience)")
@@ -77,7 +79,8 @@ class AccountIdSpec(_Strict):
 class ConnectionSpec(_Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     custom_domain: Optional[str] = Field(None, description="host template replacing the login host, e.g. {domain}.my.salesforce.com")
-    base_url: Optional[str] = Field(None, description="fixed API base URL (https://api.hubapi.com)")
+    base_url: Optional[str] = Field(None, description=(
+        "API base URL: fixed (https://api.hubapi.com), or on the login host (https://{login_host}, the customer's instance)"))
     base_url_from_token: Optional[str] = Field(None, description="token response field holding the API base URL (instance_url)")
     auth_methods: dict[str, AuthMethod]
     variables: dict[str, str] = Field(default_factory=dict, description="values for request templates, e.g. api_version")
@@ -103,7 +106,7 @@ class ErrorRule(_Strict):
     array body matches when any element matches) gets `action`; `message` is what a person reads
     (placeholders: {connection}, {auth_method}, {status}, {error_code}, {error_message}, {fields})."""
     scope: Literal["api", "token"] = Field("api", description="API responses, or the token endpoint's")
-    grants: list[AuthType] = Field(default_factory=list, description="token rules: only for these auth methods (empty = all)")
+    grants: list[AuthType] = Field(default_factory=list, description="only for these auth method types (empty = all)")
     status: list[int] = Field(default_factory=list)
     body: dict[str, Any] = Field(default_factory=dict)
     action: ErrorAction
@@ -161,6 +164,9 @@ class PaginatorSpec(_Strict):
     start: int = 0
     result_cap: Optional[int] = Field(None, description="search: total results one query may page through (HubSpot 10,000)")
     tie_break_field: Optional[str] = Field(None, description="search: sortable unique property used past the cap (hs_object_id)")
+    total_header: Optional[str] = Field(None, description=(
+        "offset / link_header: the response header counting the whole result (X-Total-Count); when it changes "
+        "between pages the offsets may have shifted, so later pages offer no state past the last page before"))
 
 
 class FieldDiscovery(_Strict):
@@ -175,7 +181,8 @@ class FieldDiscovery(_Strict):
 class IncrementalSpec(_Strict):
     cursor_field: str
     cursor_format: Literal["iso", "epoch_ms"] = "iso"
-    literal_format: Literal["iso_z", "iso_ms_z", "epoch_ms"] = "iso_z"
+    literal_format: Literal["iso_z", "iso_ms_z", "epoch_ms", "utc_seconds"] = Field("iso_z", description=(
+        "how bounds are written: iso_z 2026-12-01T10:00:00Z, iso_ms_z, epoch_ms, utc_seconds 2026-12-01 10:00:00"))
     lookback_seconds: int = Field(0, ge=0)
     visibility_lag_seconds: int = Field(0, ge=0)
     lower_filter: Optional[str] = Field(None, description="template with {lower}; joined into {where}")
@@ -194,6 +201,8 @@ class DeletesSpec(_Strict):
     deleted_request: Optional[RequestSpec] = None
     deleted_selector: Optional[str] = None
     deleted_id_field: str = "id"
+    literal_format: Optional[Literal["iso_z", "iso_ms_z", "epoch_ms", "utc_seconds"]] = Field(None, description=(
+        "how deleted_request's {start}/{end} are written (default iso_z)"))
 
 
 class ParentSpec(_Strict):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Optional
@@ -29,6 +30,7 @@ from gs_assets.connectors.incremental import CursorState, Window  # noqa: F401  
 from gs_assets.connectors.rest_api.spec import BoundStream, IncrementalSpec, PaginatorSpec, dig, render
 
 SOURCE_ID = "_source_id"
+log = logging.getLogger("gs_assets.rest_api.sync")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def literal(when: datetime, fmt: str) -> str:
     when = when.astimezone(timezone.utc)
     if fmt == "epoch_ms":
         return str(int(when.timestamp() * 1000))
+    if fmt == "utc_seconds":
+        return when.strftime("%Y-%m-%d %H:%M:%S")
     if fmt == "iso_ms_z":
         return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
     return when.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -218,6 +222,7 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
 
     tracker = _Tracker(inc, state if mode != "window" else None)
     base_state = state  # window mode: every page carries the state it was given
+    shifted, frozen = False, None  # the result shifted under offset paging: pages keep the state before
     values: dict[str, Any] = {"object": stream.object, "fields": s.fields_param_separator.join(names),
                               "field_list": names}
     n = 0
@@ -267,11 +272,25 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
             tracker.upper = upper_dt
             yield from _export(client, stream, values, page, tracker)
         else:
+            total, kept = None, state
             for raw, _data, req, is_last in paginate(client, s.request, values, s.paginator, s.record_selector):
-                yield page(raw, req, ordered, is_last)
+                pg = page(raw, req, ordered, is_last)
+                now_total = _header(client, s.paginator.total_header)
+                if not shifted and total is not None and now_total != total:
+                    # the result changed while paging: offsets may have shifted past a record, so no
+                    # state beyond the last page before the change (the next run reads from there)
+                    shifted, frozen = True, kept
+                    log.warning("stream %s: the result count changed from %s to %s while paging; the cursor stays "
+                                "at %s and the next run reads from there", stream.name, total, now_total,
+                                frozen.cursor if frozen else "(none: a full read again)")
+                total = now_total if total is None else total
+                if shifted and mode != "window":
+                    pg.state = frozen
+                kept = pg.state
+                yield pg
     if s.deletes is not None and s.deletes.archived_request is not None:
         d = s.deletes
-        final_state = tracker.current() if mode != "window" else base_state
+        final_state = (frozen if shifted else tracker.current()) if mode != "window" else base_state
         for raw, _data, req, _last in paginate(client, d.archived_request, values, s.paginator, d.deleted_selector or s.record_selector):
             n += 1
             ids = [str(r.get(d.deleted_id_field)) for r in raw]
@@ -279,13 +298,19 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
     if s.deletes is not None and s.deletes.deleted_request is not None and lower is not None:
         # a deleted-records feed over the same window (Salesforce getDeleted: ?start=&end=)
         d = s.deletes
-        final_state = tracker.current() if mode != "window" else base_state
-        dvals = {**values, "start": literal(lower_dt, "iso_z"), "end": literal(upper_dt, "iso_z") if upper_dt else ""}  # type: ignore[arg-type]
+        final_state = (frozen if shifted else tracker.current()) if mode != "window" else base_state
+        dfmt = d.literal_format or "iso_z"
+        dvals = {**values, "start": literal(lower_dt, dfmt), "end": literal(upper_dt, dfmt) if upper_dt else ""}  # type: ignore[arg-type]
         data = client.get_json(d.deleted_request, dvals)
         n += 1
         ids = [str(r.get(d.deleted_id_field)) for r in dig(data, d.deleted_selector, default=[]) or []]
         path = render(d.deleted_request.path, {**client.variables, **dvals})
         yield Page(n, to_batch(names, [], []), ids, summary(d.deleted_request.method, path), final_state, lower, upper, mode)
+
+
+def _header(client: RestClient, name: Optional[str]) -> Optional[str]:
+    resp = client.last_response
+    return resp.headers.get(name) if name and resp is not None else None
 
 
 def _search(client: RestClient, stream: BoundStream, inc: IncrementalSpec, values: dict, pager: PaginatorSpec,
