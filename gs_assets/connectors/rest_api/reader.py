@@ -167,7 +167,7 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
     fields = check_fields(cfg, connection, source_object, stream, discovered)
     state = None
     if start is not None and start.cursor_to:
-        state = CursorState(start.cursor_to["cursor"], tuple(start.cursor_to.get("pks") or ()))
+        state = CursorState.from_dict(start.cursor_to)
         out.cursor_from = state.cursor
     sync_id = str(uuid.uuid4())
     batches: list[pa.RecordBatch] = []
@@ -185,7 +185,7 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
         rec = ledger.SyncRecord(
             load_id="", connection=connection, source_object=source_object, sync_id=sync_id, mode=out.mode,
             window_from=out.window_from, window_to=out.window_to, pages=pending["pages"], records=pending["records"],
-            deleted=len(deleted), cursor_to={"cursor": st.cursor, "pks": list(st.pks)} if st else None,
+            deleted=len(deleted), cursor_to=st.to_dict() if st else None,
             fields=out.fields, stopped=None, synced_at=datetime.now(timezone.utc).replace(tzinfo=None))
         label = (f"{conn.system}:{connection}/{stream.name} {out.mode} "
                  f"{out.window_from or 'start'}..{out.window_to or 'now'} part {part}")
