@@ -226,3 +226,24 @@ def test_ten_export_requests_a_minute_then_429_retry_after_is_waited_out():
     limited = [r for r in w.acct.requests if r[2] == 429]
     assert limited and w.sleeps and all(s <= 60 for s in w.sleeps)
     assert len([r for r in w.acct.requests if r[2] == 200]) == 15
+
+
+def test_test_connection_reaches_the_subdomain_and_the_fake_refuses_start_time_with_cursor():
+    w = World()
+    with w.client() as c:
+        info = c.test_connection()
+        assert info["api_host"] == "acme.zendesk.com"
+        from gs_assets.connectors.rest_api.spec import RequestSpec
+        with pytest.raises(ApiError) as e:  # Zendesk: start_time on the first request only, then cursor
+            c.send(RequestSpec(path="/api/v2/incremental/tickets/cursor.json",
+                               params={"start_time": "0", "cursor": "MTB8fDF8"}))
+        assert "InvalidPaginationParameter" in str(e.value)
+    w2 = World(enforce_rate_limits=True)
+    ticket(w2, 1, T0)
+    for _ in range(10):
+        w2.read("tickets")
+    import httpx
+    r = httpx.Client(transport=asgi_transport(w2.app)).get(
+        "https://acme.zendesk.com/api/v2/incremental/tickets/cursor.json?start_time=0", auth=(f"{w2.email}/token", w2.token))
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.json()["description"] == "Number of allowed incremental export API requests per minute exceeded"
