@@ -22,16 +22,18 @@ from gs_assets.engine.pipeline import LandResult
 
 @dataclass(frozen=True)
 class CursorState:
-    """The cursor value exactly as the source gave it and the primary keys seen at that value."""
+    """The cursor value exactly as the source gave it and the primary keys seen at that value; `token`:
+    a server-side cursor to resume from instead (Zendesk's after_cursor), when the source gives one."""
     cursor: str
     pks: tuple[str, ...] = ()
+    token: Optional[str] = None
 
     def to_dict(self) -> dict:
-        return {"cursor": self.cursor, "pks": list(self.pks)}
+        return {"cursor": self.cursor, "pks": list(self.pks), **({"token": self.token} if self.token else {})}
 
     @classmethod
     def from_dict(cls, d: Optional[dict]) -> Optional["CursorState"]:
-        return cls(d["cursor"], tuple(d.get("pks") or ())) if d else None
+        return cls(d["cursor"], tuple(d.get("pks") or ()), d.get("token")) if d else None
 
 
 @dataclass(frozen=True)

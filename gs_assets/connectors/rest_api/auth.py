@@ -71,7 +71,7 @@ def body_error(body: Any) -> dict[str, str]:
     if not isinstance(first, dict):
         return {"error_code": "", "error_message": "", "fields": ""}
     code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status") if first.get(k)), "")
-    msg = " ".join(next((str(first[k]) for k in ("message", "error_description") if first.get(k)), "").split())
+    msg = " ".join(next((str(first[k]) for k in ("message", "error_description", "description") if first.get(k)), "").split())
     fields = first.get("fields") or []
     return {"error_code": code, "error_message": msg, "fields": ", ".join(map(str, fields)) if isinstance(fields, list) else str(fields)}
 
@@ -137,6 +137,17 @@ class Authenticator:
         self.token_public: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- hosts
+    def _account_base_url(self) -> Optional[str]:
+        """The spec's base URL, with the connection's domain where it is per account ({domain})."""
+        base = self.spec.connection.base_url
+        if base and "{domain}" in base:
+            if not self.domain:
+                raise ConnectionAuthError(self.connection, self.method_name, (
+                    f"connection {self.connection!r}: {self.spec.system}'s API host is per account ({base}); "
+                    f"set the connection's domain."))
+            return render(base, {"domain": self.domain})
+        return base
+
     @property
     def login_host(self) -> Optional[str]:
         conn = self.spec.connection
@@ -148,7 +159,7 @@ class Authenticator:
 
     def _fixed_base_url(self) -> Optional[str]:
         """The spec's base_url, on the login host when it names one (a customer's own instance)."""
-        base = self.spec.connection.base_url
+        base = self._account_base_url()
         return render(base, {"login_host": self.login_host or ""}) if base else None
 
     def token_url(self) -> str:
@@ -174,7 +185,10 @@ class Authenticator:
     def headers(self) -> dict[str, str]:
         t = self.method.type
         if t == "basic":
-            raw = f"{self.secret('username')}:{self.secret('password')}".encode()
+            m = self.method
+            user = (render(m.basic_username, {k: v.reveal() for k, v in self._secrets.items()})
+                    if m.basic_username else self.secret("username"))
+            raw = f"{user}:{self.secret(m.basic_password_secret)}".encode()
             return {self.method.header: "Basic " + base64.b64encode(raw).decode()}
         if t in ("bearer", "api_token"):
             name = self.method.secrets[0] if self.method.secrets else "token"

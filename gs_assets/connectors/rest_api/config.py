@@ -75,6 +75,9 @@ class RestApiConnection(ConnectionBase):
                 and spec.connection.custom_domain:
             raise ValueError(f"domain: {self.system}'s API runs on the customer's own instance; set domain (e.g. acme "
                              f"for {spec.connection.custom_domain.format(domain='acme')})")
+        if self.domain is None and "{domain}" in (spec.connection.base_url or ""):
+            raise ValueError(f"domain: {self.system}'s API host is per account ({spec.connection.base_url}); set "
+                             f"domain (e.g. acme for {spec.connection.base_url.format(domain='acme')})")
         methods = spec.connection.auth_methods
         if self.auth.method not in methods:
             raise ValueError(f"auth.method: {self.system} offers {', '.join(methods)}, not {self.auth.method!r}")

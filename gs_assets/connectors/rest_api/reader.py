@@ -99,12 +99,13 @@ def check_fields(cfg: PlatformConfig, connection: str, source_object: str, strea
     return [f for f in discovered if f.name in wanted]
 
 
-def _iso(literal: Optional[str]) -> Optional[str]:
-    """A window bound as ISO text (requests write epoch milliseconds for some systems)."""
+def _iso(literal: Optional[str], fmt: Optional[str] = None) -> Optional[str]:
+    """A window bound as ISO text (requests write epoch milliseconds or seconds for some systems)."""
     if literal is None:
         return None
     if literal.isdigit():
-        return datetime.fromtimestamp(int(literal) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(int(literal) / (1 if fmt == "epoch_s" else 1000),
+                                      tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return literal
 
 
@@ -167,7 +168,7 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
     fields = check_fields(cfg, connection, source_object, stream, discovered)
     state = None
     if start is not None and start.cursor_to:
-        state = CursorState(start.cursor_to["cursor"], tuple(start.cursor_to.get("pks") or ()))
+        state = CursorState.from_dict(start.cursor_to)
         out.cursor_from = state.cursor
     sync_id = str(uuid.uuid4())
     batches: list[pa.RecordBatch] = []
@@ -185,14 +186,17 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
         rec = ledger.SyncRecord(
             load_id="", connection=connection, source_object=source_object, sync_id=sync_id, mode=out.mode,
             window_from=out.window_from, window_to=out.window_to, pages=pending["pages"], records=pending["records"],
-            deleted=len(deleted), cursor_to={"cursor": st.cursor, "pks": list(st.pks)} if st else None,
+            deleted=len(deleted), cursor_to=st.to_dict() if st else None,
             fields=out.fields, stopped=None, synced_at=datetime.now(timezone.utc).replace(tzinfo=None))
         label = (f"{conn.system}:{connection}/{stream.name} {out.mode} "
                  f"{out.window_from or 'start'}..{out.window_to or 'now'} part {part}")
 
         @contextmanager
         def records():
-            yield RecordBatches(batches=table.to_batches(), id_column=id_column)
+            # a sync that read nothing new still lands (an empty batch with the schema): its ledger row
+            # moves the cursor (a server-side token advances even when no record changed)
+            yield RecordBatches(batches=table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)],
+                                id_column=id_column)
 
         res = land_records(warehouse, cfg, connection=connection, source_object=source_object,
                            unit=Unit(source_file=label, etag=sync_id + f"#{part}"), records=records, run_id=run_id,
@@ -210,8 +214,9 @@ def sync_stream(warehouse: Warehouse, cfg: PlatformConfig, client, *, connection
         for page in read_stream(client, stream, fields=fields, window=window, state=state, now=now,
                                 export_threshold=conn.bulk_export_above_rows):
             out.mode = page.mode
-            out.window_from = out.window_from or _iso(page.lower)
-            out.window_to = _iso(page.upper)
+            fmt = stream.spec.incremental.literal_format if stream.spec.incremental else None
+            out.window_from = out.window_from or _iso(page.lower, fmt)
+            out.window_to = _iso(page.upper, fmt)
             out.pages += 1
             out.records += page.num_records
             out.deleted += len(page.deleted_ids)

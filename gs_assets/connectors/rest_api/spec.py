@@ -53,6 +53,9 @@ class AuthMethod(_Strict):
     jwt: Optional[JwtSpec] = None
     header: str = "Authorization"
     scheme: str = "Bearer"
+    basic_username: Optional[str] = Field(None, description=(
+        "basic: the user name as a template of secrets (Zendesk API token: {email}/token); default the username secret"))
+    basic_password_secret: str = Field("password", description="basic: the secret sent as the password")
 
     @model_validator(mode="after")
     def _needs(self):
@@ -80,7 +83,8 @@ class ConnectionSpec(_Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     custom_domain: Optional[str] = Field(None, description="host template replacing the login host, e.g. {domain}.my.salesforce.com")
     base_url: Optional[str] = Field(None, description=(
-        "API base URL: fixed (https://api.hubapi.com), or on the login host (https://{login_host}, the customer's instance)"))
+        "API base URL: fixed (https://api.hubapi.com), on the login host (https://{login_host}, the customer's "
+        "instance), or per account with {domain} (https://{domain}.zendesk.com)"))
     base_url_from_token: Optional[str] = Field(None, description="token response field holding the API base URL (instance_url)")
     auth_methods: dict[str, AuthMethod]
     variables: dict[str, str] = Field(default_factory=dict, description="values for request templates, e.g. api_version")
@@ -180,9 +184,10 @@ class FieldDiscovery(_Strict):
 
 class IncrementalSpec(_Strict):
     cursor_field: str
-    cursor_format: Literal["iso", "epoch_ms"] = "iso"
-    literal_format: Literal["iso_z", "iso_ms_z", "epoch_ms", "utc_seconds"] = Field("iso_z", description=(
-        "how bounds are written: iso_z 2026-12-01T10:00:00Z, iso_ms_z, epoch_ms, utc_seconds 2026-12-01 10:00:00"))
+    cursor_format: Literal["iso", "epoch_ms", "epoch_s"] = "iso"
+    literal_format: Literal["iso_z", "iso_ms_z", "epoch_ms", "epoch_s", "utc_seconds"] = Field("iso_z", description=(
+        "how bounds are written: iso_z 2026-12-01T10:00:00Z, iso_ms_z, epoch_ms, epoch_s, "
+        "utc_seconds 2026-12-01 10:00:00"))
     lookback_seconds: int = Field(0, ge=0)
     visibility_lag_seconds: int = Field(0, ge=0)
     lower_filter: Optional[str] = Field(None, description="template with {lower}; joined into {where}")
@@ -192,6 +197,21 @@ class IncrementalSpec(_Strict):
     request: Optional[RequestSpec] = Field(None, description="request used when there is a lower bound (a search endpoint)")
     paginator: Optional[PaginatorSpec] = None
     record_selector: Optional[str] = None
+    full_lower: Optional[str] = Field(None, description=(
+        "the lower bound literal a full sync sends when the request needs one (Zendesk: start_time=0)"))
+    resume: Optional["ResumeSpec"] = None
+    dedupe_pages: bool = Field(False, description=(
+        "drop a record whose primary key and cursor value a page of this sync already held (time-based exports "
+        "repeat the records of a page's last second on the next page)"))
+
+
+class ResumeSpec(_Strict):
+    """A server-side cursor the sync keeps instead of a timestamp (Zendesk's cursor-based exports): each
+    page's `token_path` value is stored with the state, and the next sync sends it as `param` in place of
+    the request params in `replaces` (the lower bound). A state without a token starts from the cursor."""
+    token_path: str = Field(description="response path of the token to resume from (after_cursor)")
+    param: str = Field(description="request param carrying the stored token (cursor)")
+    replaces: list[str] = Field(default_factory=list, description="request params the token replaces (start_time)")
 
 
 class DeletesSpec(_Strict):
@@ -294,6 +314,7 @@ class BoundStream(BaseModel):
 
 
 ConnectionSpec.model_rebuild()
+IncrementalSpec.model_rebuild()
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
