@@ -68,9 +68,11 @@ def body_error(body: Any) -> dict[str, str]:
     """error_code / error_message / fields from a vendor error body (Salesforce's JSON array,
     HubSpot's object, OAuth's error/error_description)."""
     first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
+    if isinstance(first, dict) and isinstance(first.get("error"), dict):
+        first = first["error"]  # OData / Microsoft: {"error": {"code": ..., "message": ...}}
     if not isinstance(first, dict):
         return {"error_code": "", "error_message": "", "fields": ""}
-    code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status") if first.get(k)), "")
+    code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status", "code") if first.get(k)), "")
     msg = " ".join(next((str(first[k]) for k in ("message", "error_description") if first.get(k)), "").split())
     fields = first.get("fields") or []
     return {"error_code": code, "error_message": msg, "fields": ", ".join(map(str, fields)) if isinstance(fields, list) else str(fields)}
@@ -132,7 +134,7 @@ class Authenticator:
         self._http_kwargs = dict(http_kwargs or {})
         self._access: Optional[Secret] = None
         self._expires_at: Optional[float] = None
-        self._base_url: Optional[str] = conn.base_url
+        self._base_url: Optional[str] = self._fixed_base_url()
         self.refreshes = 0
         self.token_public: dict[str, Any] = {}
 
@@ -146,11 +148,22 @@ class Authenticator:
             return conn.environments[self.environment].login_host
         return None
 
-    def token_url(self) -> str:
+    def _hosts(self) -> dict[str, str]:
+        return {"login_host": self.login_host or "", "domain": self.domain or ""}
+
+    def _fixed_base_url(self) -> Optional[str]:
+        base = self.spec.connection.base_url
+        return render(base, self._hosts()) if base else None
+
+    def token_url(self, shown: bool = False) -> str:
+        """The token endpoint; `shown=True`: as a message may print it (secret placeholders kept)."""
         url = self.method.token_url or ""
         if url.startswith("/"):
             return f"https://{self.login_host}{url}"
-        return render(url, {"login_host": self.login_host or ""})
+        values = self._hosts()
+        if not shown:
+            values.update({k: self.secret(k) for k in self.method.secrets if k in self._secrets})
+        return render(url, values)
 
     @property
     def base_url(self) -> str:
@@ -191,7 +204,7 @@ class Authenticator:
 
     def _authorize(self) -> None:
         if not self.is_oauth:
-            self._base_url = self._base_url or self.spec.connection.base_url
+            self._base_url = self._base_url or self._fixed_base_url()
             return
         from authlib.integrations.base_client import OAuthError
         from authlib.integrations.httpx_client import OAuth2Client
@@ -210,6 +223,7 @@ class Authenticator:
             client_id=client_id.reveal() if client_id and t != "jwt_bearer" else None,
             client_secret=client_secret.reveal() if client_secret and t != "jwt_bearer" else None,
             token_endpoint_auth_method="client_secret_post" if t != "jwt_bearer" else "none",
+            scope=render(self.method.scope, self._hosts()) if self.method.scope else None,
             **self._http_kwargs)
         http.register_compliance_hook("access_token_response", keep)
         http.register_compliance_hook("refresh_token_response", keep)
@@ -231,7 +245,7 @@ class Authenticator:
                 seen.setdefault("body", json_or_none(e.response))
             else:
                 raise ConnectionAuthError(self.connection, self.method_name, (
-                    f"connection {self.connection!r}: could not reach the token endpoint {url} "
+                    f"connection {self.connection!r}: could not reach the token endpoint {self.token_url(shown=True)} "
                     f"({type(e).__name__}); check the environment / domain and the network.")) from None
         except OAuthError as e:  # an OAuth error body: it is in `seen`
             if "status" not in seen:
@@ -239,7 +253,7 @@ class Authenticator:
                     f"connection {self.connection!r}: the token request failed ({type(e).__name__})")) from None
         status = seen.get("status", 0)
         if status >= 400 or not token or "access_token" not in token:
-            self._token_failure(status, seen.get("body"), url)
+            self._token_failure(status, seen.get("body"), self.token_url(shown=True))
         self._access = Secret(token["access_token"])
         acc = self.spec.connection.account_id  # the one non-secret field "test connection" shows (Salesforce `id`)
         if acc is not None and acc.source == "token_response":
@@ -259,7 +273,7 @@ class Authenticator:
                     f"connection {self.connection!r}: the token response has no {conn.base_url_from_token!r}"))
             self._base_url = str(base).rstrip("/")
         else:
-            self._base_url = conn.base_url
+            self._base_url = self._fixed_base_url()
         self.refreshes += 1
         log.info("connection %s: authorized (%s, %s)", self.connection, self.method_name, self.login_host or self._base_url)
 

@@ -45,7 +45,11 @@ class AuthMethod(_Strict):
     type: AuthType
     description: str = ""
     secrets: list[str] = Field(default_factory=list, description="secret names this method needs (values come from env vars)")
-    token_url: Optional[str] = Field(None, description="token endpoint: absolute, or a path on the login host")
+    token_url: Optional[str] = Field(None, description=(
+        "token endpoint: absolute, or a path on the login host; may name {login_host}, {domain} and the "
+        "method's secrets ({tenant_id}), which messages show as the placeholder, never the value"))
+    scope: Optional[str] = Field(None, description=(
+        "OAuth scope sent with the token request; may name {login_host} and {domain} (Dataverse: the org URL + /.default)"))
     token_lifetime_seconds: Optional[int] = Field(
         None, description="when the token response gives no expires_in: assumed lifetime (None = refresh only on the refresh rule)")
     refresh_margin_seconds: int = Field(300, ge=0, description="refresh this long before the token expires")
@@ -77,7 +81,8 @@ class AccountIdSpec(_Strict):
 class ConnectionSpec(_Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     custom_domain: Optional[str] = Field(None, description="host template replacing the login host, e.g. {domain}.my.salesforce.com")
-    base_url: Optional[str] = Field(None, description="fixed API base URL (https://api.hubapi.com)")
+    base_url: Optional[str] = Field(None, description=(
+        "API base URL (https://api.hubapi.com); may name {domain} and {login_host} (an org's own host)"))
     base_url_from_token: Optional[str] = Field(None, description="token response field holding the API base URL (instance_url)")
     auth_methods: dict[str, AuthMethod]
     variables: dict[str, str] = Field(default_factory=dict, description="values for request templates, e.g. api_version")
@@ -317,6 +322,8 @@ def dig(data: Any, path: Optional[str], default: Any = None) -> Any:
     """`a.b.0.c` into nested dicts / lists; '' or None is the data itself."""
     if not path:
         return data
+    if isinstance(data, dict) and path in data:
+        return data[path]  # a key holding dots (OData's "@odata.nextLink")
     cur = data
     for part in path.split("."):
         if isinstance(cur, dict):
