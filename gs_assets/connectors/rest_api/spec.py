@@ -242,6 +242,10 @@ class StreamSpec(_Strict):
     paginator: PaginatorSpec = Field(default_factory=PaginatorSpec)
     primary_key: str
     fields: list[str] = Field(default_factory=list, description="fixed fields (when there is no discovery)")
+    response_fields: list[str] = Field(default_factory=list, description=(
+        "fields the response carries without being asked for (OData annotations such as "
+        "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname): described and always a column, "
+        "never put into the {fields} list"))
     field_discovery: Optional[FieldDiscovery] = None
     fields_param_separator: str = ","
     incremental: Optional[IncrementalSpec] = None

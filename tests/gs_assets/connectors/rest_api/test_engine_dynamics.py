@@ -15,7 +15,7 @@ from gs_assets.connectors.rest_api.auth import ConnectionAuthError, body_error
 from gs_assets.connectors.rest_api.client import RestClient, asgi_transport
 from gs_assets.connectors.rest_api.fakes.harness import Clock
 from gs_assets.connectors.rest_api.spec import dig, load_system_spec
-from gs_assets.connectors.rest_api.sync import CursorState, FieldInfo, read_stream
+from gs_assets.connectors.rest_api.sync import CursorState, FieldInfo, discover_fields, read_stream
 from gs_assets.connectors.rest_api.systems.dynamics.fake import (LOGIN_HOST, TOKEN_LIFETIME_S, DataverseOrg,
                                                                   create_app, odata_time)
 
@@ -216,3 +216,19 @@ def test_dig_reads_a_key_that_holds_dots():
 def test_body_error_reads_an_odata_error_object():
     info = body_error({"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit"}})
     assert info["error_code"] == "0x80072322" and info["error_message"] == "Number of requests exceeded the limit"
+
+
+def test_response_fields_are_columns_but_never_selected(w):
+    acct = w.org.create("accounts", {"name": "A"}, at=w.clock.now() - timedelta(hours=2))
+    w.org.create("contacts", {"emailaddress1": "orphan@x.example"}, at=w.clock.now() - timedelta(hours=2))
+    w.org.create("contacts", {"emailaddress1": "boss@a.example", "_parentcustomerid_value": acct["accountid"]},
+                 at=w.clock.now() - timedelta(hours=1))
+    s = load_system_spec("dynamics").stream("contacts")
+    key = "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+    with w.client() as c:
+        fields = discover_fields(c, s)
+        assert key in [f.name for f in fields]
+        pages = list(read_stream(c, s, fields=[f for f in fields if f.name in ("contactid", "_parentcustomerid_value", "modifiedon", key)]))
+    q = parse_qs(urlsplit(str(w.transport.api("/contacts")[0][0].url)).query)
+    assert q["$select"] == ["contactid,_parentcustomerid_value,modifiedon"]
+    assert [r[key] for r in pages[0].records.to_pylist()] == [None, "account"]

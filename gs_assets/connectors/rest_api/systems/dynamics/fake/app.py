@@ -93,7 +93,11 @@ def create_app(org: DataverseOrg) -> FastAPI:
 
     def gate(request: Request) -> Optional[Response]:
         org.calls += 1
-        f, now = org.faults, org.clock.now()
+        f = org.faults
+        for d in [d for d in f.drift if org.calls > d[0]]:
+            f.drift.remove(d)
+            d[1]()
+        now = org.clock.now()
         if f.expire_tokens_after_calls is not None and org.calls > f.expire_tokens_after_calls:
             org.expire_tokens()
             f.expire_tokens_after_calls = None

@@ -69,6 +69,7 @@ class FaultPlan:
     throttle: list[list] = field(default_factory=list)
     expire_tokens_after_calls: Optional[int] = None     # every access token becomes invalid (401) then
     server_errors: list[list] = field(default_factory=list)  # (after calls, how many, status)
+    drift: list[tuple] = field(default_factory=list)           # (after calls, callable): e.g. the clock jumps
 
 
 @dataclass
