@@ -258,3 +258,20 @@ def test_token_expiring_mid_sync_is_fetched_again(world):
     assert world.one("SELECT count(*) FROM gs.company") == 1200
     assert o.token_requests == 3
     assert world.log.count(401) == 1
+
+
+def test_connection_test_shows_the_organization_without_secrets(world):
+    from gs_assets.cli import _cfg
+    from gs_assets.connectors.rest_api.connection_test import connection_check
+    world.configure()
+    check = connection_check(_cfg(), "d365")
+    lines = dict(check.lines)
+    assert check.error is None
+    assert lines["organization id"] == world.org.organization_id
+    assert lines["API host"] == "contoso.crm.dynamics.com"
+    text = repr(check)
+    assert world.org.tenant_id not in text and all(a.client_secret not in text for a in world.org.apps.values())
+
+    world.monkeypatch.setenv("GSDP_D365_CLIENT_SECRET", "not-the-secret")
+    check = connection_check(_cfg(), "d365")
+    assert "refused the client secret" in check.error and "not-the-secret" not in check.error
