@@ -16,7 +16,7 @@ from gs_assets.connectors.rest_api.auth import ConnectionAuthError, NeedsReautho
 from gs_assets.connectors.rest_api.client import ApiError, ApiUsage, BudgetExhausted
 from gs_assets.connectors.rest_api.config import RestApiConnection
 from gs_assets.connectors.rest_api.resource import ConnectionSetupError, parse_host_map, rest_client
-from gs_assets.connectors.rest_api.spec import dig
+from gs_assets.connectors.rest_api.spec import dig, render
 
 
 @dataclass
@@ -90,18 +90,24 @@ def check_connection(name: str, conn: RestApiConnection, **client_kwargs: Any) -
         if m is None:
             out.error = str(e)
         else:  # retries ran out (network errors, 5xx, 429): say so without the sync's resume advice
-            out.error = (f"{m.group(1)} on {urlsplit(spec.connection.base_url or '').hostname or 'the API host'} "
+            out.error = (f"{m.group(1)} on {_api_host(spec, conn) or 'the API host'} "
                          f"did not succeed ({m.group(2)}, {m.group(3)} attempts).")
             if re.search(r"Connect|Network|Timeout|ReadError", m.group(2)):
-                out.error += _unreachable_hint(spec)
+                out.error += _unreachable_hint(spec, conn)
     return out
 
 
-def _unreachable_hint(spec) -> str:
+def _api_host(spec, conn: RestApiConnection) -> Optional[str]:
+    """The fixed API host, its {domain} filled from the connection (an org's own host)."""
+    base = spec.connection.base_url
+    return urlsplit(render(base, {"domain": conn.domain or ""})).hostname if base else None
+
+
+def _unreachable_hint(spec, conn: RestApiConnection) -> str:
     from gs_assets.settings import Settings
 
     mapped = parse_host_map(Settings.from_env().rest_host_map)
-    hosts = sorted({urlsplit(spec.connection.base_url).hostname} if spec.connection.base_url else set()) or \
+    hosts = sorted({_api_host(spec, conn)} if spec.connection.base_url else set()) or \
         sorted(e.login_host for e in spec.connection.environments.values())
     where = "; ".join(f"{h} is sent to {mapped[h]} by GSDP_REST_HOST_MAP" for h in hosts if h in mapped)
     return (f" The host could not be reached: check the network, proxy and firewall"

@@ -275,3 +275,15 @@ def test_connection_test_shows_the_organization_without_secrets(world):
     world.monkeypatch.setenv("GSDP_D365_CLIENT_SECRET", "not-the-secret")
     check = connection_check(_cfg(), "d365")
     assert "refused the client secret" in check.error and "not-the-secret" not in check.error
+
+
+def test_an_unreachable_org_host_is_named_as_configured(world):
+    from gs_assets.cli import _cfg
+    from gs_assets.connectors.rest_api.connection_test import connection_check
+    from gs_assets.connectors.rest_api.fakes.harness import free_port
+    dead = f"http://127.0.0.1:{free_port()}"
+    world.monkeypatch.setenv("GSDP_REST_HOST_MAP", f"{world.org.host}={dead},{LOGIN_HOST}={world.server.url}")
+    world.configure()
+    check = connection_check(_cfg(), "d365")
+    assert "on contoso.crm.dynamics.com did not succeed" in check.error, check.error
+    assert f"contoso.crm.dynamics.com is sent to {dead}" in check.error and "could not be reached" in check.error
