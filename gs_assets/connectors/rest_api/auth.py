@@ -28,6 +28,29 @@ log = logging.getLogger("gs_assets.rest_api.auth")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+class _UrlSecretFilter(logging.Filter):
+    """httpx logs every request's URL at INFO: a secret a token URL holds ({tenant_id}) is shown as
+    its placeholder there too."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.names:
+            msg = record.getMessage()
+            hit = [v for v in self.names if v in msg]
+            if hit:
+                for v in hit:
+                    msg = msg.replace(v, "{" + self.names[v] + "}")
+                record.msg, record.args = msg, ()
+        return True
+
+
+_URL_SECRETS = _UrlSecretFilter()
+logging.getLogger("httpx").addFilter(_URL_SECRETS)
+
+
 class ConnectionAuthError(Exception):
     """The connection's credentials were refused: one paragraph naming the connection, the auth
     method and what to fix. Never holds a secret."""
@@ -162,7 +185,10 @@ class Authenticator:
             return f"https://{self.login_host}{url}"
         values = self._hosts()
         if not shown:
-            values.update({k: self.secret(k) for k in self.method.secrets if k in self._secrets})
+            for k in self.method.secrets:
+                if k in self._secrets and "{" + k + "}" in url:
+                    values[k] = self.secret(k)
+                    _URL_SECRETS.names[values[k]] = k
         return render(url, values)
 
     @property

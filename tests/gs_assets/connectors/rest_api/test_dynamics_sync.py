@@ -287,3 +287,17 @@ def test_an_unreachable_org_host_is_named_as_configured(world):
     check = connection_check(_cfg(), "d365")
     assert "on contoso.crm.dynamics.com did not succeed" in check.error, check.error
     assert f"contoso.crm.dynamics.com is sent to {dead}" in check.error and "could not be reached" in check.error
+
+
+def test_no_secret_reaches_the_logs_or_the_warehouse(world, caplog, capsys):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    seed(world.org)
+    world.configure()
+    world.clock.advance(minutes=5)
+    assert world.run("d365_accounts") == 0
+    out, err = capsys.readouterr()
+    app = next(iter(world.org.apps.values()))
+    secrets = [world.org.tenant_id, app.client_secret, *world.org.tokens]
+    for text in (caplog.text, out, err, json.dumps(world.sql("SELECT * FROM gs_ops.syncs"), default=str)):
+        assert not [s for s in secrets if s in text]
