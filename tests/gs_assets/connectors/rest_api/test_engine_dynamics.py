@@ -232,3 +232,16 @@ def test_response_fields_are_columns_but_never_selected(w):
     q = parse_qs(urlsplit(str(w.transport.api("/contacts")[0][0].url)).query)
     assert q["$select"] == ["contactid,_parentcustomerid_value,modifiedon"]
     assert [r[key] for r in pages[0].records.to_pylist()] == [None, "account"]
+
+
+def test_a_dynamics_connection_needs_its_org_domain():
+    from pydantic import ValidationError
+
+    from gs_assets.connectors.rest_api.config import RestApiConnection
+    conn = RestApiConnection.model_validate({"type": "rest_api", "system": "dynamics", "domain": "acme",
+                                             "auth": {"method": "client_credentials"}})
+    assert conn.secret_env("d365") == {"tenant_id": "GSDP_D365_TENANT_ID", "client_id": "GSDP_D365_CLIENT_ID",
+                                       "client_secret": "GSDP_D365_CLIENT_SECRET"}
+    with pytest.raises(ValidationError) as e:
+        RestApiConnection.model_validate({"type": "rest_api", "system": "dynamics", "auth": {"method": "client_credentials"}})
+    assert "set domain (e.g. acme for acme.crm.dynamics.com)" in str(e.value)
