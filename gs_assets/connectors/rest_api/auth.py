@@ -28,6 +28,29 @@ log = logging.getLogger("gs_assets.rest_api.auth")
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+class _UrlSecretFilter(logging.Filter):
+    """httpx logs every request's URL at INFO: a secret a token URL holds ({tenant_id}) is shown as
+    its placeholder there too."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.names:
+            msg = record.getMessage()
+            hit = [v for v in self.names if v in msg]
+            if hit:
+                for v in hit:
+                    msg = msg.replace(v, "{" + self.names[v] + "}")
+                record.msg, record.args = msg, ()
+        return True
+
+
+_URL_SECRETS = _UrlSecretFilter()
+logging.getLogger("httpx").addFilter(_URL_SECRETS)
+
+
 class ConnectionAuthError(Exception):
     """The connection's credentials were refused: one paragraph naming the connection, the auth
     method and what to fix. Never holds a secret."""
@@ -68,9 +91,11 @@ def body_error(body: Any) -> dict[str, str]:
     """error_code / error_message / fields from a vendor error body (Salesforce's JSON array,
     HubSpot's object, OAuth's error/error_description)."""
     first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
+    if isinstance(first, dict) and isinstance(first.get("error"), dict):
+        first = first["error"]  # OData / Microsoft: {"error": {"code": ..., "message": ...}}
     if not isinstance(first, dict):
         return {"error_code": "", "error_message": "", "fields": ""}
-    code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status") if first.get(k)), "")
+    code = next((str(first[k]) for k in ("errorCode", "error", "category", "errorType", "status", "code") if first.get(k)), "")
     msg = " ".join(next((str(first[k]) for k in ("message", "error_description", "description") if first.get(k)), "").split())
     fields = first.get("fields") or []
     return {"error_code": code, "error_message": msg, "fields": ", ".join(map(str, fields)) if isinstance(fields, list) else str(fields)}
@@ -157,16 +182,27 @@ class Authenticator:
             return conn.environments[self.environment].login_host
         return None
 
-    def _fixed_base_url(self) -> Optional[str]:
-        """The spec's base_url, on the login host when it names one (a customer's own instance)."""
-        base = self._account_base_url()
-        return render(base, {"login_host": self.login_host or ""}) if base else None
+    def _hosts(self) -> dict[str, str]:
+        return {"login_host": self.login_host or "", "domain": self.domain or ""}
 
-    def token_url(self) -> str:
+    def _fixed_base_url(self) -> Optional[str]:
+        """The spec's base_url: per account ({domain}) and/or on the login host ({login_host}, a
+        customer's own instance)."""
+        base = self._account_base_url()
+        return render(base, self._hosts()) if base else None
+
+    def token_url(self, shown: bool = False) -> str:
+        """The token endpoint; `shown=True`: as a message may print it (secret placeholders kept)."""
         url = self.method.token_url or ""
         if url.startswith("/"):
             return f"https://{self.login_host}{url}"
-        return render(url, {"login_host": self.login_host or ""})
+        values = self._hosts()
+        if not shown:
+            for k in self.method.secrets:
+                if k in self._secrets and "{" + k + "}" in url:
+                    values[k] = self.secret(k)
+                    _URL_SECRETS.names[values[k]] = k
+        return render(url, values)
 
     @property
     def base_url(self) -> str:
@@ -229,6 +265,7 @@ class Authenticator:
             client_id=client_id.reveal() if client_id and t != "jwt_bearer" else None,
             client_secret=client_secret.reveal() if client_secret and t != "jwt_bearer" else None,
             token_endpoint_auth_method="client_secret_post" if t != "jwt_bearer" else "none",
+            scope=render(self.method.scope, self._hosts()) if self.method.scope else None,
             **self._http_kwargs)
         http.register_compliance_hook("access_token_response", keep)
         http.register_compliance_hook("refresh_token_response", keep)
@@ -253,7 +290,7 @@ class Authenticator:
                 seen.setdefault("body", json_or_none(e.response))
             else:
                 raise ConnectionAuthError(self.connection, self.method_name, (
-                    f"connection {self.connection!r}: could not reach the token endpoint {url} "
+                    f"connection {self.connection!r}: could not reach the token endpoint {self.token_url(shown=True)} "
                     f"({type(e).__name__}); check the environment / domain and the network.")) from None
         except OAuthError as e:  # an OAuth error body: it is in `seen`
             if "status" not in seen:
@@ -261,7 +298,7 @@ class Authenticator:
                     f"connection {self.connection!r}: the token request failed ({type(e).__name__})")) from None
         status = seen.get("status", 0)
         if status >= 400 or not token or "access_token" not in token:
-            self._token_failure(status, seen.get("body"), url)
+            self._token_failure(status, seen.get("body"), self.token_url(shown=True))
         self._access = Secret(token["access_token"])
         acc = self.spec.connection.account_id  # the one non-secret field "test connection" shows (Salesforce `id`)
         if acc is not None and acc.source == "token_response":

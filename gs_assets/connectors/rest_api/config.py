@@ -9,6 +9,7 @@ models for connections of `type: rest_api`.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from datetime import date
 from typing import Any, ClassVar, Literal, Optional, Union
 
@@ -76,8 +77,9 @@ class RestApiConnection(ConnectionBase):
             raise ValueError(f"domain: {self.system}'s API runs on the customer's own instance; set domain (e.g. acme "
                              f"for {spec.connection.custom_domain.format(domain='acme')})")
         if self.domain is None and "{domain}" in (spec.connection.base_url or ""):
+            example = urlsplit(spec.connection.base_url.format(domain="acme")).hostname
             raise ValueError(f"domain: {self.system}'s API host is per account ({spec.connection.base_url}); set "
-                             f"domain (e.g. acme for {spec.connection.base_url.format(domain='acme')})")
+                             f"domain (e.g. acme for {example})")
         methods = spec.connection.auth_methods
         if self.auth.method not in methods:
             raise ValueError(f"auth.method: {self.system} offers {', '.join(methods)}, not {self.auth.method!r}")

@@ -100,10 +100,10 @@ def check_connection(name: str, conn: RestApiConnection, **client_kwargs: Any) -
 def _base_url(conn: RestApiConnection) -> Optional[str]:
     """The spec's base URL, on the connection's own host when it names the login host (ServiceNow)."""
     c = conn.spec.connection
-    if c.base_url and "{login_host}" in c.base_url:
+    if c.base_url and ("{login_host}" in c.base_url or "{domain}" in c.base_url):
         host = (render(c.custom_domain, {"domain": conn.domain}) if conn.domain and c.custom_domain else
                 c.environments[conn.environment_name].login_host if conn.environment_name else "")
-        return render(c.base_url, {"login_host": host})
+        return render(c.base_url, {"login_host": host, "domain": conn.domain or ""})
     return c.base_url
 
 

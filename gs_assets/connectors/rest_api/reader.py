@@ -70,7 +70,7 @@ def needed_columns(cfg: PlatformConfig, connection: str, source_object: str, str
 
 def discovered_fields(client, stream: BoundStream) -> list[FieldInfo]:
     if stream.spec.field_discovery is None:
-        return [FieldInfo(name) for name in stream.spec.fields]
+        return [FieldInfo(name) for name in [*stream.spec.fields, *stream.spec.response_fields]]
     return discover_fields(client, stream)
 
 

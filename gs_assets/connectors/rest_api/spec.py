@@ -46,7 +46,11 @@ class AuthMethod(_Strict):
     type: AuthType
     description: str = ""
     secrets: list[str] = Field(default_factory=list, description="secret names this method needs (values come from env vars)")
-    token_url: Optional[str] = Field(None, description="token endpoint: absolute, or a path on the login host")
+    token_url: Optional[str] = Field(None, description=(
+        "token endpoint: absolute, or a path on the login host; may name {login_host}, {domain} and the "
+        "method's secrets ({tenant_id}), which messages show as the placeholder, never the value"))
+    scope: Optional[str] = Field(None, description=(
+        "OAuth scope sent with the token request; may name {login_host} and {domain} (Dataverse: the org URL + /.default)"))
     token_lifetime_seconds: Optional[int] = Field(
         None, description="when the token response gives no expires_in: assumed lifetime (None = refresh only on the refresh rule)")
     refresh_margin_seconds: int = Field(300, ge=0, description="refresh this long before the token expires")
@@ -266,6 +270,10 @@ class StreamSpec(_Strict):
     paginator: PaginatorSpec = Field(default_factory=PaginatorSpec)
     primary_key: str
     fields: list[str] = Field(default_factory=list, description="fixed fields (when there is no discovery)")
+    response_fields: list[str] = Field(default_factory=list, description=(
+        "fields the response carries without being asked for (OData annotations such as "
+        "_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname): described and always a column, "
+        "never put into the {fields} list"))
     field_discovery: Optional[FieldDiscovery] = None
     fields_param_separator: str = ","
     incremental: Optional[IncrementalSpec] = None
@@ -347,6 +355,8 @@ def dig(data: Any, path: Optional[str], default: Any = None) -> Any:
     """`a.b.0.c` into nested dicts / lists; '' or None is the data itself."""
     if not path:
         return data
+    if isinstance(data, dict) and path in data:
+        return data[path]  # a key holding dots (OData's "@odata.nextLink")
     cur = data
     for part in path.split("."):
         if isinstance(cur, dict):

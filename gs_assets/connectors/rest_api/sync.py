@@ -128,7 +128,7 @@ def discover_fields(client: RestClient, stream: BoundStream) -> list[FieldInfo]:
     """The stream's fields as the source describes them now (each run, for schema drift)."""
     s = stream.spec
     if s.field_discovery is None:
-        return [FieldInfo(f) for f in s.fields]
+        return [FieldInfo(f) for f in [*s.fields, *s.response_fields]]
     fd = s.field_discovery
     data = client.get_json(fd.request, {"object": stream.object})
     out = []
@@ -242,8 +242,9 @@ def read_stream(client: RestClient, stream: BoundStream, *, fields: list[FieldIn
     tracker = _Tracker(inc, state if mode != "window" else None)
     base_state = state  # window mode: every page carries the state it was given
     shifted, frozen = False, None  # the result shifted under offset paging: pages keep the state before
-    values: dict[str, Any] = {"object": stream.object, "fields": s.fields_param_separator.join(names),
-                              "field_list": names}
+    asked = [n for n in names if n not in s.response_fields]
+    values: dict[str, Any] = {"object": stream.object, "fields": s.fields_param_separator.join(asked),
+                              "field_list": asked}
     n = 0
     read_at: set[tuple[str, str]] = set()  # (pk, cursor) read by this sync, for dedupe_pages
 
