@@ -19,6 +19,10 @@ from gs_assets.demo import local_databases
 from gs_assets.demo.local_databases import LocalDatabaseError, LocalMariaDB, LocalPostgres
 from tests.sql_servers import reap_stale_roots
 
+# Servers started, stopped and restarted on their own: the full suite (CI) runs these; every SQL test in
+# the fast lane uses the servers anyway.
+pytestmark = pytest.mark.slow
+
 
 def _answers(port: int) -> bool:
     try:

@@ -34,6 +34,9 @@ from tests.conftest import REPO
 from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
 from tests.memory import run_and_measure
 
+# Fault drills: the full suite (CI) runs them (the kill -9 one with the drills), the fast lane does not.
+pytestmark = pytest.mark.slow
+
 T0 = datetime(2025, 3, 1, 9, 0, 0)
 N = 300
 MAX = T0 + timedelta(seconds=N)  # the cursor's maximum when the sync starts

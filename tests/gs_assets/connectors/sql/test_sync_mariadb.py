@@ -17,6 +17,9 @@ import pytest
 from gs_assets.connectors.incremental import Window
 from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
 
+# The PostgreSQL twin of these tests runs in the fast lane; the full suite (CI) runs these too.
+pytestmark = pytest.mark.slow
+
 T0 = datetime(2025, 1, 1, 12, 0, 0)
 
 SUBS = {"id": "external_id", "product": "product", "quantity": "quantity", "mrr": "mrr", "starts_on": "start_date"}

@@ -14,6 +14,9 @@ from tests.gs_assets.connectors.sql.redshift_front import RedshiftFront
 from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
 from tests.gs_assets.connectors.sql.test_sync_postgresql import SUBS, _job, _objects_yaml, _subs_table
 
+# Through a relay on the PostgreSQL server: the full suite (CI) runs them, the fast lane does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def front(pg_database):

@@ -21,6 +21,9 @@ from cryptography.x509.oid import NameOID
 from gs_assets.demo.local_databases import LocalPostgres
 from tests.gs_assets.connectors.sql.sql_harness import SqlHarness, sql_job
 
+# A PostgreSQL server of its own: the full suite (CI) runs them, the fast lane does not.
+pytestmark = pytest.mark.slow
+
 OBJECTS = """
 custom_objects:
   sub__gc:
