@@ -10,14 +10,16 @@ committed (the kind writes it in the landing's transaction, gs_ops.syncs).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import dagster as dg
 
 from gs_assets.dagster_jobs import job_asset_job_name
 from gs_assets.engine.pipeline import LandResult
+from gs_assets.engine.warehouse_setup import ensure_tables
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,30 @@ def window_of(conn: Resyncable, first: str, last: str) -> Optional[Window]:
     start = pdef.time_window_for_partition_key(first).start
     end = pdef.time_window_for_partition_key(last).end
     return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+
+
+def synced_source_asset(cfg, conn: Resyncable, *, key: dg.AssetKey, group: str, kinds: set[str], description: str,
+                        metadata: dict[str, Any], resource_key: str,
+                        sync: Callable[..., dict[str, Any]]) -> dg.AssetsDefinition:
+    """The source asset of an incrementally synced stream or dataset, time-partitioned by the
+    connection's re-sync windows. `sync(context, warehouse, resource, first, last)` syncs the run's
+    partition range and gives the materialization's metadata, with "error" when it failed (the run
+    fails with that paragraph; what committed stays)."""
+
+    @dg.asset(key=key, partitions_def=partitions_def(conn),
+              backfill_policy=dg.BackfillPolicy.single_run(),  # a backfill re-syncs its whole range as one window
+              group_name=group, kinds=kinds, pool="warehouse", description=description, metadata=metadata,
+              required_resource_keys={"warehouse", resource_key})
+    def _sync(context) -> dg.MaterializeResult:
+        warehouse = context.resources.warehouse
+        ensure_tables(warehouse, cfg.model)
+        r = context.partition_key_range
+        meta = sync(context, warehouse, getattr(context.resources, resource_key), r.start, r.end)
+        if "error" in meta:
+            raise dg.Failure(description=meta.pop("error"), metadata=meta)
+        return dg.MaterializeResult(metadata=meta)
+
+    return _sync
 
 
 def _latest_partition(conn: Resyncable):

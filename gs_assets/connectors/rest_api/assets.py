@@ -15,13 +15,12 @@ import dagster as dg
 
 from gs_assets.config.loader import PlatformConfig
 from gs_assets.connectors.incremental import (current_key, partitions_def, sync_schedules,  # noqa: F401  (re-exported)
-                                              window_of)
+                                              synced_source_asset, window_of)
 from gs_assets.connectors.rest_api.auth import ConnectionAuthError
 from gs_assets.connectors.rest_api.config import RestApiConnection
 from gs_assets.connectors.rest_api.reader import SyncFailed, bound_stream, outcome_metadata, sync_stream
 from gs_assets.connectors.rest_api.resource import ConnectionSetupError, RestApiResource
 from gs_assets.engine.pipeline import jobs_reading
-from gs_assets.engine.warehouse_setup import ensure_tables
 from resources.warehouse import Warehouse
 
 
@@ -81,27 +80,15 @@ def build_stream_asset(cfg: PlatformConfig, stream: Stream) -> dg.AssetsDefiniti
             + f"the latest partition syncs now, an earlier one re-syncs its {conn.resync_window} window. "
             f"Read by job(s): {', '.join(j.name for j in jobs)}.")
 
-    def _sync(context: dg.AssetExecutionContext, warehouse: Warehouse, rest_api: RestApiResource) -> dg.MaterializeResult:
-        ensure_tables(warehouse, cfg.model)
-        r = context.partition_key_range
-        meta = sync_partition(context, cfg, warehouse, rest_api, stream.connection, stream.name, r.start, r.end)
-        if "error" in meta:
-            raise dg.Failure(description=meta.pop("error"), metadata=meta)
-        return dg.MaterializeResult(metadata=meta)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.asset(
-            key=stream.key,
-            partitions_def=partitions_def(conn),
-            backfill_policy=dg.BackfillPolicy.single_run(),  # a backfill re-syncs its whole range as one window
-            group_name=stream.connection,
-            kinds={conn.system, "api"},
-            pool="warehouse",
-            description=desc,
+        return synced_source_asset(
+            cfg, conn, key=stream.key, group=stream.connection, kinds={conn.system, "api"}, description=desc,
             metadata={"system": conn.system, "stream": bound.name, "object": bound.object,
                       "environment": conn.environment_name or "", "jobs": ", ".join(j.name for j in jobs)},
-        )(_sync)
+            resource_key="rest_api",
+            sync=lambda context, warehouse, rest_api, first, last: sync_partition(
+                context, cfg, warehouse, rest_api, stream.connection, stream.name, first, last))
 
 
 def build_sync_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:

@@ -14,12 +14,11 @@ from typing import Any, Optional
 import dagster as dg
 
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.connectors.incremental import outcome_metadata, partitions_def, sync_schedules, window_of
+from gs_assets.connectors.incremental import outcome_metadata, sync_schedules, synced_source_asset, window_of
 from gs_assets.connectors.sql.config import SqlConnection
 from gs_assets.connectors.sql.reader import source_of, sync_dataset
 from gs_assets.connectors.sql.resource import ConnectionSetupError, SqlResource
 from gs_assets.engine.pipeline import jobs_reading
-from gs_assets.engine.warehouse_setup import ensure_tables
 from resources.warehouse import Warehouse
 
 
@@ -78,27 +77,15 @@ def build_dataset_asset(cfg: PlatformConfig, ds: Dataset) -> dg.AssetsDefinition
             + f"the latest partition syncs now, an earlier one re-syncs its {conn.resync_window} window. "
             f"Read by job(s): {', '.join(j.name for j in jobs)}.")
 
-    def _sync(context: dg.AssetExecutionContext, warehouse: Warehouse, sql: SqlResource) -> dg.MaterializeResult:
-        ensure_tables(warehouse, cfg.model)
-        r = context.partition_key_range
-        meta = sync_partition(context, cfg, warehouse, sql, ds.connection, ds.name, r.start, r.end)
-        if "error" in meta:
-            raise dg.Failure(description=meta.pop("error"), metadata=meta)
-        return dg.MaterializeResult(metadata=meta)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.asset(
-            key=ds.key,
-            partitions_def=partitions_def(conn),
-            backfill_policy=dg.BackfillPolicy.single_run(),
-            group_name=ds.connection,
-            kinds={conn.system, "sql"},
-            pool="warehouse",
-            description=desc,
+        return synced_source_asset(
+            cfg, conn, key=ds.key, group=ds.connection, kinds={conn.system, "sql"}, description=desc,
             metadata={"system": conn.system, "dataset": src.table or "query", "primary_key": ", ".join(src.primary_key),
                       "cursor": cur.column if cur else "", "jobs": ", ".join(j.name for j in jobs)},
-        )(_sync)
+            resource_key="sql",
+            sync=lambda context, warehouse, sql, first, last: sync_partition(
+                context, cfg, warehouse, sql, ds.connection, ds.name, first, last))
 
 
 def build_sync_schedules(cfg: PlatformConfig) -> list[dg.ScheduleDefinition]:
