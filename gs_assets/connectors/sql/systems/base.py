@@ -54,9 +54,15 @@ class SqlSystem(ABC):
     def connect(self) -> None:
         """Open the session; raise ConnectFailed with what to do (no secret in it)."""
 
-    @abstractmethod
     def close(self) -> None:
-        """End the snapshot (never committing anything) and close."""
+        """End the snapshot (never committing anything) and close. This default serves a DB-API
+        session kept in `self.db`; a system with another kind of session overrides it."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            try:
+                db.rollback()
+            finally:
+                db.close()
 
     def __enter__(self) -> "SqlSystem":
         self.connect()

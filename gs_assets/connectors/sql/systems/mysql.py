@@ -65,14 +65,6 @@ class MySQL(SqlSystem):
             kw["ssl"] = ssl
         return pymysql.connect(**kw)
 
-    def close(self) -> None:
-        db = getattr(self, "db", None)
-        if db is not None:
-            try:
-                db.rollback()
-            finally:
-                db.close()
-
     def begin_snapshot(self) -> None:
         # The clock and the oldest open transaction are read just BEFORE the snapshot: a transaction that
         # is open then may commit after the snapshot began (its rows not in it), so the upper bound must

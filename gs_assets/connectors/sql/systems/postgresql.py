@@ -62,14 +62,6 @@ class PostgreSQL(SqlSystem):
         except psycopg.OperationalError as e:
             raise self.failed("cannot connect", e, _hint(str(e))) from None
 
-    def close(self) -> None:
-        db = getattr(self, "db", None)
-        if db is not None:
-            try:
-                db.rollback()
-            finally:
-                db.close()
-
     def begin_snapshot(self) -> None:
         # The clock and the oldest open transaction are read just BEFORE the snapshot (in a transaction of
         # their own): a transaction open then may commit after the snapshot began, its rows not in it, so the
