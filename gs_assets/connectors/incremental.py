@@ -101,6 +101,16 @@ def synced_source_asset(cfg, conn: Resyncable, *, key: dg.AssetKey, group: str, 
     return _sync
 
 
+def discover_latest(cfg, job, resources) -> list[str]:
+    """A Kind's `discover` for a synced source: its one unit is the latest partition ("sync now")."""
+    return [current_key(cfg.connections[job.connection])]
+
+
+def cursor_moves_with_the_landing(warehouse, cfg, resources, destination, log) -> None:
+    """A Kind's `after_commit` for a synced source: nothing to finish, its cursor is the ledger's
+    (gs_ops.syncs), moved in each landing's transaction."""
+
+
 def _latest_partition(conn: Resyncable):
     def _tick(context: dg.ScheduleEvaluationContext):
         return dg.RunRequest(partition_key=current_key(conn))

@@ -9,25 +9,17 @@ the cursor advances when a load commits and nothing is left to do after the obje
 from __future__ import annotations
 
 from gs_assets.config.loader import PlatformConfig
+from gs_assets.connectors.incremental import cursor_moves_with_the_landing, discover_latest
 from gs_assets.connectors.kind import Kind
-from gs_assets.connectors.rest_api.assets import (build_stream_asset, build_sync_schedules, current_key, streams,
-                                                  sync_partition)
+from gs_assets.connectors.rest_api.assets import build_stream_asset, build_sync_schedules, streams, sync_partition
 from gs_assets.connectors.rest_api.config import RestApiConnection, RestSource
 from gs_assets.connectors.rest_api.connection_test import connection_check
 from gs_assets.connectors.rest_api.resource import rest_resource_from_env
 from gs_assets.dagster_jobs import build_source_job
 
 
-def _discover(cfg: PlatformConfig, job, resources) -> list[str]:
-    return [current_key(cfg.connections[job.connection])]
-
-
 def _land(context, cfg: PlatformConfig, warehouse, resources, connection: str, source_object: str, key: str) -> dict:
     return sync_partition(context, cfg, warehouse, resources["rest_api"], connection, source_object, key)
-
-
-def _after_commit(warehouse, cfg, resources, destination, log) -> None:
-    """Nothing to finish: a stream's cursor is the ledger's (gs_ops.syncs), moved by the landing."""
 
 
 def _jobs(cfg: PlatformConfig) -> list:
@@ -43,9 +35,9 @@ REST_API = Kind(
     description="REST APIs of SaaS systems (one spec file per system: Salesforce, HubSpot, ...)",
     connection_model=RestApiConnection,
     source_model=RestSource,
-    discover=_discover,
+    discover=discover_latest,
     land=_land,
-    after_commit=_after_commit,
+    after_commit=cursor_moves_with_the_landing,
     partitions_name=lambda connection, source_object: None,  # time windows, not dynamic partitions
     nothing_to_load=_nothing_to_load,
     test_connection=connection_check,

@@ -11,7 +11,7 @@ objects apply it.
 from __future__ import annotations
 
 from gs_assets.config.loader import PlatformConfig
-from gs_assets.connectors.incremental import current_key
+from gs_assets.connectors.incremental import cursor_moves_with_the_landing, discover_latest
 from gs_assets.connectors.kind import Kind
 from gs_assets.connectors.sql.assets import build_dataset_asset, build_sync_schedules, datasets, sync_partition
 from gs_assets.connectors.sql.config import SqlConnection, SqlSource
@@ -20,16 +20,8 @@ from gs_assets.connectors.sql.resource import SqlResource
 from gs_assets.dagster_jobs import build_source_job
 
 
-def _discover(cfg: PlatformConfig, job, resources) -> list[str]:
-    return [current_key(cfg.connections[job.connection])]
-
-
 def _land(context, cfg: PlatformConfig, warehouse, resources, connection: str, source_object: str, key: str) -> dict:
     return sync_partition(context, cfg, warehouse, resources["sql"], connection, source_object, key)
-
-
-def _after_commit(warehouse, cfg, resources, destination, log) -> None:
-    """Nothing to finish: a dataset's cursor is the ledger's (gs_ops.syncs), moved by the landing."""
 
 
 def _jobs(cfg: PlatformConfig) -> list:
@@ -45,9 +37,9 @@ SQL = Kind(
     description="databases and warehouses (PostgreSQL, MySQL/MariaDB, Redshift, Snowflake, BigQuery)",
     connection_model=SqlConnection,
     source_model=SqlSource,
-    discover=_discover,
+    discover=discover_latest,
     land=_land,
-    after_commit=_after_commit,
+    after_commit=cursor_moves_with_the_landing,
     partitions_name=lambda connection, source_object: None,  # time windows, not dynamic partitions
     nothing_to_load=_nothing_to_load,
     test_connection=connection_check,
